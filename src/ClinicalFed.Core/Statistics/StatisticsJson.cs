@@ -44,7 +44,7 @@ internal static class StatisticsJson
                 writer.WriteNumber("count", feature.Count);
                 writer.WriteNumber("missing", feature.Missing);
                 // Utf8JsonWriter writes the shortest round-trippable form, so sums survive exactly.
-                writer.WriteNumber("sum", (float)feature.Sum);
+                writer.WriteNumber("sum", feature.Sum);
                 writer.WriteNumber("sum_of_squares", feature.SumOfSquares);
                 WriteNullableNumber(writer, "min", feature.Min);
                 WriteNullableNumber(writer, "max", feature.Max);

@@ -1,0 +1,83 @@
+using System.Text.Json;
+using ClinicalFed.Cdm.Io;
+using ClinicalFed.Cdm.Model;
+
+namespace ClinicalFed.Cdm.Features;
+
+/// <summary>Reads a site's CDM folder (as written by <c>clinicalfed convert</c>) streaming, resource type by type.</summary>
+public sealed class CdmStore
+{
+    public string Directory { get; }
+
+    public CdmStore(string directory)
+    {
+        Directory = directory;
+        if (!System.IO.Directory.Exists(directory)) throw new CdmException($"{directory}: no such CDM folder");
+        if (!File.Exists(Path.Combine(directory, CdmWriter.ReportFileName)))
+            throw new CdmException($"{directory}: no {CdmWriter.ReportFileName}, so this is not a complete ClinicalFed CDM (was the conversion interrupted?)");
+    }
+
+    public string PathOf(CdmResourceType type) => Path.Combine(Directory, CdmResourceTypes.FileName(type));
+
+    /// <summary>Calls <paramref name="onResource"/> for every resource of a type; the reader's pool interns repeated
+    /// strings. A malformed line in a CDM is an error naming the file and line.</summary>
+    public void Read(CdmResourceType type, Action<FhirReadResult> onResource, FhirResourceReader? reader = null, Action<double>? progress = null)
+    {
+        var path = PathOf(type);
+        if (!File.Exists(path)) return;
+        reader ??= new FhirResourceReader();
+        long length = new FileInfo(path).Length;
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        using var lr = new NdjsonLineReader(fs.Length >= 2 && IsGzip(fs) ? new System.IO.Compression.GZipStream(fs, System.IO.Compression.CompressionMode.Decompress, leaveOpen: true) : fs);
+        long lastReport = 0;
+        while (lr.TryReadLine(out var line))
+        {
+            if (line.IsEmpty) continue;
+            try { onResource(reader.Read(line)); }
+            catch (Exception e) when (e is JsonException or FhirReadException or InvalidOperationException or FormatException)
+            {
+                throw new CdmException($"{path}: line {lr.LineNumber}: {e.Message}", e);
+            }
+            if (progress is not null && lr.LineNumber - lastReport > 50_000)
+            {
+                lastReport = lr.LineNumber;
+                progress((double)fs.Position / Math.Max(1, length));
+            }
+        }
+    }
+
+    private static bool IsGzip(FileStream fs)
+    {
+        int a = fs.ReadByte(), b = fs.ReadByte();
+        fs.Position = 0;
+        return a == 0x1f && b == 0x8b;
+    }
+
+    public List<CdmPatient> Patients()
+    {
+        var list = new List<CdmPatient>();
+        Read(CdmResourceType.Patient, r => { if (r.Patient is { } p) list.Add(p); });
+        return list;
+    }
+
+    public List<CdmEncounter> Encounters()
+    {
+        var list = new List<CdmEncounter>();
+        Read(CdmResourceType.Encounter, r => { if (r.Encounter is { } e) list.Add(e); });
+        return list;
+    }
+
+    public List<CdmCondition> Conditions()
+    {
+        var list = new List<CdmCondition>();
+        Read(CdmResourceType.Condition, r => { if (r.Condition is { } c) list.Add(c); });
+        return list;
+    }
+
+    public List<CdmMedicationRequest> MedicationRequests()
+    {
+        var list = new List<CdmMedicationRequest>();
+        Read(CdmResourceType.MedicationRequest, r => { if (r.MedicationRequest is { } m) list.Add(m); });
+        return list;
+    }
+}
