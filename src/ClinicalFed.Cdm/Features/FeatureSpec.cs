@@ -134,6 +134,8 @@ public sealed record FeatureSpec
                 e.Add($"columns[{i}] ({c.Name}): measurement '{c.Measurement}' is not defined in measurements");
             if (c.Kind is "encounter-type" or "prior-visits" or "charlson-condition" or "primary-diagnosis-chapter" or "medication" or "reported-count" or "discharge-disposition" && c.Code is null && c.Codes is null)
                 e.Add($"columns[{i}] ({c.Name}): kind '{c.Kind}' needs code or codes");
+            if (c.Kind == "charlson-condition" && !Enum.TryParse<Terminology.CharlsonCondition>(c.Code, out _))
+                e.Add($"columns[{i}] ({c.Name}): '{c.Code}' is not a Charlson condition ({string.Join(", ", Enum.GetNames<Terminology.CharlsonCondition>())})");
         }
         if (Columns.Count == 0) e.Add("columns: at least one column is required");
         return e;

@@ -84,6 +84,7 @@ internal sealed class ReadmissionFeatureExtractor(FeatureSpec spec)
 
         var cols = spec.Columns.ToArray();
         var measIndex = cols.Select(c => c.Measurement is null ? -1 : spec.Measurements.ToList().FindIndex(m => m.Name == c.Measurement)).ToArray();
+        var colCharlson = cols.Select(c => c.Kind == "charlson-condition" ? Enum.Parse<CharlsonCondition>(c.Code!) : (CharlsonCondition?)null).ToArray();
         var row = new float[cols.Length];
         var missing = new long[cols.Length];
         var measuredRows = new long[resolver.Count];
@@ -132,7 +133,7 @@ internal sealed class ReadmissionFeatureExtractor(FeatureSpec spec)
                     "acute-admission" => IsAcute(e, history) ? 1 : 0,
                     "prior-visits" => Reported(ix, col) ?? history.Count(o => o.Id != e.Id && o.Class == col.Code && o.End is { } oe && oe <= start && o.Start >= start.AddDays(-365)),
                     "charlson-index" => charlson.Index,
-                    "charlson-condition" => charlson.Conditions.Contains(Enum.Parse<CharlsonCondition>(col.Code!)) ? 1 : 0,
+                    "charlson-condition" => charlson.Conditions.Contains(colCharlson[c]!.Value) ? 1 : 0,
                     "diagnosis-count" => Reported(ix, col) ?? ownDx.Count,
                     "primary-diagnosis-chapter" => primaryChapter == col.Code ? 1 : 0,
                     "last" => ix.Last[m],

@@ -76,20 +76,23 @@ public static class FhirDateTime
             }
             TimeSpan offset;
             if (p < s.Length && s[p] == 'Z' && p + 1 == s.Length) offset = TimeSpan.Zero;
-            else if (p + 6 == s.Length && (s[p] == '+' || s[p] == '-') && s[p + 3] == ':' && D2(s, p + 1, out int oh) && D2(s, p + 4, out int om))
+            else if (p + 6 == s.Length && (s[p] == '+' || s[p] == '-') && s[p + 3] == ':' && D2(s, p + 1, out int oh) && D2(s, p + 4, out int om) && om <= 59)
                 offset = new TimeSpan(s[p] == '-' ? -oh : oh, s[p] == '-' ? -om : om, 0);
             else return false;
-            if (mo is < 1 or > 12 || d < 1 || d > DateTime.DaysInMonth(y, mo) || h > 23 || mi > 59 || sec > 59 || Math.Abs(offset.TotalHours) > 14)
+            if (y < 1 || mo is < 1 or > 12 || d < 1 || d > DateTime.DaysInMonth(y, mo) || h > 23 || mi > 59 || sec > 59 || Math.Abs(offset.TotalHours) > 14)
                 return false;
-            value = new DateTimeOffset(y, mo, d, h, mi, sec, offset).AddTicks(ticks);
+            var local = new DateTime(y, mo, d, h, mi, sec).AddTicks(ticks);
+            long utcTicks = local.Ticks - offset.Ticks; // year 1 with a positive offset, or 9999 with a negative one, is outside DateTimeOffset's range
+            if (utcTicks < DateTime.MinValue.Ticks || utcTicks > DateTime.MaxValue.Ticks) return false;
+            value = new DateTimeOffset(local, offset);
             return true;
         }
-        if (s.Length == 10 && s[4] == '-' && s[7] == '-' && D4(s, 0, out int yy) && D2(s, 5, out int mm) && D2(s, 8, out int dd) && mm is >= 1 and <= 12 && dd >= 1 && dd <= DateTime.DaysInMonth(yy, mm))
+        if (s.Length == 10 && s[4] == '-' && s[7] == '-' && D4(s, 0, out int yy) && yy >= 1 && D2(s, 5, out int mm) && D2(s, 8, out int dd) && mm is >= 1 and <= 12 && dd >= 1 && dd <= DateTime.DaysInMonth(yy, mm))
         {
             value = new DateTimeOffset(yy, mm, dd, 0, 0, 0, TimeSpan.Zero);
             return true;
         }
-        if (s.Length == 7 && s[4] == '-' && D4(s, 0, out int y7) && D2(s, 5, out int m7) && m7 is >= 1 and <= 12)
+        if (s.Length == 7 && s[4] == '-' && D4(s, 0, out int y7) && y7 >= 1 && D2(s, 5, out int m7) && m7 is >= 1 and <= 12)
         {
             value = new DateTimeOffset(y7, m7, 1, 0, 0, 0, TimeSpan.Zero);
             return true;

@@ -79,41 +79,44 @@ public sealed class FhirResourceReader
         {
             var name = r.HasValueSequence || r.ValueIsEscaped ? Encoding.UTF8.GetBytes(r.GetString()!) : r.ValueSpan;
             r.Read();
-            if (name.SequenceEqual("resourceType"u8)) resourceType = Str(ref r);
-            else if (name.SequenceEqual("id"u8)) id = RawStr(ref r);
-            else if (name.SequenceEqual("status"u8)) status = Str(ref r);
-            else if (name.SequenceEqual("code"u8)) ReadCodeableConcept(ref r, _codings);
-            else if (name.SequenceEqual("subject"u8) || name.SequenceEqual("patient"u8)) subject = ReadReference(ref r);
-            else if (name.SequenceEqual("encounter"u8) || name.SequenceEqual("context"u8)) encounter = ReadReference(ref r);
-            else if (name.SequenceEqual("effectiveDateTime"u8) || name.SequenceEqual("effectiveInstant"u8)) effective = Date(ref r, "effectiveDateTime");
-            else if (name.SequenceEqual("effectivePeriod"u8)) ReadPeriod(ref r, out effective, out _);
-            else if (name.SequenceEqual("valueQuantity"u8)) ReadQuantity(ref r, out value, out unit);
-            else if (name.SequenceEqual("valueCodeableConcept"u8)) valueCode = FirstCoding(ref r);
-            else if (name.SequenceEqual("valueBoolean"u8)) valueBool = r.TokenType == JsonTokenType.True ? true : r.TokenType == JsonTokenType.False ? false : throw new FhirReadException("valueBoolean is not a boolean");
-            else if (name.SequenceEqual("valueInteger"u8)) value = r.GetDecimal();
-            else if (name.SequenceEqual("category"u8)) category ??= FirstCode(ref r);
-            else if (name.SequenceEqual("component"u8)) ReadComponents(ref r);
-            else if (name.SequenceEqual("interpretation"u8)) interpretation = FirstCode(ref r);
-            else if (name.SequenceEqual("gender"u8)) gender = Str(ref r);
-            else if (name.SequenceEqual("birthDate"u8)) birth = BirthDate(ref r);
-            else if (name.SequenceEqual("deceasedDateTime"u8)) deceased = Date(ref r, "deceasedDateTime");
-            else if (name.SequenceEqual("class"u8)) cls = ReadCodingCode(ref r);
-            else if (name.SequenceEqual("type"u8)) ReadCodeableConceptArray(ref r, _types);
-            else if (name.SequenceEqual("priority"u8)) priority = FirstCode(ref r);
-            else if (name.SequenceEqual("period"u8)) ReadPeriod(ref r, out start, out end);
-            else if (name.SequenceEqual("hospitalization"u8)) ReadHospitalization(ref r, out admitSource, out discharge);
-            else if (name.SequenceEqual("serviceProvider"u8)) serviceProvider = ReadReference(ref r);
-            else if (name.SequenceEqual("partOf"u8)) partOf = ReadReference(ref r);
-            else if (name.SequenceEqual("onsetDateTime"u8)) onset = Date(ref r, "onsetDateTime");
-            else if (name.SequenceEqual("onsetPeriod"u8)) ReadPeriod(ref r, out onset, out _);
-            else if (name.SequenceEqual("recordedDate"u8)) recorded = Date(ref r, "recordedDate");
-            else if (name.SequenceEqual("clinicalStatus"u8)) clinicalStatus = FirstCode(ref r);
-            else if (name.SequenceEqual("intent"u8)) intent = Str(ref r);
-            else if (name.SequenceEqual("medicationCodeableConcept"u8)) medication = FirstCoding(ref r);
-            else if (name.SequenceEqual("medicationReference"u8)) { hasMedicationReference = true; r.Skip(); }
-            else if (name.SequenceEqual("authoredOn"u8)) authored = Date(ref r, "authoredOn");
-            else if (name.SequenceEqual("extension"u8)) ReadExtensions(ref r, ref rank, ref doseChange, ref icuAdmission);
-            else r.Skip();
+            switch (PropertyOf(name))
+            {
+                case Prop.ResourceType: resourceType = Str(ref r); break;
+                case Prop.Id: id = RawStr(ref r); break;
+                case Prop.Status: status = Str(ref r); break;
+                case Prop.Code: ReadCodeableConcept(ref r, _codings); break;
+                case Prop.Subject: case Prop.Patient: subject = ReadReference(ref r); break;
+                case Prop.Encounter: case Prop.Context: encounter = ReadReference(ref r); break;
+                case Prop.EffectiveDateTime: case Prop.EffectiveInstant: effective = Date(ref r, "effectiveDateTime"); break;
+                case Prop.EffectivePeriod: ReadPeriod(ref r, out effective, out _); break;
+                case Prop.ValueQuantity: ReadQuantity(ref r, out value, out unit); break;
+                case Prop.ValueCodeableConcept: valueCode = FirstCoding(ref r); break;
+                case Prop.ValueBoolean: valueBool = r.TokenType == JsonTokenType.True ? true : r.TokenType == JsonTokenType.False ? false : throw new FhirReadException("valueBoolean is not a boolean"); break;
+                case Prop.ValueInteger: value = r.GetDecimal(); break;
+                case Prop.Category: category ??= FirstCode(ref r); break;
+                case Prop.Component: ReadComponents(ref r); break;
+                case Prop.Interpretation: interpretation = FirstCode(ref r); break;
+                case Prop.Gender: gender = Str(ref r); break;
+                case Prop.BirthDate: birth = BirthDate(ref r); break;
+                case Prop.DeceasedDateTime: deceased = Date(ref r, "deceasedDateTime"); break;
+                case Prop.Class: cls = ReadCodingCode(ref r); break;
+                case Prop.Type: ReadCodeableConceptArray(ref r, _types); break;
+                case Prop.Priority: priority = FirstCode(ref r); break;
+                case Prop.Period: ReadPeriod(ref r, out start, out end); break;
+                case Prop.Hospitalization: ReadHospitalization(ref r, out admitSource, out discharge); break;
+                case Prop.ServiceProvider: serviceProvider = ReadReference(ref r); break;
+                case Prop.PartOf: partOf = ReadReference(ref r); break;
+                case Prop.OnsetDateTime: onset = Date(ref r, "onsetDateTime"); break;
+                case Prop.OnsetPeriod: ReadPeriod(ref r, out onset, out _); break;
+                case Prop.RecordedDate: recorded = Date(ref r, "recordedDate"); break;
+                case Prop.ClinicalStatus: clinicalStatus = FirstCode(ref r); break;
+                case Prop.Intent: intent = Str(ref r); break;
+                case Prop.MedicationCodeableConcept: medication = FirstCoding(ref r); break;
+                case Prop.MedicationReference: hasMedicationReference = true; r.Skip(); break;
+                case Prop.AuthoredOn: authored = Date(ref r, "authoredOn"); break;
+                case Prop.Extension: ReadExtensions(ref r, ref rank, ref doseChange, ref icuAdmission); break;
+                default: r.Skip(); break;
+            }
         }
         if (r.TokenType != JsonTokenType.EndObject) throw new JsonException("unexpected token " + r.TokenType);
 
@@ -199,6 +202,85 @@ public sealed class FhirResourceReader
                 break;
         }
         return res;
+    }
+
+    private enum Prop { None, Subject, Patient, Encounter, Context, EffectiveDateTime, EffectiveInstant, ResourceType, Id, Status, Code, EffectivePeriod, ValueQuantity, ValueCodeableConcept, ValueBoolean, ValueInteger, Category, Component, Interpretation, Gender, BirthDate, DeceasedDateTime, Class, Type, Priority, Period, Hospitalization, ServiceProvider, PartOf, OnsetDateTime, OnsetPeriod, RecordedDate, ClinicalStatus, Intent, MedicationCodeableConcept, MedicationReference, AuthoredOn, Extension }
+
+    private static Prop PropertyOf(ReadOnlySpan<byte> name)
+    {
+        switch (name.Length)
+        {
+            case 7 when name.SequenceEqual("subject"u8): return Prop.Subject;
+            case 7 when name.SequenceEqual("patient"u8): return Prop.Patient;
+            case 7 when name.SequenceEqual("context"u8): return Prop.Context;
+            case 9 when name.SequenceEqual("encounter"u8): return Prop.Encounter;
+            case 17 when name.SequenceEqual("effectiveDateTime"u8): return Prop.EffectiveDateTime;
+            case 16 when name.SequenceEqual("effectiveInstant"u8): return Prop.EffectiveInstant;
+            case 2:
+                if (name.SequenceEqual("id"u8)) return Prop.Id;
+                break;
+            case 4:
+                if (name.SequenceEqual("code"u8)) return Prop.Code;
+                if (name.SequenceEqual("type"u8)) return Prop.Type;
+                break;
+            case 5:
+                if (name.SequenceEqual("class"u8)) return Prop.Class;
+                break;
+            case 6:
+                if (name.SequenceEqual("status"u8)) return Prop.Status;
+                if (name.SequenceEqual("gender"u8)) return Prop.Gender;
+                if (name.SequenceEqual("period"u8)) return Prop.Period;
+                if (name.SequenceEqual("partOf"u8)) return Prop.PartOf;
+                if (name.SequenceEqual("intent"u8)) return Prop.Intent;
+                break;
+            case 8:
+                if (name.SequenceEqual("category"u8)) return Prop.Category;
+                if (name.SequenceEqual("priority"u8)) return Prop.Priority;
+                break;
+            case 9:
+                if (name.SequenceEqual("component"u8)) return Prop.Component;
+                if (name.SequenceEqual("birthDate"u8)) return Prop.BirthDate;
+                if (name.SequenceEqual("extension"u8)) return Prop.Extension;
+                break;
+            case 10:
+                if (name.SequenceEqual("authoredOn"u8)) return Prop.AuthoredOn;
+                break;
+            case 11:
+                if (name.SequenceEqual("onsetPeriod"u8)) return Prop.OnsetPeriod;
+                break;
+            case 12:
+                if (name.SequenceEqual("resourceType"u8)) return Prop.ResourceType;
+                if (name.SequenceEqual("valueBoolean"u8)) return Prop.ValueBoolean;
+                if (name.SequenceEqual("valueInteger"u8)) return Prop.ValueInteger;
+                if (name.SequenceEqual("recordedDate"u8)) return Prop.RecordedDate;
+                break;
+            case 13:
+                if (name.SequenceEqual("valueQuantity"u8)) return Prop.ValueQuantity;
+                if (name.SequenceEqual("onsetDateTime"u8)) return Prop.OnsetDateTime;
+                break;
+            case 14:
+                if (name.SequenceEqual("interpretation"u8)) return Prop.Interpretation;
+                if (name.SequenceEqual("clinicalStatus"u8)) return Prop.ClinicalStatus;
+                break;
+            case 15:
+                if (name.SequenceEqual("effectivePeriod"u8)) return Prop.EffectivePeriod;
+                if (name.SequenceEqual("hospitalization"u8)) return Prop.Hospitalization;
+                if (name.SequenceEqual("serviceProvider"u8)) return Prop.ServiceProvider;
+                break;
+            case 16:
+                if (name.SequenceEqual("deceasedDateTime"u8)) return Prop.DeceasedDateTime;
+                break;
+            case 19:
+                if (name.SequenceEqual("medicationReference"u8)) return Prop.MedicationReference;
+                break;
+            case 20:
+                if (name.SequenceEqual("valueCodeableConcept"u8)) return Prop.ValueCodeableConcept;
+                break;
+            case 25:
+                if (name.SequenceEqual("medicationCodeableConcept"u8)) return Prop.MedicationCodeableConcept;
+                break;
+        }
+        return Prop.None;
     }
 
     private static string NormalizeOrganization(string reference, ReferenceResolver resolve) =>

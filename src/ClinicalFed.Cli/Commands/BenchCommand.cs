@@ -1,8 +1,76 @@
 using System.CommandLine;
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using ClinicalFed.Cdm.Io;
+using Hl7.Fhir.Model;
+using Hl7.Fhir.Serialization;
 
 namespace ClinicalFed.Cli.Commands;
 
 internal static class BenchCommand
 {
-    public static Command Create() => new("bench", "(being built)");
+    public static Command Create()
+    {
+        var bench = new Command("bench", "Benchmarks that print their figures as one JSON object (ratios measured in the same run).");
+        var input = CliSupport.Required("--input", "Observation NDJSON (gzip ok), e.g. a CDM's Observation.ndjson.gz.");
+        var limit = new Option<int>("--limit") { Description = "Lines to read into memory for both readers.", DefaultValueFactory = _ => 100_000 };
+        var minSeconds = new Option<double>("--min-seconds") { Description = "Repeat each reader until it has run at least this long.", DefaultValueFactory = _ => 2.0 };
+        var read = new Command("fhir-read", "Parse the same Observation NDJSON with the project's streaming reader and with Firely SDK POCO deserialization; print both rates and their ratio.") { input, limit, minSeconds };
+        read.SetAction(pr => CliSupport.Run(() =>
+        {
+            var result = FhirRead(pr.GetValue(input)!, pr.GetValue(limit), pr.GetValue(minSeconds));
+            Console.WriteLine(JsonSerializer.Serialize(result));
+            return 0;
+        }));
+        bench.Subcommands.Add(read);
+        return bench;
+    }
+
+    internal sealed record FhirReadResult(string input, int lines, long bytes, double project_per_s, double firely_per_s, double ratio, double project_seconds, double firely_seconds, int project_passes, int firely_passes, long project_observations, string firely_mode);
+
+    internal static FhirReadResult FhirRead(string path, int limit, double minSeconds)
+    {
+        if (limit <= 0) throw new ArgumentException("--limit must be positive");
+        // Both readers parse the same in-memory lines, so decompression and disk are outside the timing.
+        var lines = new List<byte[]>();
+        long bytes = 0;
+        using (var lr = NdjsonLineReader.Open(path))
+            while (lines.Count < limit && lr.TryReadLine(out var line))
+            {
+                if (line.IsEmpty) continue;
+                lines.Add(line.ToArray());
+                bytes += line.Length;
+            }
+        if (lines.Count == 0) throw new ArgumentException($"{path}: no lines");
+        var strings = lines.Select(l => Encoding.UTF8.GetString(l)).ToList();
+
+        var reader = new FhirResourceReader();
+        long observations = 0;
+        var (projectSeconds, projectPasses) = Time(minSeconds, () =>
+        {
+            foreach (var l in lines) observations += reader.Read(l).Observations.Count;
+        });
+        var firely = new FhirJsonDeserializer();
+        int parsed = 0;
+        var (firelySeconds, firelyPasses) = Time(minSeconds, () =>
+        {
+            foreach (var s in strings) if (firely.Deserialize<Resource>(s) is Observation) parsed++;
+        });
+        if (parsed == 0) throw new ArgumentException($"{path}: Firely found no Observation");
+        double p = lines.Count * projectPasses / projectSeconds, f = lines.Count * firelyPasses / firelySeconds;
+        return new FhirReadResult(Path.GetFileName(path), lines.Count, bytes, Math.Round(p), Math.Round(f), Math.Round(p / f, 2),
+            Math.Round(projectSeconds, 3), Math.Round(firelySeconds, 3), projectPasses, firelyPasses, observations / projectPasses, "FhirJsonDeserializer default settings, Deserialize<Resource>(string)");
+    }
+
+    private static (double Seconds, int Passes) Time(double minSeconds, Action pass)
+    {
+        // Warm-up until tiered JIT has settled (at least one pass and half a second), the same for both readers.
+        var warm = Stopwatch.StartNew();
+        do pass(); while (warm.Elapsed.TotalSeconds < 0.5);
+        var sw = Stopwatch.StartNew();
+        int passes = 0;
+        do { pass(); passes++; } while (sw.Elapsed.TotalSeconds < minSeconds);
+        return (sw.Elapsed.TotalSeconds, passes);
+    }
 }
