@@ -5,7 +5,12 @@ namespace ClinicalFed.Cli;
 
 public static class Program
 {
-    public static async Task<int> Main(string[] args) => await BuildRoot().Parse(args).InvokeAsync();
+    public static async Task<int> Main(string[] args)
+    {
+        // Logs and CI capture output: don't wrap tables at 80 columns there.
+        if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 200;
+        return await BuildRoot().Parse(args).InvokeAsync();
+    }
 
     public static RootCommand BuildRoot()
     {

@@ -56,7 +56,8 @@ public sealed class ConversionReport
 
     public void Skip(string resourceType) => SkippedResourceTypes[resourceType] = SkippedResourceTypes.GetValueOrDefault(resourceType) + 1;
 
-    public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+    // Populate: the collections are get-only, so Read must fill them rather than skip them.
+    public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, PreferredObjectCreationHandling = JsonObjectCreationHandling.Populate };
 
     public void WriteTo(Stream s) => JsonSerializer.Serialize(s, this, JsonOptions);
 

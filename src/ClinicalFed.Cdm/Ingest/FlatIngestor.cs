@@ -129,7 +129,8 @@ public sealed partial class FlatIngestor
                     throw new CdmException($"{path}: line {lineNo}: rows of stay '{encId}' appear again after other stays; the extract must be grouped by patient and stay (sort it by them)");
                 stay = new Stay { PatientId = patientId, Key = encKey, EncounterId = encId, FirstLine = lineNo };
                 rowIndexInFile = 0;
-                if (!StartStay(stay, row, cols, name, lineNo)) { stay = null; continue; }
+                // A stay whose first row has no valid time starts at its next row (the row is rejected, not the file).
+                if (!StartStay(stay, row, cols, name, lineNo)) { _staysDone.Remove(patientId + "\u0001" + encKey); stay = null; continue; }
             }
             ProcessRow(stay, row, cols, name, lineNo, rowIndexInFile++);
             if (Progress is not null && fs.Position - lastProgress > (1 << 20) && patientFromFileName is null)

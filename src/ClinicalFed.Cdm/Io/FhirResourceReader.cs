@@ -316,15 +316,19 @@ public sealed class FhirResourceReader
 
     private static DateTimeOffset Date(ref Utf8JsonReader r, string field)
     {
-        if (r.TokenType == JsonTokenType.String && !r.ValueIsEscaped && FhirDateTime.TryParse(r.ValueSpan, out var v)) return v;
+        if (r.TokenType == JsonTokenType.String && FhirDateTime.TryParse(Unescaped(ref r), out var v)) return v;
         throw new FhirReadException($"{field} is not a valid FHIR dateTime");
     }
 
     private static DateOnly BirthDate(ref Utf8JsonReader r)
     {
-        if (r.TokenType == JsonTokenType.String && FhirDateTime.TryParseDate(r.ValueSpan, out var d)) return d;
+        if (r.TokenType == JsonTokenType.String && FhirDateTime.TryParseDate(Unescaped(ref r), out var d)) return d;
         throw new FhirReadException("birthDate is not a valid FHIR date");
     }
+
+    // Re-serialized JSON (Bundle entries, other writers) may escape characters such as '+' as "\u002B".
+    private static ReadOnlySpan<byte> Unescaped(ref Utf8JsonReader r) =>
+        r.ValueIsEscaped || r.HasValueSequence ? Encoding.UTF8.GetBytes(r.GetString()!) : r.ValueSpan;
 
     private string? ReadReference(ref Utf8JsonReader r)
     {
@@ -364,7 +368,9 @@ public sealed class FhirResourceReader
             {
                 r.Read();
                 if (r.TokenType != JsonTokenType.Number) throw new FhirReadException("valueQuantity.value is not a number");
-                value = r.TryGetDecimal(out var d) ? d : (decimal)r.GetDouble();
+                if (r.TryGetDecimal(out var d)) value = d;
+                else if (r.GetDouble() is var dbl && Math.Abs(dbl) < 7.9e28) value = (decimal)dbl;
+                else throw new FhirReadException("valueQuantity.value is outside the range of a decimal");
             }
             else if (r.ValueTextEquals("code"u8)) { r.Read(); code = Str(ref r); }
             else if (r.ValueTextEquals("unit"u8)) { r.Read(); unitText = Str(ref r); }

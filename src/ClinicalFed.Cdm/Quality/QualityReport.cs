@@ -74,14 +74,18 @@ public sealed class QualityReport
 
     /// <summary>Builds the report from a CDM folder. Counts below <paramref name="minCellCount"/> in the demographic
     /// distributions are withheld.</summary>
-    public static QualityReport Build(string cdmDirectory, string? task = null, string? site = null, int minCellCount = 5, Action<double>? progress = null, TimeProvider? time = null)
+    /// <param name="summary">The summary of a feature extraction already run on this CDM with the task's shipped
+    /// spec (saves extracting again); null to extract here.</param>
+    public static QualityReport Build(string cdmDirectory, string? task = null, string? site = null, int minCellCount = 5, Action<double>? progress = null, TimeProvider? time = null, FeatureSummary? summary = null)
     {
         var store = new CdmStore(cdmDirectory);
         var convert = ConversionReport.Read(Path.Combine(cdmDirectory, CdmWriter.ReportFileName));
         var encounters = store.Encounters();
         task ??= encounters.Any(e => e.IsIcuStay) ? "sepsis" : "readmission";
         var spec = FeatureSpec.Load(task);
-        var summary = FeatureExtraction.Extract(spec, store, null, progress);
+        if (summary is not null && (summary.FeatureSpecId != spec.Id || summary.FeatureSpecVersion != spec.Version))
+            throw new CdmException($"the feature summary is for {summary.FeatureSpecId} {summary.FeatureSpecVersion}, the quality report uses {spec.Id} {spec.Version}");
+        summary ??= FeatureExtraction.Extract(spec, store, null, progress);
         var r = new QualityReport
         {
             Site = site ?? convert.Site, Task = task, FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version,

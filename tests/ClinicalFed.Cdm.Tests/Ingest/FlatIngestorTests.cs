@@ -399,7 +399,7 @@ public class FlatIngestorTests
         Assert.Equal(["d500", "d501", "d502"], patients.Select(p => p.Id).Order(StringComparer.Ordinal)); // d500 once for two encounters
         var d500 = patients.Single(p => p.Id == "d500");
         Assert.Equal("female", d500.Gender);
-        Assert.Equal(new DateOnly(1925, 1, 1), d500.BirthDate); // band midpoint 75 years before 2000-01-01, to the day
+        Assert.Equal(new DateOnly(1924, 12, 31), d500.BirthDate); // band midpoint 75 × 365.25 days before 2000-01-01 (1924-12-31T06:00Z)
     }
 
     [Fact]
@@ -570,7 +570,7 @@ public class FlatIngestorTests
         var content = Csv(EncounterHeader, rows).Replace("\n", "\r\n");
         var (report, cdm) = Convert(tmp, EncounterMapping, "enc.csv", content, site: "all");
         Assert.Equal(0, report.RejectedTotal);
-        Assert.Equal(new DateOnly(1925, 1, 1), CdmFiles.Patients(cdm).Single(p => p.Id == "d500").BirthDate);
+        Assert.Equal(new DateOnly(1924, 12, 31), CdmFiles.Patients(cdm).Single(p => p.Id == "d500").BirthDate);
         Assert.True(CdmFiles.Observations(cdm).Single(o => o.Id == "e100-readmit30").ValueBoolean); // "<30\r" would not match
     }
 }

@@ -75,6 +75,29 @@ public class FhirResourceReaderTests
     }
 
     [Fact]
+    public void Escaped_date_strings_are_read()
+    {
+        // System.Text.Json re-serialization (as of Bundle entries) writes '+' as \u002B.
+        var json = HeartRate.Replace("2019-05-06T07:08:09+02:00", "2019-05-06T07:08:09\\u002B02:00");
+        Assert.Contains("\\u002B", json);
+        var o = Assert.Single(Read(json).Observations);
+        Assert.Equal(new DateTimeOffset(2019, 5, 6, 7, 8, 9, TimeSpan.FromHours(2)), o.Effective);
+        var p = Read("""{"resourceType":"Patient","id":"p","birthDate":"\u0031950-07-03"}""").Patient!;
+        Assert.Equal(new DateOnly(1950, 7, 3), p.BirthDate);
+    }
+
+    [Theory]
+    [InlineData("1e40")]
+    [InlineData("-1e40")]
+    [InlineData("1e400")]
+    public void Quantity_beyond_decimal_range_is_an_error_not_a_crash(string number)
+    {
+        var json = HeartRate.Replace("\"value\":72.50", "\"value\":" + number);
+        var e = Record.Exception(() => Read(json));
+        Assert.True(e is FhirReadException or FormatException, e?.ToString() ?? "no exception");
+    }
+
+    [Fact]
     public void Coded_and_boolean_values()
     {
         var coded = Assert.Single(Read("""{"resourceType":"Observation","id":"s","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"72166-2"}]},"subject":{"reference":"Patient/p"},"valueCodeableConcept":{"coding":[{"system":"http://snomed.info/sct","code":"266919005","display":"Never smoker"}]}}""").Observations);
