@@ -70,7 +70,7 @@ public sealed class FeatureSpecTests : IDisposable
         {
             var code = c[(Systems.Loinc.Length + 1)..];
             Assert.True(Loinc.IsValidCode(code), $"{task}: {code}");
-            Assert.True(LoincTests.IndependentCheck(code), $"{task}: {code} (independent mod-10)");
+            Assert.True(ClinicalFed.Cdm.Tests.Terminology.LoincTests.IndependentCheck(code), $"{task}: {code} (independent mod-10)");
         }
     }
 
