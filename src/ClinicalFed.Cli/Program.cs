@@ -7,8 +7,6 @@ public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
-        // Logs and CI capture output: don't wrap tables at 80 columns there.
-        if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 200;
         return await BuildRoot().Parse(args).InvokeAsync();
     }
 
@@ -16,6 +14,7 @@ public static class Program
     {
         var root = new RootCommand("ClinicalFed: federated clinical prediction for hospital sites. Patient records never leave the site.");
         root.Subcommands.Add(ConvertCommand.Create());
+        root.Subcommands.Add(ValidateCommand.Create());
         root.Subcommands.Add(QualityCommand.Create());
         root.Subcommands.Add(FeaturesCommand.Create());
         root.Subcommands.Add(StatsCommand.Create());

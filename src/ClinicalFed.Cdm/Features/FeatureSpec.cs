@@ -67,7 +67,8 @@ public sealed record FeatureSpec
         },
     };
 
-    /// <summary>Kinds whose columns never hold NaN (indicators, counts): imputation leaves them alone.</summary>
+    /// <summary>Kinds whose columns may hold NaN (a value not observed) and are filled by imputation; all other kinds
+    /// (indicators, counts, hours since) never hold NaN.</summary>
     public static bool IsImputable(string kind) => kind is "last" or "age" or "male" or "hospital-admission-offset-hours" or "length-of-stay-days";
 
     public static readonly JsonSerializerOptions JsonOptions = new()
@@ -132,14 +133,30 @@ public sealed record FeatureSpec
             if (!kinds.Contains(c.Kind)) e.Add($"columns[{i}] ({c.Name}): kind '{c.Kind}' is not available for task '{Task}'");
             if (c.Kind is "last" or "measured" or "hours-since" or "abnormal-level" && (c.Measurement is null || !measurements.Contains(c.Measurement)))
                 e.Add($"columns[{i}] ({c.Name}): measurement '{c.Measurement}' is not defined in measurements");
-            if (c.Kind is "encounter-type" or "prior-visits" or "charlson-condition" or "primary-diagnosis-chapter" or "medication" or "reported-count" or "discharge-disposition" && c.Code is null && c.Codes is null)
-                e.Add($"columns[{i}] ({c.Name}): kind '{c.Kind}' needs code or codes");
+            switch (c.Kind)
+            {
+                case "encounter-type" when c.Code is null || !IsSystemCode(c.Code):
+                    e.Add($"columns[{i}] ({c.Name}): kind '{c.Kind}' needs code as 'system|code'"); break;
+                case "prior-visits" when c.Code is null:
+                    e.Add($"columns[{i}] ({c.Name}): kind 'prior-visits' needs code (the encounter class: EMER, IMP, AMB)"); break;
+                case "charlson-condition" or "primary-diagnosis-chapter" or "discharge-disposition" when c.Code is null:
+                    e.Add($"columns[{i}] ({c.Name}): kind '{c.Kind}' needs code"); break;
+                case "medication" when c.Codes is not { Count: > 0 }:
+                    e.Add($"columns[{i}] ({c.Name}): kind 'medication' needs codes as 'system|code'"); break;
+                case "admit-source" when c.Code is null && c.Codes is not { Count: > 0 }:
+                    e.Add($"columns[{i}] ({c.Name}): kind 'admit-source' needs code or codes"); break;
+            }
+            if (c.Codes is not null && c.Kind is not "admit-source")
+                foreach (var code in c.Codes.Where(x => !IsSystemCode(x)))
+                    e.Add($"columns[{i}] ({c.Name}): code '{code}' is not 'system|code'");
             if (c.Kind == "charlson-condition" && !Enum.TryParse<Terminology.CharlsonCondition>(c.Code, out _))
                 e.Add($"columns[{i}] ({c.Name}): '{c.Code}' is not a Charlson condition ({string.Join(", ", Enum.GetNames<Terminology.CharlsonCondition>())})");
         }
         if (Columns.Count == 0) e.Add("columns: at least one column is required");
         return e;
     }
+
+    private static bool IsSystemCode(string s) => s.IndexOf('|') is > 0 and var bar && bar < s.Length - 1;
 
     public IReadOnlyList<string> ColumnNames => Columns.Select(c => c.Name).ToList();
 }

@@ -65,12 +65,13 @@ internal sealed class SepsisFeatureExtractor(FeatureSpec spec)
                 if (o.EncounterId is null || !stayIndex.TryGetValue(o.EncounterId, out var si)) continue;
                 int m = resolver.Find(o);
                 if (m < 0 || o.Effective is not { } t) continue;
-                double v = resolver.Value(m, o);
-                if (double.IsNaN(v)) continue;
                 var stay = stays[si];
                 double offset = (t - stay.Start).TotalSeconds;
                 int hour = offset < 0 ? 0 : (int)(offset / 3600);
-                if (hour >= stay.Hours) { resolver.Quality[m].OutsideStay++; resolver.Quality[m].Used--; continue; }
+                // Before Value(), so that a value after the stay is neither used nor in the measurement's min/max.
+                if (hour >= stay.Hours) { resolver.Quality[m].OutsideStay++; continue; }
+                double v = resolver.Value(m, o);
+                if (double.IsNaN(v)) continue;
                 int sec = offset < 0 ? 0 : (int)(offset - hour * 3600.0);
                 if (n == keys.Length) { Array.Resize(ref keys, n * 2); Array.Resize(ref vals, n * 2); }
                 keys[n] = ((long)si << 36) | ((long)hour << 20) | ((long)m << 12) | (long)Math.Min(sec, 4095);

@@ -14,8 +14,12 @@ public sealed record QualityFlag(
 
 /// <summary>Thresholds of the federated data-quality check, validated when built.</summary>
 public sealed record ComparisonOptions(
-    double PrevalenceRatio = 2.0, double PrevalenceMinDifference = 0.005, double MissingDifference = 0.30,
-    double ImplausibleFraction = 0.01, double AgeMedianDifference = 10, double MaleFractionDifference = 0.15)
+    [property: JsonPropertyName("prevalence_ratio")] double PrevalenceRatio = 2.0,
+    [property: JsonPropertyName("prevalence_min_difference")] double PrevalenceMinDifference = 0.005,
+    [property: JsonPropertyName("missing_difference")] double MissingDifference = 0.30,
+    [property: JsonPropertyName("implausible_fraction")] double ImplausibleFraction = 0.01,
+    [property: JsonPropertyName("age_median_difference")] double AgeMedianDifference = 10,
+    [property: JsonPropertyName("male_fraction_difference")] double MaleFractionDifference = 0.15)
 {
     public IReadOnlyList<string> Validate()
     {

@@ -59,7 +59,8 @@ public sealed class QualityReport
     [JsonPropertyName("sex_distribution")] public List<BinCount> SexDistribution { get; } = [];
     [JsonPropertyName("male_fraction")] public double? MaleFraction { get; set; }
 
-    public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
+    // Populate: measurements, resources and the distributions are get-only, so Read must fill them rather than skip them.
+    public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, PreferredObjectCreationHandling = JsonObjectCreationHandling.Populate };
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 

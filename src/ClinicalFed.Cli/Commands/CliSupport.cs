@@ -17,12 +17,26 @@ internal static class CliSupport
         try { return body(); }
         catch (Exception e) when (e is CdmException or InvalidDataException or ArgumentException or FileNotFoundException or DirectoryNotFoundException or System.Text.Json.JsonException)
         {
-            Console.Error.WriteLine("error: " + e.Message);
+            System.Console.Error.WriteLine("error: " + e.Message);
             return 2;
         }
     }
 
-    public static bool Interactive => !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("CI") is null;
+    /// <summary>A console over the current <see cref="System.Console.Out"/> (created per command, so output that
+    /// is redirected after start-up, as in tests and pipelines, is honoured).</summary>
+    public static IAnsiConsole Console()
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(System.Console.Out),
+            Interactive = Interactive ? InteractionSupport.Yes : InteractionSupport.No,
+        });
+        // Logs and CI capture output: don't wrap tables at 80 columns there.
+        if (System.Console.IsOutputRedirected) console.Profile.Width = 200;
+        return console;
+    }
+
+    public static bool Interactive => !System.Console.IsOutputRedirected && Environment.GetEnvironmentVariable("CI") is null;
 
     /// <summary>Runs work with a Spectre.Console progress bar when a person is watching, plainly otherwise.</summary>
     public static T WithProgress<T>(string label, Func<Action<double>, T> work)

@@ -15,13 +15,14 @@ internal static class ConvertCommand
         var cmd = new Command("convert", "Convert EHR data into the site's FHIR R4 common data model (gzipped NDJSON per resource type).") { input, mapping, site, output };
         cmd.SetAction(pr => CliSupport.Run(() =>
         {
+            var console = CliSupport.Console();
             var options = new ConvertOptions(pr.GetValue(input)!, pr.GetValue(site)!, pr.GetValue(output)!, pr.GetValue(mapping));
             var report = CliSupport.WithProgress($"convert {options.Site}", p => CdmConverter.Convert(options, p));
             var table = new Table().AddColumns("resource", "written");
             foreach (var (k, v) in report.ResourcesWritten) table.AddRow(k, v.ToString("N0"));
-            AnsiConsole.Write(table);
-            AnsiConsole.MarkupLineInterpolated($"read {report.RecordsRead:N0} records, rejected {report.RejectedTotal:N0}, skipped types {report.SkippedResourceTypes.Values.Sum():N0}, {report.Seconds:F1} s → {Path.Combine(options.OutputDirectory, "convert-report.json")}");
-            foreach (var w in report.Warnings) AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
+            console.Write(table);
+            console.MarkupLineInterpolated($"read {report.RecordsRead:N0} records, rejected {report.RejectedTotal:N0}, skipped types {report.SkippedResourceTypes.Values.Sum():N0}, {report.Seconds:F1} s → {Path.Combine(options.OutputDirectory, "convert-report.json")}");
+            foreach (var w in report.Warnings) console.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
             return 0;
         }));
         return cmd;

@@ -14,6 +14,7 @@ internal static class DemoCommand
         var cmd = new Command("demo", "Run the site pipeline on generated, seeded data for four non-IID hospitals: EHR extract → FHIR CDM → quality and the federated quality check → features → federated statistics → local imputation.") { output, patients, seed };
         cmd.SetAction(pr => CliSupport.Run(() =>
         {
+            var console = CliSupport.Console();
             var o = new DemoOptions(pr.GetValue(output)!, pr.GetValue(patients), pr.GetValue(seed));
             DemoResult r;
             if (CliSupport.Interactive)
@@ -35,12 +36,12 @@ internal static class DemoCommand
             var table = new Table().Title("ClinicalFed demo — four synthetic ICUs").AddColumns("site", "patients", "hourly rows", "sepsis rows", "prevalence", "Observations", "HR missing", "lactate missing", "cells imputed");
             foreach (var s in r.Sites)
                 table.AddRow(s.Name, s.Patients.ToString("N0"), s.Rows.ToString("N0"), s.Positives.ToString("N0"), s.Prevalence.ToString("P2"), s.Observations.ToString("N0"), s.HrMissing.ToString("P1"), s.LactateMissing.ToString("P1"), s.ImputedCells.ToString("N0"));
-            AnsiConsole.Write(table);
-            AnsiConsole.MarkupLine(r.Comparison.Flags.Count == 0 ? "Federated quality check: no site stands out." : $"Federated quality check: {r.Comparison.Flags.Count} flag(s):");
-            foreach (var f in r.Comparison.Flags.Take(12)) AnsiConsole.MarkupLineInterpolated($"  [yellow]{f.Site}[/] {f.Metric}: {f.Value:G3} vs others {f.OthersMedian:G3}");
-            AnsiConsole.MarkupLineInterpolated($"Federated statistics from {r.Federated.Sites.Count} sites over {r.Federated.Rows:N0} rows (counts, sums and histogram bins only) → imputation medians.");
-            AnsiConsole.MarkupLineInterpolated($"Seconds: {string.Join(", ", r.Seconds.Select(kv => $"{kv.Key} {kv.Value:F1}"))}");
-            AnsiConsole.MarkupLineInterpolated($"Summary: {Path.Combine(r.OutputDirectory, "demo-summary.json")}");
+            console.Write(table);
+            console.MarkupLine(r.Comparison.Flags.Count == 0 ? "Federated quality check: no site stands out." : $"Federated quality check: {r.Comparison.Flags.Count} flag(s):");
+            foreach (var f in r.Comparison.Flags.Take(12)) console.MarkupLineInterpolated($"  [yellow]{f.Site}[/] {f.Metric}: {f.Value:G3} vs others {f.OthersMedian:G3}");
+            console.MarkupLineInterpolated($"Federated statistics from {r.Federated.Sites.Count} sites over {r.Federated.Rows:N0} rows (counts, sums and histogram bins only) → imputation medians.");
+            console.MarkupLineInterpolated($"Seconds: {string.Join(", ", r.Seconds.Select(kv => $"{kv.Key} {kv.Value:F1}"))}");
+            console.MarkupLineInterpolated($"Summary: {Path.Combine(r.OutputDirectory, "demo-summary.json")}");
             return 0;
         }));
         return cmd;

@@ -17,10 +17,11 @@ internal static class FeaturesCommand
         var cmd = new Command("features", "Derive model-ready features from the CDM with no look-ahead, in the columns and order of the versioned feature spec.") { task, cdm, output, spec, site, csv };
         cmd.SetAction(pr => CliSupport.Run(() =>
         {
+            var console = CliSupport.Console();
             var o = new FeatureOptions(pr.GetValue(task)!, pr.GetValue(cdm)!, pr.GetValue(output)!, pr.GetValue(site), pr.GetValue(spec), pr.GetValue(csv));
             var s = CliSupport.WithProgress($"features {o.Task}", p => FeatureExtraction.Run(o, p));
-            AnsiConsole.MarkupLineInterpolated($"{s.Site}: {s.Rows:N0} rows, {s.Positives:N0} positive ({s.Prevalence:P2}), {s.Encounters:N0} encounters, {s.Patients:N0} patients, {s.Columns.Count} columns, {s.Seconds:F1} s → {o.OutputDirectory}");
-            foreach (var (k, v) in s.Excluded) AnsiConsole.MarkupLineInterpolated($"  excluded {k}: {v:N0}");
+            console.MarkupLineInterpolated($"{s.Site}: {s.Rows:N0} rows, {s.Positives:N0} positive ({s.Prevalence:P2}), {s.Encounters:N0} encounters, {s.Patients:N0} patients, {s.Columns.Count} columns, {s.Seconds:F1} s → {o.OutputDirectory}");
+            foreach (var (k, v) in s.Excluded) console.MarkupLineInterpolated($"  excluded {k}: {v:N0}");
             return 0;
         }));
         return cmd;

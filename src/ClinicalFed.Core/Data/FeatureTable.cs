@@ -16,7 +16,7 @@ public sealed record FeatureTableHeader
     [JsonPropertyName("site")] public required string Site { get; init; }
     [JsonPropertyName("columns")] public required IReadOnlyList<string> Columns { get; init; }
     [JsonPropertyName("label")] public required string Label { get; init; }
-    /// <summary>Columns that are missingness indicators or counts and never hold NaN (not imputed).</summary>
+    /// <summary>Value columns that may hold NaN (missing) and that imputation fills; indicators and counts are not listed.</summary>
     [JsonPropertyName("imputable_columns")] public IReadOnlyList<string> ImputableColumns { get; init; } = [];
     [JsonPropertyName("imputation")] public string? Imputation { get; init; }
 }
@@ -111,6 +111,7 @@ public static class FeatureTableFile
     {
         using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         var header = ReadHeader(f, path);
+        if (header.FormatVersion != 1) throw new InvalidDataException($"{path}: feature table format_version {header.FormatVersion} is not supported (expected 1)");
         using var gz = new BufferedStream(new GZipStream(f, CompressionMode.Decompress), 1 << 16);
         int c = header.Columns.Count;
         var values = new float[c];

@@ -226,7 +226,7 @@ public sealed class SepsisFeaturesTests : IDisposable
 
         Assert.Equal(5, s.Rows);
         Assert.Equal(5, s.Positives);
-        Assert.Equal(0.6, s.ColumnMissingFraction["temp"], 6);   // hours 0 and 1
+        Assert.Equal(0.4, s.ColumnMissingFraction["temp"], 6);   // hours 0 and 1 of 5
         Assert.Equal(1.0, s.ColumnMissingFraction["lactate"], 6);
         Assert.Equal(0.0, s.ColumnMissingFraction["hr"], 6);
         Assert.Equal(0.0, s.ColumnMissingFraction["hr_hours_since"], 6);

@@ -130,6 +130,15 @@ public sealed class QualityTests : IDisposable
         Assert.Equal(new BinCount("30-39", null, true), back.AgeDistribution.Single(b => b.Bin == "30-39"));
         Assert.Equal(r.Rows, back.Rows);
         Assert.Equal(r.Measurements.Single(m => m.Name == "hr").ImplausibleFraction, back.Measurements.Single(m => m.Name == "hr").ImplausibleFraction);
+        // Every get-only collection survives the round trip (QualityComparison reads the shared files).
+        Assert.Equal(34, back.Measurements.Count);
+        Assert.Equal(new Dictionary<string, long> { ["mg/dL"] = 1 }, back.Measurements.Single(m => m.Name == "lactate").UnitProblems);
+        Assert.Equal(r.AgeDistribution, back.AgeDistribution);
+        Assert.Equal(r.SexDistribution, back.SexDistribution);
+        Assert.Equal(r.Resources, back.Resources);
+        Assert.Equal(r.Excluded, back.Excluded);
+        Assert.Equal(r.ColumnMissingFraction, back.ColumnMissingFraction);
+        Assert.Equal(r.ToJson(), back.ToJson());
         Assert.Contains("<5", r.ToText());
 
         var open = QualityReport.Build(Cdm("cells-open"), minCellCount: 0);
@@ -196,8 +205,9 @@ public sealed class QualityTests : IDisposable
     [Fact]
     public void Compare_of_built_reports_flags_unit_problems_only()
     {
-        var x = QualityReport.Build(Cdm("x", "X"));
-        var y = QualityReport.Build(Cdm("y", "Y"));
+        // As the CLI does it: each site shares its report file, the comparison reads them back.
+        var x = QualityReport.Read(_tmp.WriteText("x.json", QualityReport.Build(Cdm("x", "X")).ToJson()));
+        var y = QualityReport.Read(_tmp.WriteText("y.json", QualityReport.Build(Cdm("y", "Y")).ToJson()));
         var c = QualityComparison.Compare([x, y]);
         Assert.Equal(["unit_problems:lactate", "unit_problems:lactate"], c.Flags.Select(f => f.Metric));
         Assert.Equal(["X", "Y"], c.OutlierSites);
