@@ -1,0 +1,1 @@
+// ClinicalFed.Learning: ML.NET trainers and evaluation for the federation.
