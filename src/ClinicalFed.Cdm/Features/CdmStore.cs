@@ -53,31 +53,18 @@ public sealed class CdmStore
         return a == 0x1f && b == 0x8b;
     }
 
-    public List<CdmPatient> Patients()
-    {
-        var list = new List<CdmPatient>();
-        Read(CdmResourceType.Patient, r => { if (r.Patient is { } p) list.Add(p); });
-        return list;
-    }
+    public List<CdmPatient> Patients() => ReadAll(CdmResourceType.Patient, r => r.Patient);
 
-    public List<CdmEncounter> Encounters()
-    {
-        var list = new List<CdmEncounter>();
-        Read(CdmResourceType.Encounter, r => { if (r.Encounter is { } e) list.Add(e); });
-        return list;
-    }
+    public List<CdmEncounter> Encounters() => ReadAll(CdmResourceType.Encounter, r => r.Encounter);
 
-    public List<CdmCondition> Conditions()
-    {
-        var list = new List<CdmCondition>();
-        Read(CdmResourceType.Condition, r => { if (r.Condition is { } c) list.Add(c); });
-        return list;
-    }
+    public List<CdmCondition> Conditions() => ReadAll(CdmResourceType.Condition, r => r.Condition);
 
-    public List<CdmMedicationRequest> MedicationRequests()
+    public List<CdmMedicationRequest> MedicationRequests() => ReadAll(CdmResourceType.MedicationRequest, r => r.MedicationRequest);
+
+    private List<T> ReadAll<T>(CdmResourceType type, Func<FhirReadResult, T?> pick) where T : class
     {
-        var list = new List<CdmMedicationRequest>();
-        Read(CdmResourceType.MedicationRequest, r => { if (r.MedicationRequest is { } m) list.Add(m); });
+        var list = new List<T>();
+        Read(type, r => { if (pick(r) is { } x) list.Add(x); });
         return list;
     }
 }

@@ -80,30 +80,19 @@ public sealed record FeatureSpec
         WriteIndented = true,
     };
 
-    public static IReadOnlyList<string> ShippedNames =>
-        typeof(FeatureSpec).Assembly.GetManifestResourceNames().Where(n => n.StartsWith("featurespec:", StringComparison.Ordinal)).Select(n => n["featurespec:".Length..]).Order().ToList();
+    public static IReadOnlyList<string> ShippedNames => ValidatedJson.ShippedNames("featurespec");
 
     /// <summary>The shipped spec for a task (<c>sepsis</c> → sepsis-hourly, <c>readmission</c> → readmission-30d),
     /// a shipped spec id, or a spec file.</summary>
     public static FeatureSpec Load(string taskOrIdOrPath)
     {
         var id = taskOrIdOrPath switch { "sepsis" => "sepsis-hourly", "readmission" => "readmission-30d", _ => taskOrIdOrPath };
-        using var s = typeof(FeatureSpec).Assembly.GetManifestResourceStream("featurespec:" + id);
-        if (s is not null) return Parse(new StreamReader(s).ReadToEnd(), $"feature spec '{id}'");
-        if (File.Exists(taskOrIdOrPath)) return Parse(File.ReadAllText(taskOrIdOrPath), taskOrIdOrPath);
-        throw new CdmException($"No feature spec '{taskOrIdOrPath}' (shipped: {string.Join(", ", ShippedNames)}) and no such file.");
+        var found = ValidatedJson.Find("featurespec", id, "feature spec") ?? ValidatedJson.Find("featurespec", taskOrIdOrPath, "feature spec")
+            ?? throw new CdmException($"No feature spec '{taskOrIdOrPath}' (shipped: {string.Join(", ", ShippedNames)}) and no such file.");
+        return Parse(found.Json, found.Source);
     }
 
-    public static FeatureSpec Parse(string json, string source)
-    {
-        FeatureSpec? spec;
-        try { spec = JsonSerializer.Deserialize<FeatureSpec>(json, JsonOptions); }
-        catch (JsonException e) { throw new CdmException($"{source}: {e.Message}", e); }
-        if (spec is null) throw new CdmException($"{source}: empty feature spec");
-        var errors = spec.Validate();
-        if (errors.Count > 0) throw new CdmException($"{source}: {errors.Count} problem(s):\n  - " + string.Join("\n  - ", errors));
-        return spec;
-    }
+    public static FeatureSpec Parse(string json, string source) => ValidatedJson.Parse<FeatureSpec>(json, source, JsonOptions, s => s.Validate(), "feature spec");
 
     public IReadOnlyList<string> Validate()
     {

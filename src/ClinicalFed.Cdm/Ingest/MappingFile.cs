@@ -173,33 +173,18 @@ public sealed record MappingFile
         WriteIndented = true,
     };
 
-    public static IReadOnlyList<string> ShippedNames =>
-        typeof(MappingFile).Assembly.GetManifestResourceNames().Where(n => n.StartsWith("mapping:", StringComparison.Ordinal)).Select(n => n["mapping:".Length..]).Order().ToList();
+    public static IReadOnlyList<string> ShippedNames => ValidatedJson.ShippedNames("mapping");
 
     /// <summary>Loads a shipped mapping by name (<c>physionet2019</c>, <c>diabetes130</c>) or a mapping file by path,
     /// and validates it, reporting every problem at once.</summary>
     public static MappingFile Load(string nameOrPath)
     {
-        string json, source;
-        using (var stream = typeof(MappingFile).Assembly.GetManifestResourceStream("mapping:" + nameOrPath))
-        {
-            if (stream is not null) { json = new StreamReader(stream).ReadToEnd(); source = $"mapping '{nameOrPath}'"; }
-            else if (File.Exists(nameOrPath)) { json = File.ReadAllText(nameOrPath); source = nameOrPath; }
-            else throw new CdmException($"No mapping named '{nameOrPath}' (shipped: {string.Join(", ", ShippedNames)}) and no such file.");
-        }
-        return Parse(json, source);
+        var found = ValidatedJson.Find("mapping", nameOrPath, "mapping")
+            ?? throw new CdmException($"No mapping named '{nameOrPath}' (shipped: {string.Join(", ", ShippedNames)}) and no such file.");
+        return Parse(found.Json, found.Source);
     }
 
-    public static MappingFile Parse(string json, string source)
-    {
-        MappingFile? m;
-        try { m = JsonSerializer.Deserialize<MappingFile>(json, JsonOptions); }
-        catch (JsonException e) { throw new CdmException($"{source}: {e.Message}", e); }
-        if (m is null) throw new CdmException($"{source}: empty mapping");
-        var errors = m.Validate();
-        if (errors.Count > 0) throw new CdmException($"{source}: {errors.Count} problem(s):\n  - " + string.Join("\n  - ", errors));
-        return m;
-    }
+    public static MappingFile Parse(string json, string source) => ValidatedJson.Parse<MappingFile>(json, source, JsonOptions, m => m.Validate(), "mapping");
 
     public IReadOnlyList<string> Validate()
     {
