@@ -67,12 +67,14 @@ internal sealed class SepsisFeatureExtractor(FeatureSpec spec)
                 if (m < 0 || o.Effective is not { } t) continue;
                 var stay = stays[si];
                 double offset = (t - stay.Start).TotalSeconds;
-                int hour = offset < 0 ? 0 : (int)(offset / 3600);
-                // Before Value(), so that a value after the stay is neither used nor in the measurement's min/max.
-                if (hour >= stay.Hours) { resolver.Quality[m].OutsideStay++; continue; }
+                // Outside the stay's recorded hours (before its start or after its end): counted, not used — a value
+                // from before the stay would otherwise look freshly measured in hour 0. Checked before Value(), so
+                // such a value is not in the measurement's min/max either.
+                if (offset < 0 || offset >= stay.Hours * 3600.0) { resolver.Quality[m].OutsideStay++; continue; }
+                int hour = (int)(offset / 3600);
                 double v = resolver.Value(m, o);
                 if (double.IsNaN(v)) continue;
-                int sec = offset < 0 ? 0 : (int)(offset - hour * 3600.0);
+                int sec = (int)(offset - hour * 3600.0);
                 if (n == keys.Length) { Array.Resize(ref keys, n * 2); Array.Resize(ref vals, n * 2); }
                 keys[n] = ((long)si << 36) | ((long)hour << 20) | ((long)m << 12) | (long)Math.Min(sec, 4095);
                 vals[n++] = (float)v;

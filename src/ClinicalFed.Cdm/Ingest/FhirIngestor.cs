@@ -134,7 +134,7 @@ public sealed class FhirIngestor(CdmWriter writer, ConversionReport report)
         FhirReadResult res;
         try { res = _reader.Read(json, resolve); }
         catch (JsonException e) { report.Reject(file, line, RejectionKinds.MalformedJson, "malformed JSON: " + e.Message); return; }
-        catch (FhirReadException e) { report.Reject(file, line, RejectionKinds.MissingRequired, e.Message); return; }
+        catch (FhirReadException e) { report.Reject(file, line, e.IsMissing ? RejectionKinds.MissingRequired : RejectionKinds.InvalidValue, e.Message); return; }
         catch (InvalidOperationException e) { report.Reject(file, line, RejectionKinds.InvalidValue, e.Message); return; }
         catch (FormatException e) { report.Reject(file, line, RejectionKinds.InvalidValue, e.Message); return; }
         if (res.Patient is { } p) writer.Write(p);

@@ -398,8 +398,8 @@ public sealed partial class FlatIngestor
     private bool IsMissing(ReadOnlySpan<byte> v)
     {
         if (v.IsEmpty) return _missing.Contains("");
-        if (v.Length > 8) return false;
-        Span<char> c = stackalloc char[8];
+        if (v.Length > 64) return false;
+        Span<char> c = stackalloc char[64];
         int n = Encoding.UTF8.GetChars(v, c);
         return _missing.GetAlternateLookup<ReadOnlySpan<char>>().Contains(c[..n]);
     }
@@ -425,11 +425,18 @@ public sealed partial class FlatIngestor
         code = code.Trim().ToUpperInvariant();
         if (system == "icd-9-cm")
         {
+            // Dotless form, as many extracts store it: "25083" → "250.83", "V4501" → "V45.01", "E8781" → "E878.1".
+            if (!code.Contains('.'))
+            {
+                int category = code.StartsWith('E') ? 4 : 3;
+                if (code.Length > category && code.All(char.IsAsciiLetterOrDigit)) code = code[..category] + "." + code[category..];
+            }
             int dot = code.IndexOf('.');
             var head = dot < 0 ? code : code[..dot];
             if (head.Length is 1 or 2 && head.All(char.IsAsciiDigit)) code = head.PadLeft(3, '0') + (dot < 0 ? "" : code[dot..]);
             return Icd9Pattern().IsMatch(code) ? code : null;
         }
+        if (!code.Contains('.') && code.Length > 3 && code.All(char.IsAsciiLetterOrDigit)) code = code[..3] + "." + code[3..]; // "I214" → "I21.4"
         return Icd10Pattern().IsMatch(code) ? code : null;
     }
 

@@ -196,7 +196,12 @@ public sealed class CdmWriter : IDisposable
             previous = _staging.Replace(".partial-", ".previous-");
             Directory.Move(_target, previous);
         }
-        Directory.Move(_staging, _target);
+        try { Directory.Move(_staging, _target); }
+        catch (IOException) when (previous is not null)
+        {
+            Directory.Move(previous, _target); // put the previous CDM back; the staging folder is cleaned by Dispose
+            throw;
+        }
         if (previous is not null) Directory.Delete(previous, recursive: true);
         _committed = true;
     }

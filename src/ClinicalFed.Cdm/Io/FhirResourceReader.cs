@@ -5,7 +5,11 @@ using ClinicalFed.Cdm.Model;
 namespace ClinicalFed.Cdm.Io;
 
 /// <summary>A resource that could not be read into the CDM, with the reason (the caller adds file and line).</summary>
-public sealed class FhirReadException(string message) : Exception(message);
+public sealed class FhirReadException(string message, bool missing = false) : Exception(message)
+{
+    /// <summary>True when a required element is absent; false when an element is present but invalid.</summary>
+    public bool IsMissing { get; } = missing;
+}
 
 /// <summary>What one JSON resource became: its type and the CDM records (several Observations for a panel).</summary>
 public sealed class FhirReadResult
@@ -120,7 +124,7 @@ public sealed class FhirResourceReader
         }
         if (r.TokenType != JsonTokenType.EndObject) throw new JsonException("unexpected token " + r.TokenType);
 
-        res.ResourceType = resourceType ?? throw new FhirReadException("no resourceType");
+        res.ResourceType = resourceType ?? throw new FhirReadException("no resourceType", missing: true);
         res.Id = id;
         switch (resourceType)
         {
@@ -288,13 +292,13 @@ public sealed class FhirResourceReader
 
     private static string RequireId(string? id, string type)
     {
-        if (string.IsNullOrEmpty(id)) throw new FhirReadException($"{type} without id");
+        if (string.IsNullOrEmpty(id)) throw new FhirReadException($"{type} without id", missing: true);
         if (id.Length > 64 || !id.All(c => char.IsAsciiLetterOrDigit(c) || c == '-' || c == '.'))
             throw new FhirReadException($"{type}/{id}: id is not a valid FHIR id ([A-Za-z0-9-.]{{1,64}})");
         return id;
     }
 
-    private static FhirReadException Missing(string type, string? id, string field) => new($"{type}/{id}: missing required {field}");
+    private static FhirReadException Missing(string type, string? id, string field) => new($"{type}/{id}: missing required {field}", missing: true);
 
     private static string? Resolve(string? reference, string expected, string field, string type, string? id, ReferenceResolver resolve)
     {

@@ -23,7 +23,8 @@ public sealed class ReadmissionFeaturesTests : IDisposable
 
     /// <summary>
     /// Patient p1 (female, born 1950-01-01). Inpatient stays E1 (days 0–3), E2 (20–25), E3 (100–101) and E4 (200–202,
-    /// died: excluded). Emergency visits ER1 (ends 1 h before E2) and ER2 (overlaps E2's admission); outpatient visits
+    /// died: excluded). Emergency visits ER0 (ends 2 days before E1: not an emergency admission), ER1 (ends 1 h before
+    /// E2) and ER2 (overlaps E2's admission); outpatient visits
     /// at days -400, -300, 10, 50, 150 and one that overlaps E3's admission.
     /// Diagnoses (ICD-9-CM): E1 428.0 CHF; E2 250.40 diabetes with complications (rank 1) + 491.21 COPD; E3 585.9 renal
     /// (rank 2, listed first) + 486 pneumonia (rank 1); E4 196.0 metastatic; a problem-list 042 (HIV) recorded day 50.
@@ -36,6 +37,7 @@ public sealed class ReadmissionFeaturesTests : IDisposable
             .Encounter(Enc("E2", "IMP", 20, 25, disposition: "snf"))
             .Encounter(Enc("E3", "IMP", 100, 101, admitSource: "emd"))
             .Encounter(Enc("E4", "IMP", 200, 202, disposition: "exp"))
+            .Encounter(Enc("ER0", "EMER", -2.2, -2))
             .Encounter(Enc("ER1", "EMER", 19.7, 20 - 1.0 / 24))
             .Encounter(Enc("ER2", "EMER", 19.9, 20 + 2.0 / 24))
             .Encounter(Enc("A1", "AMB", -400, -400 + 1.0 / 24))
@@ -123,7 +125,8 @@ public sealed class ReadmissionFeaturesTests : IDisposable
         Assert.Equal((25567 + 100) / 365.25f, t.Get(e3, "age"), 0.001f);
         Assert.Equal(0, t.Get(e1, "male"));
         Assert.Equal([3f, 5f, 1f], new[] { e1, e2, e3 }.Select(r => t.Get(r, "length_of_stay_days")));
-        // E1: nothing acute; E2: an emergency visit ended 1 h before admission; E3: admitted from the emergency department.
+        // E1: its emergency visit ended 2 days before, too early; E2: an emergency visit ended 1 h before admission;
+        // E3: admitted from the emergency department.
         Assert.Equal([0f, 1f, 1f], new[] { e1, e2, e3 }.Select(r => t.Get(r, "acute_admission")));
         Assert.Equal([0f, 0f, 1f], new[] { e1, e2, e3 }.Select(r => t.Get(r, "admit_from_emergency")));
         Assert.Equal([1f, 0f, 0f], new[] { e1, e2, e3 }.Select(r => t.Get(r, "admit_referral")));
@@ -136,8 +139,8 @@ public sealed class ReadmissionFeaturesTests : IDisposable
     {
         var (t, _) = Extract(Cdm(), "prior");
         int e1 = t.RowOf("E1"), e2 = t.RowOf("E2"), e3 = t.RowOf("E3");
-        // Emergency: E2 sees ER1 (ended 1 h before) but not ER2 (still open at admission); E3 sees both.
-        Assert.Equal([0f, 1f, 2f], new[] { e1, e2, e3 }.Select(r => t.Get(r, "prior_emergency_visits")));
+        // Emergency: E1 sees ER0; E2 sees ER0 and ER1 (ended 1 h before) but not ER2 (still open at admission); E3 sees all three.
+        Assert.Equal([1f, 2f, 3f], new[] { e1, e2, e3 }.Select(r => t.Get(r, "prior_emergency_visits")));
         // Inpatient: earlier stays only (never E4, never the encounter itself).
         Assert.Equal([0f, 1f, 2f], new[] { e1, e2, e3 }.Select(r => t.Get(r, "prior_inpatient_admissions")));
         // Outpatient: E1 sees A0 (day -300; A1 at -400 is over a year before); E2 sees A0 and A2; E3 sees A2 and A3
@@ -211,7 +214,7 @@ public sealed class ReadmissionFeaturesTests : IDisposable
         var (plain, _) = Extract(Cdm(), "not-reported");
         var (t, _) = Extract(Cdm(withReported: true), "reported");
         int p3 = plain.RowOf("E3"), e3 = t.RowOf("E3");
-        Assert.Equal(2f, plain.Get(p3, "prior_emergency_visits"));
+        Assert.Equal(3f, plain.Get(p3, "prior_emergency_visits"));
         Assert.Equal(5f, t.Get(e3, "prior_emergency_visits"));
         Assert.Equal(2f, plain.Get(p3, "diagnosis_count"));
         Assert.Equal(9f, t.Get(e3, "diagnosis_count"));
@@ -224,7 +227,7 @@ public sealed class ReadmissionFeaturesTests : IDisposable
         Assert.Equal(2f, t.Get(e3, "prior_outpatient_visits"));
         // Reported observations of E3 do not leak into other encounters.
         int e2 = t.RowOf("E2");
-        Assert.Equal(1f, t.Get(e2, "prior_emergency_visits"));
+        Assert.Equal(2f, t.Get(e2, "prior_emergency_visits"));
         Assert.Equal(2f, t.Get(e2, "diagnosis_count"));
     }
 }

@@ -260,4 +260,23 @@ public sealed class SepsisFeaturesTests : IDisposable
         var e2 = Assert.Throws<CdmException>(() => FeatureExtraction.Run(new FeatureOptions("sepsis", _tmp.Combine("empty"), _tmp.Combine("out"))));
         Assert.Contains("convert-report.json", e2.Message);
     }
+
+    [Fact]
+    public void An_observation_before_the_stay_is_counted_outside_and_not_used()
+    {
+        var cdm = new TestCdm()
+            .Patient("p1", "female", new DateOnly(1970, 1, 1))
+            .Encounter(TestCdm.IcuStay("icu1", "p1", T0, 3))
+            .Obs("p1", "icu1", Hr, T0.AddHours(-30), 120, "/min") // a day before the stay: must not look fresh in hour 0
+            .Obs("p1", "icu1", Hr, T0.AddHours(1), 85, "/min");
+        var (t, s) = Extract(cdm, "before");
+        Assert.True(float.IsNaN(t.Get(0, "hr")));
+        Assert.Equal(0, t.Get(0, "hr_measured"));
+        Assert.Equal(85, t.Get(1, "hr"));
+        Assert.Equal(0, t.Get(1, "hr_hours_since"));
+        var hr = s.Measurements.Single(m => m.Name == "hr");
+        Assert.Equal(1, hr.OutsideStay);
+        Assert.Equal(1, hr.Used);
+        Assert.Equal(85, hr.Maximum);
+    }
 }

@@ -430,7 +430,11 @@ public class FlatIngestorTests
     [InlineData("250", "250")]
     [InlineData(" v45.81 ", "V45.81")]
     [InlineData("E878.1", "E878.1")]
-    [InlineData("2500", null)]
+    [InlineData("2500", "250.0")]     // dotless, as many extracts store codes
+    [InlineData("25083", "250.83")]
+    [InlineData("V4501", "V45.01")]
+    [InlineData("E8781", "E878.1")]
+    [InlineData("250831", null)]
     [InlineData("250.", null)]
     [InlineData("250.123", null)]
     [InlineData("V4", null)]
@@ -440,6 +444,7 @@ public class FlatIngestorTests
     [Theory]
     [InlineData("E11.65", "E11.65")]
     [InlineData("i21.4", "I21.4")]
+    [InlineData("I214", "I21.4")]
     [InlineData("U07.1", null)] // U codes are reserved in the pattern
     [InlineData("8", null)]
     public void NormalizeIcd10(string raw, string? expected) => Assert.Equal(expected, FlatIngestor.NormalizeIcd(raw, "icd-10"));

@@ -449,7 +449,8 @@ public sealed class OutputSchemaTests(TinySites sites) : IClassFixture<TinySites
     [InlineData("quality-report", "sex_distribution.0.bin", "\"woman\"")]
     [InlineData("quality-report", "sex_distribution.2.suppressed", "true")]           // a withheld count must be null
     [InlineData("quality-report", "sex_distribution.0.suppressed", "false")]          // a shown count must be a number
-    [InlineData("quality-comparison", "options.prevalence_ratio", "2")]
+    [InlineData("quality-comparison", "options.prevalence_ratio", "0.5")]       // must exceed 1
+    [InlineData("quality-comparison", "options.PrevalenceRatio", "2")]         // names are snake_case
     [InlineData("quality-comparison", "flags.0.metric", "\"prevalence\"")]
     [InlineData("quality-comparison", "flags.0.value", "\"NaN\"")]
     [InlineData("quality-comparison", "sites", "[\"site-a\"]")]

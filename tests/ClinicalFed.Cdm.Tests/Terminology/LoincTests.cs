@@ -60,7 +60,7 @@ public class LoincTests
     [InlineData("8867-4 ")]
     [InlineData("8867_4")]
     [InlineData("88-67-4")]
-    [InlineData("12345678-5")] // more than 7 digits
+    [InlineData("12345678-2")] // more than 7 digits (the check digit itself would fit)
     [InlineData("８８６７-４")] // full-width digits are not ASCII digits
     public void Malformed_strings_are_invalid(string code) => Assert.False(Loinc.IsValidCode(code));
 
