@@ -42,14 +42,16 @@ public sealed class RealDataFeaturesTests(ITestOutputHelper output) : IDisposabl
         Assert.Equal("synthea", t.Header.Site);
     }
 
-    [Fact]
-    public void PhysioNet_B_sepsis_features_match_the_source_rows()
+    [Theory]
+    [InlineData("A")]
+    [InlineData("B")]
+    public void PhysioNet_sepsis_features_match_the_source_rows(string hospital)
     {
-        var source = TestData.Find("physionet2019_sepsis/hospital_B.csv.gz", output.WriteLine);
+        var source = TestData.Find($"physionet2019_sepsis/hospital_{hospital}.csv.gz", output.WriteLine);
         if (source is null) return;
         const int patients = 500;
-        // The first 500 stays of hospital B, written to a temporary csv.gz (the source is sorted by patient and hour).
-        var slice = _tmp.Combine("B-500.csv.gz");
+        // The first 500 stays of the hospital, written to a temporary csv.gz (the source is sorted by patient and hour).
+        var slice = _tmp.Combine($"{hospital}-500.csv.gz");
         var rows = new List<string[]>();
         string[] header;
         using (var r = OpenGz(source))
@@ -72,9 +74,9 @@ public sealed class RealDataFeaturesTests(ITestOutputHelper output) : IDisposabl
         int iPatient = Col("patient_id"), iHour = Col("hour"), iLabel = Col("SepsisLabel"), iIculos = Col("ICULOS");
         Assert.All(new[] { iPatient, iHour, iLabel, iIculos }, i => Assert.True(i >= 0));
 
-        var cdm = _tmp.Combine("B-cdm");
-        CdmConverter.Convert(new ConvertOptions(slice, "B", cdm, "physionet2019"));
-        var outDir = _tmp.Combine("B-features");
+        var cdm = _tmp.Combine($"{hospital}-cdm");
+        CdmConverter.Convert(new ConvertOptions(slice, hospital, cdm, "physionet2019"));
+        var outDir = _tmp.Combine($"{hospital}-features");
         var s = FeatureExtraction.Run(new FeatureOptions("sepsis", cdm, outDir));
         var t = FeatureTableFile.Load(Path.Combine(outDir, FeatureTableFile.FileName));
         output.WriteLine($"PhysioNet B, {patients} stays: {rows.Count} source rows, {t.Rows} feature rows, {s.Positives} positives");
