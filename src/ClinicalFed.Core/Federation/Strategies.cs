@@ -1,0 +1,366 @@
+using System.Numerics.Tensors;
+
+namespace ClinicalFed.Federation;
+
+/// <summary>
+/// Shared machinery of the parameter-averaging strategies. Updates are accumulated as weighted differences from the
+/// global model (a delta update already is one; a full update is differenced first), so one running sum of
+/// <c>dimension</c> floats serves full and delta updates alike. <see cref="Finish"/> turns it into the weighted mean
+/// model and hands it to <see cref="ApplyServerUpdate"/>. Memory: the global model, the running sum and the
+/// strategy's state vectors, each <c>dimension</c> floats.
+/// </summary>
+public abstract class ParameterAveragingStrategy : IAggregationStrategy
+{
+    private enum Phase { Idle, Open, Finished }
+
+    private Phase _phase = Phase.Idle;
+    private RoundManifest? _manifest;
+    private float[]? _weights;
+    private float[]? _sum;
+    private double _totalWeight;
+    private readonly HashSet<string> _sites = new(StringComparer.Ordinal);
+
+    protected ParameterAveragingStrategy(StrategyOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Options = options.EnsureValid();
+    }
+
+    public string Name => Options.StrategyName;
+
+    public StrategyOptions Options { get; }
+
+    public int AcceptedCount => _sites.Count;
+
+    /// <summary>Sum of the accepted updates' weights (example counts, or 1 each with uniform weighting).</summary>
+    public double TotalWeight => _totalWeight;
+
+    /// <summary>Server optimizer steps taken (rounds finished, including those before a restored state).</summary>
+    public int Steps { get; private set; }
+
+    /// <summary>The manifest of the current (or last) round.</summary>
+    protected RoundManifest Manifest => _manifest ?? throw new InvalidOperationException("no round has begun");
+
+    public void Begin(ModelFile? global, RoundManifest manifest)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        if (_phase == Phase.Open)
+            throw new InvalidOperationException($"round {_manifest!.Round} is still open; call Finish before beginning round {manifest.Round}");
+        manifest.EnsureValid($"manifest of round {manifest.Round}");
+        var problems = new List<string>();
+        if (manifest.Strategy.Name != Name) problems.Add($"the manifest names strategy '{manifest.Strategy.Name}' but this strategy is '{Name}'");
+        int dimension = manifest.Model.Dimension;
+        if (global is null && manifest.GlobalModel is not null)
+            problems.Add($"the manifest starts from global model '{manifest.GlobalModel}' but none was given");
+        if (global is not null)
+        {
+            if (manifest.GlobalModel is null) problems.Add("a global model was given but the manifest's 'global_model' is null (round starts from zeros)");
+            if (!global.HasParameters) problems.Add($"the global model's payload is {global.Header.PayloadEncoding}; {Name} averages float32 parameters");
+            else if (global.Header.Dimension != dimension) problems.Add($"the global model has dimension {global.Header.Dimension}, the manifest {dimension}");
+        }
+
+        CheckStateDimension(dimension, problems);
+        if (problems.Count > 0) throw new ArgumentException($"Cannot begin round {manifest.Round}: {string.Join("; ", problems)}", nameof(manifest));
+
+        _manifest = manifest;
+        _weights = global is null ? new float[dimension] : global.Parameters.ToArray();
+        _sum = new float[dimension];
+        _totalWeight = 0;
+        _sites.Clear();
+        OnBegin(dimension);
+        _phase = Phase.Open;
+    }
+
+    public void Accumulate(UpdateHeader header, ReadOnlySpan<float> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(header);
+        if (_phase != Phase.Open) throw new InvalidOperationException("Accumulate needs an open round: call Begin first");
+        var m = _manifest!;
+        var reasons = header.Validate(requireHash: false);
+        if (header.Federation != m.Federation) reasons.Add($"federation '{header.Federation}' is not this round's '{m.Federation}'");
+        if (header.Round != m.Round) reasons.Add($"round {header.Round} is not the open round {m.Round}");
+        if (!m.Sites.Contains(header.Site, StringComparer.Ordinal)) reasons.Add($"site '{header.Site}' is not among the round's expected sites");
+        if (_sites.Contains(header.Site)) reasons.Add($"site '{header.Site}' already contributed to round {m.Round}");
+        if (header.Dimension != m.Model.Dimension) reasons.Add($"dimension {header.Dimension} does not match the model's {m.Model.Dimension}");
+        if (parameters.Length != header.Dimension) reasons.Add($"the payload holds {parameters.Length} values but the header says {header.Dimension}");
+        if (header.ExampleCount <= 0) reasons.Add($"example_count is {header.ExampleCount}; an update must come from at least one example");
+        if (parameters.Length == m.Model.Dimension) FramedFile.CheckFinite(parameters, 0, reasons);
+        if (reasons.Count > 0) throw new UpdateRejectedException(header.Site ?? "(no site)", reasons);
+
+        float weight = Options.Weighting == UpdateWeighting.Examples ? header.ExampleCount : 1f;
+        if (header.ParameterKind == ParameterKinds.Delta) AggregationMath.Accumulate(_sum, parameters, weight);
+        else AggregationMath.AccumulateDifference(_sum, parameters, _weights, weight);
+        _totalWeight += weight;
+        _sites.Add(header.Site);
+    }
+
+    public float[] Finish()
+    {
+        if (_phase != Phase.Open) throw new InvalidOperationException("Finish needs an open round: call Begin first");
+        if (_sites.Count == 0) throw new InvalidOperationException($"round {_manifest!.Round}: no update was accepted, there is nothing to aggregate");
+        var sum = _sum!;
+        var weights = _weights!;
+        AggregationMath.FinalizeMean(sum, _totalWeight); // mean difference from the global model
+        TensorPrimitives.Add(sum, weights, sum);          // mean model
+        ApplyServerUpdate(weights, sum);
+        Steps++;
+        _sum = null;
+        _weights = null;
+        _phase = Phase.Finished;
+        return weights;
+    }
+
+    public ServerState? CaptureState()
+    {
+        if (_phase != Phase.Finished) throw new InvalidOperationException("CaptureState is available after Finish");
+        var vectors = StateVectors();
+        return vectors.Count == 0 ? null : ServerState.Create(_manifest!.Federation, _manifest.Round, Name, Steps, vectors);
+    }
+
+    public void RestoreState(ServerState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (_phase == Phase.Open) throw new InvalidOperationException("cannot restore server state while a round is open");
+        if (state.Header.Strategy != Name)
+            throw new ArgumentException($"server state of round {state.Header.Round} belongs to strategy '{state.Header.Strategy}', not '{Name}'", nameof(state));
+        LoadStateVectors(state);
+        Steps = state.Header.Steps;
+    }
+
+    /// <summary>Moves <paramref name="weights"/> (the round's starting global model) to the new global model, given the weighted mean of the sites' models.</summary>
+    protected abstract void ApplyServerUpdate(Span<float> weights, ReadOnlySpan<float> mean);
+
+    /// <summary>Allocates state vectors at the first round (when none were restored).</summary>
+    protected virtual void OnBegin(int dimension)
+    {
+    }
+
+    /// <summary>Adds a problem when restored state vectors do not have <paramref name="dimension"/> values.</summary>
+    protected virtual void CheckStateDimension(int dimension, List<string> problems)
+    {
+    }
+
+    /// <summary>The state vectors to persist (none for stateless strategies).</summary>
+    protected virtual IReadOnlyList<(string Name, float[] Values)> StateVectors() => [];
+
+    protected virtual void LoadStateVectors(ServerState state)
+    {
+    }
+}
+
+/// <summary>FedAvg: the new global model is the (example-)weighted mean of the sites' models.</summary>
+public sealed class FedAvgStrategy(FedAvgOptions? options = null) : ParameterAveragingStrategy(options ?? new FedAvgOptions())
+{
+    protected override void ApplyServerUpdate(Span<float> weights, ReadOnlySpan<float> mean) => mean.CopyTo(weights);
+}
+
+/// <summary>FedProx on the server: aggregates as FedAvg; <see cref="FedProxOptions.ProximalMu"/> is for the sites.</summary>
+public sealed class FedProxStrategy(FedProxOptions options) : ParameterAveragingStrategy(options)
+{
+    public double ProximalMu => ((FedProxOptions)Options).ProximalMu;
+
+    protected override void ApplyServerUpdate(Span<float> weights, ReadOnlySpan<float> mean) => mean.CopyTo(weights);
+}
+
+/// <summary>FedAvgM: FedAvg with server momentum (<see cref="AggregationMath.ServerMomentumStep"/>); state: <c>velocity</c>.</summary>
+public sealed class FedAvgMStrategy(FedAvgMOptions? options = null) : ParameterAveragingStrategy(options ?? new FedAvgMOptions())
+{
+    private float[]? _velocity;
+
+    protected override void OnBegin(int dimension) => _velocity ??= new float[dimension];
+
+    protected override void CheckStateDimension(int dimension, List<string> problems)
+    {
+        if (_velocity is not null && _velocity.Length != dimension)
+            problems.Add($"the server state has dimension {_velocity.Length}, the manifest {dimension}");
+    }
+
+    protected override void ApplyServerUpdate(Span<float> weights, ReadOnlySpan<float> mean)
+    {
+        var o = (FedAvgMOptions)Options;
+        AggregationMath.ServerMomentumStep(weights, mean, _velocity, (float)o.ServerMomentum, (float)o.ServerLearningRate);
+    }
+
+    protected override IReadOnlyList<(string Name, float[] Values)> StateVectors() =>
+        _velocity is null ? [] : [("velocity", _velocity)];
+
+    protected override void LoadStateVectors(ServerState state) => _velocity = state.Vector("velocity").ToArray();
+}
+
+/// <summary>
+/// FedAdam, FedYogi and FedAdagrad (Reddi et al. 2021): the weighted mean's difference from the global model is the
+/// pseudo-gradient of an adaptive server optimizer. State: first moment <c>m</c> (starts at 0) and second moment
+/// <c>v</c> (starts at τ², as in the paper's Algorithm 2).
+/// </summary>
+public sealed class AdaptiveStrategy : ParameterAveragingStrategy
+{
+    private float[]? _m;
+    private float[]? _v;
+
+    public AdaptiveStrategy(FedAdamOptions options) : base(options)
+    {
+    }
+
+    public AdaptiveStrategy(FedYogiOptions options) : base(options)
+    {
+    }
+
+    public AdaptiveStrategy(FedAdagradOptions options) : base(options)
+    {
+    }
+
+    private float Tau => Options switch
+    {
+        FedAdamOptions a => (float)a.Tau,
+        FedYogiOptions y => (float)y.Tau,
+        FedAdagradOptions g => (float)g.Tau,
+        _ => throw new InvalidOperationException(),
+    };
+
+    protected override void OnBegin(int dimension)
+    {
+        _m ??= new float[dimension];
+        if (_v is null)
+        {
+            _v = new float[dimension];
+            Array.Fill(_v, Tau * Tau);
+        }
+    }
+
+    protected override void CheckStateDimension(int dimension, List<string> problems)
+    {
+        if (_m is not null && _m.Length != dimension)
+            problems.Add($"the server state has dimension {_m.Length}, the manifest {dimension}");
+    }
+
+    protected override void ApplyServerUpdate(Span<float> weights, ReadOnlySpan<float> mean)
+    {
+        switch (Options)
+        {
+            case FedAdamOptions a:
+                AggregationMath.FedAdamStep(weights, mean, _m, _v, (float)a.ServerLearningRate, (float)a.Beta1, (float)a.Beta2, (float)a.Tau);
+                break;
+            case FedYogiOptions y:
+                AggregationMath.FedYogiStep(weights, mean, _m, _v, (float)y.ServerLearningRate, (float)y.Beta1, (float)y.Beta2, (float)y.Tau);
+                break;
+            case FedAdagradOptions g:
+                AggregationMath.FedAdagradStep(weights, mean, _m, _v, (float)g.ServerLearningRate, (float)g.Beta1, (float)g.Tau);
+                break;
+        }
+    }
+
+    protected override IReadOnlyList<(string Name, float[] Values)> StateVectors() =>
+        _m is null || _v is null ? [] : [("m", _m), ("v", _v)];
+
+    protected override void LoadStateVectors(ServerState state)
+    {
+        var m = state.Vector("m").ToArray();
+        var v = state.Vector("v").ToArray();
+        _m = m;
+        _v = v;
+    }
+}
+
+/// <summary>Builds strategies by name, as round manifests name them.</summary>
+public static class StrategyFactory
+{
+    /// <summary>fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad.</summary>
+    public static IReadOnlyList<string> KnownNames => StrategyNames.All;
+
+    /// <summary>
+    /// Parses and validates a manifest's options for strategy <paramref name="name"/>. Throws
+    /// <see cref="ArgumentException"/> for an unknown name (listing the known ones) and
+    /// <see cref="StrategyOptionsException"/> listing every problem with the options.
+    /// </summary>
+    public static StrategyOptions ParseOptions(string name, IReadOnlyDictionary<string, System.Text.Json.JsonElement>? options)
+    {
+        var r = new OptionReader(name, options);
+        StrategyOptions parsed;
+        switch (name)
+        {
+            case StrategyNames.FedAvg:
+                parsed = new FedAvgOptions { Weighting = r.Weighting() };
+                break;
+            case StrategyNames.FedProx:
+                var mu = r.TryNumber("proximal_mu");
+                if (mu is null && (options is null || !options.ContainsKey("proximal_mu"))) r.Problems.Add("'proximal_mu' is required");
+                parsed = new FedProxOptions { Weighting = r.Weighting(), ProximalMu = mu ?? 0 };
+                break;
+            case StrategyNames.FedAvgM:
+                var m = new FedAvgMOptions();
+                parsed = m with
+                {
+                    Weighting = r.Weighting(),
+                    ServerLearningRate = r.Number("server_learning_rate", m.ServerLearningRate),
+                    ServerMomentum = r.Number("server_momentum", m.ServerMomentum),
+                };
+                break;
+            case StrategyNames.FedAdam:
+                var a = new FedAdamOptions();
+                parsed = a with
+                {
+                    Weighting = r.Weighting(),
+                    ServerLearningRate = r.Number("server_learning_rate", a.ServerLearningRate),
+                    Beta1 = r.Number("beta1", a.Beta1),
+                    Beta2 = r.Number("beta2", a.Beta2),
+                    Tau = r.Number("tau", a.Tau),
+                };
+                break;
+            case StrategyNames.FedYogi:
+                var y = new FedYogiOptions();
+                parsed = y with
+                {
+                    Weighting = r.Weighting(),
+                    ServerLearningRate = r.Number("server_learning_rate", y.ServerLearningRate),
+                    Beta1 = r.Number("beta1", y.Beta1),
+                    Beta2 = r.Number("beta2", y.Beta2),
+                    Tau = r.Number("tau", y.Tau),
+                };
+                break;
+            case StrategyNames.FedAdagrad:
+                var g = new FedAdagradOptions();
+                parsed = g with
+                {
+                    Weighting = r.Weighting(),
+                    ServerLearningRate = r.Number("server_learning_rate", g.ServerLearningRate),
+                    Beta1 = r.Number("beta1", g.Beta1),
+                    Tau = r.Number("tau", g.Tau),
+                };
+                break;
+            default:
+                throw UnknownName(name);
+        }
+
+        r.RejectUnknownKeys();
+        var problems = r.Problems.Concat(parsed.Validate()).Distinct().ToList();
+        if (problems.Count > 0) throw new StrategyOptionsException(name, problems);
+        return parsed;
+    }
+
+    /// <summary>A strategy by name with options from a manifest (null or empty: defaults).</summary>
+    public static IAggregationStrategy Create(string name, IReadOnlyDictionary<string, System.Text.Json.JsonElement>? options = null) =>
+        Create(ParseOptions(name, options));
+
+    /// <summary>The strategy a manifest names, with its options.</summary>
+    public static IAggregationStrategy Create(StrategySpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return Create(spec.Name, spec.Options);
+    }
+
+    /// <summary>The strategy for typed options (validated here).</summary>
+    public static IAggregationStrategy Create(StrategyOptions options) => options switch
+    {
+        FedAvgOptions o => new FedAvgStrategy(o),
+        FedProxOptions o => new FedProxStrategy(o),
+        FedAvgMOptions o => new FedAvgMStrategy(o),
+        FedAdamOptions o => new AdaptiveStrategy(o),
+        FedYogiOptions o => new AdaptiveStrategy(o),
+        FedAdagradOptions o => new AdaptiveStrategy(o),
+        null => throw new ArgumentNullException(nameof(options)),
+        _ => throw UnknownName(options.StrategyName),
+    };
+
+    private static ArgumentException UnknownName(string? name) =>
+        new($"Unknown aggregation strategy '{name}'. Known strategies: {string.Join(", ", KnownNames)}.", nameof(name));
+}

@@ -1,0 +1,62 @@
+namespace ClinicalFed.Federation;
+
+/// <summary>Model kinds a round can train (<c>model.kind</c> of a round manifest, <c>kind</c> of a model header).</summary>
+public static class ModelKinds
+{
+    /// <summary>Logistic regression: a float32 parameter vector (weights then bias).</summary>
+    public const string Logistic = "logistic";
+
+    /// <summary>Gradient-boosted trees: float32 parameters or an opaque LightGBM text model.</summary>
+    public const string Trees = "trees";
+
+    public static IReadOnlyList<string> All { get; } = [Logistic, Trees];
+}
+
+/// <summary>What an update's payload holds (<c>parameter_kind</c>).</summary>
+public static class ParameterKinds
+{
+    /// <summary>The site's locally trained parameters.</summary>
+    public const string Full = "full";
+
+    /// <summary>The site's parameters minus the round's global model (the zero vector in a round without one).</summary>
+    public const string Delta = "delta";
+
+    public static IReadOnlyList<string> All { get; } = [Full, Delta];
+}
+
+/// <summary>How a model file's payload is encoded (<c>payload_encoding</c>).</summary>
+public static class PayloadEncodings
+{
+    /// <summary><c>dimension</c> IEEE 754 float32 values, little-endian.</summary>
+    public const string Float32LittleEndian = "float32-le";
+
+    /// <summary>A LightGBM text model (UTF-8), opaque to ClinicalFed; tree models only.</summary>
+    public const string LightGbmText = "lightgbm-text";
+
+    public static IReadOnlyList<string> All { get; } = [Float32LittleEndian, LightGbmText];
+}
+
+/// <summary>Outcome of a round (<c>status</c> of a round result).</summary>
+public static class RoundStatuses
+{
+    /// <summary>Quorum met; the new global model was written.</summary>
+    public const string Aggregated = "aggregated";
+
+    /// <summary>Fewer accepted updates than the quorum when the round closed; no global model for this round.</summary>
+    public const string QuorumNotMet = "quorum_not_met";
+
+    public static IReadOnlyList<string> All { get; } = [Aggregated, QuorumNotMet];
+}
+
+/// <summary>Shared limits of the wire formats.</summary>
+public static class WireLimits
+{
+    /// <summary>Largest parameter count accepted (1 GiB of float32).</summary>
+    public const int MaxDimension = 1 << 28;
+
+    /// <summary>Largest JSON header of an update, model or server-state file.</summary>
+    public const int MaxHeaderBytes = 1 << 20;
+
+    /// <summary>Largest opaque (LightGBM text) model payload.</summary>
+    public const long MaxOpaquePayloadBytes = 1L << 30;
+}

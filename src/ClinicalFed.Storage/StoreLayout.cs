@@ -1,0 +1,57 @@
+using System.Globalization;
+using ClinicalFed.Federation;
+
+namespace ClinicalFed.Storage;
+
+/// <summary>
+/// The store's paths, relative and '/'-separated: folders of <see cref="LocalFolderStore"/> and blob names of a
+/// blob-container store alike (schemas/store-layout.md). Every method validates the names it is given.
+/// <code>
+/// federations/&lt;federation&gt;/rounds/&lt;round:D5&gt;/manifest.json
+///                                             updates/&lt;site&gt;.cfu
+///                                             global.cfm
+///                                             personalized/&lt;site&gt;.cfm
+///                                             server-state.bin
+///                                             result.json
+/// </code>
+/// </summary>
+public static class StoreLayout
+{
+    public const string ManifestFileName = "manifest.json";
+    public const string GlobalModelFileName = "global.cfm";
+    public const string ServerStateFileName = "server-state.bin";
+    public const string ResultFileName = "result.json";
+    public const string UpdatesFolder = "updates";
+    public const string PersonalizedFolder = "personalized";
+
+    public static string Federation(string federation) =>
+        $"federations/{FederationNames.Validate(federation, "federation", nameof(federation))}";
+
+    public static string RoundsFolder(string federation) => $"{Federation(federation)}/rounds";
+
+    public static string Round(string federation, int round) =>
+        $"{RoundsFolder(federation)}/{FederationNames.ValidateRound(round).ToString("D5", CultureInfo.InvariantCulture)}";
+
+    public static string Manifest(string federation, int round) => $"{Round(federation, round)}/{ManifestFileName}";
+
+    public static string Updates(string federation, int round) => $"{Round(federation, round)}/{UpdatesFolder}";
+
+    public static string Update(string federation, int round, string site) =>
+        $"{Updates(federation, round)}/{FederationNames.Validate(site, "site", nameof(site))}{UpdateFile.Extension}";
+
+    /// <summary>Same string as <see cref="GlobalModelPath.Format"/>, which round manifests use.</summary>
+    public static string GlobalModel(string federation, int round) => $"{Round(federation, round)}/{GlobalModelFileName}";
+
+    public static string PersonalizedModels(string federation, int round) => $"{Round(federation, round)}/{PersonalizedFolder}";
+
+    public static string PersonalizedModel(string federation, int round, string site) =>
+        $"{PersonalizedModels(federation, round)}/{FederationNames.Validate(site, "site", nameof(site))}{ModelFile.Extension}";
+
+    public static string ServerState(string federation, int round) => $"{Round(federation, round)}/{ServerStateFileName}";
+
+    public static string Result(string federation, int round) => $"{Round(federation, round)}/{ResultFileName}";
+
+    /// <summary>The round number of a round folder name (five digits), or null.</summary>
+    public static int? ParseRoundFolder(string name) =>
+        name.Length == 5 && name.All(char.IsAsciiDigit) ? int.Parse(name, CultureInfo.InvariantCulture) : null;
+}
