@@ -1,0 +1,52 @@
+using ClinicalFed.Federation;
+
+namespace ClinicalFed.Cli.Simulation;
+
+/// <summary>Options of <c>clinicalfed simulate</c>, validated all at once when the run is built.</summary>
+public sealed record SimulationOptions
+{
+    public required string Task { get; init; }
+    public required IReadOnlyList<SiteSource> Sites { get; init; }
+    public IReadOnlyDictionary<string, int> Splits { get; init; } = new Dictionary<string, int>();
+    public string Model { get; init; } = "logistic";
+    public string TreeMode { get; init; } = "bagging";
+    public string Strategy { get; init; } = StrategyNames.FedAvg;
+    public int Rounds { get; init; } = 10;
+    public required string OutputDirectory { get; init; }
+    /// <summary>Local epochs per round (logistic) for the federated sites.</summary>
+    public int LocalEpochs { get; init; } = 1;
+    /// <summary>Epochs of the local-only and centralized baselines.</summary>
+    public int BaselineEpochs { get; init; } = 5;
+    /// <summary>FedProx μ (only with --strategy fedprox).</summary>
+    public double ProximalMu { get; init; } = 0.01;
+    public double LearningRate { get; init; } = 0.05;
+    public double L2 { get; init; } = 1e-4;
+    public int Seed { get; init; } = 1;
+    public int Trees { get; init; } = 100;
+    public int Leaves { get; init; } = 31;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        if (Task is not ("sepsis" or "readmission")) e.Add($"--task: '{Task}' (expected sepsis or readmission)");
+        if (Sites.Count == 0) e.Add("--site: at least one site is required");
+        var names = Sites.Select(s => s.Name).ToList();
+        foreach (var d in names.GroupBy(n => n).Where(g => g.Count() > 1)) e.Add($"--site: '{d.Key}' is given twice");
+        foreach (var (name, k) in Splits)
+        {
+            if (!names.Contains(name)) e.Add($"--split {name}:{k}: no site named '{name}'");
+            if (k is < 2 or > 50) e.Add($"--split {name}:{k}: K must be 2 to 50");
+        }
+        if (Model is not ("logistic" or "trees")) e.Add($"--model: '{Model}' (expected logistic or trees)");
+        if (TreeMode is not ("bagging" or "cyclic")) e.Add($"--tree-mode: '{TreeMode}' (expected bagging or cyclic)");
+        if (!StrategyNames.All.Contains(Strategy)) e.Add($"--strategy: '{Strategy}' (known: {string.Join(", ", StrategyNames.All)})");
+        if (Rounds is < 1 or > 1000) e.Add($"--rounds: {Rounds} (expected 1 to 1000)");
+        if (LocalEpochs is < 1 or > 100) e.Add($"--epochs: {LocalEpochs} (expected 1 to 100)");
+        if (BaselineEpochs is < 1 or > 100) e.Add($"--baseline-epochs: {BaselineEpochs} (expected 1 to 100)");
+        if (!(ProximalMu >= 0)) e.Add("--mu: must be non-negative");
+        if (!(LearningRate > 0)) e.Add("--learning-rate: must be positive");
+        if (Trees is < 1 or > 10000) e.Add($"--trees: {Trees} (expected 1 to 10000)");
+        if (string.IsNullOrWhiteSpace(OutputDirectory)) e.Add("--out: required");
+        return e;
+    }
+}

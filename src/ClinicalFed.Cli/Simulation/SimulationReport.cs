@@ -1,0 +1,75 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace ClinicalFed.Cli.Simulation;
+
+/// <summary>One metric under the four protocol baselines (null when not run).</summary>
+public sealed record BaselineMetrics
+{
+    [JsonPropertyName("local")] public double? Local { get; init; }
+    [JsonPropertyName("centralized")] public double? Centralized { get; init; }
+    [JsonPropertyName("federated")] public double? Federated { get; init; }
+    [JsonPropertyName("personalized")] public double? Personalized { get; init; }
+}
+
+public sealed record CalibrationBin(
+    [property: JsonPropertyName("mean_predicted")] double MeanPredicted,
+    [property: JsonPropertyName("observed")] double Observed,
+    [property: JsonPropertyName("count")] long Count);
+
+public sealed record SiteResult
+{
+    [JsonPropertyName("name")] public required string Name { get; init; }
+    [JsonPropertyName("train_rows")] public long TrainRows { get; init; }
+    [JsonPropertyName("test_rows")] public long TestRows { get; init; }
+    [JsonPropertyName("test_positives")] public long TestPositives { get; init; }
+    [JsonPropertyName("auroc")] public required BaselineMetrics Auroc { get; init; }
+    [JsonPropertyName("auprc")] public required BaselineMetrics Auprc { get; init; }
+    /// <summary>Which personalization won on the site's validation patients, and every candidate's validation AUROC.</summary>
+    [JsonPropertyName("personalization")] public PersonalizationChoice? Personalization { get; init; }
+    /// <summary>ROC curve points (false positive rate, true positive rate) per baseline, down-sampled.</summary>
+    [JsonPropertyName("roc")] public Dictionary<string, double[][]> Roc { get; init; } = [];
+    [JsonPropertyName("calibration")] public Dictionary<string, CalibrationBin[]> Calibration { get; init; } = [];
+}
+
+public sealed record PersonalizationChoice(
+    [property: JsonPropertyName("method")] string Method,
+    [property: JsonPropertyName("detail")] string Detail,
+    [property: JsonPropertyName("validation_auroc")] IReadOnlyDictionary<string, double> ValidationAuroc);
+
+public sealed record RoundResult
+{
+    [JsonPropertyName("round")] public int Round { get; init; }
+    [JsonPropertyName("auroc")] public Dictionary<string, double> Auroc { get; init; } = [];
+    [JsonPropertyName("auprc")] public Dictionary<string, double> Auprc { get; init; } = [];
+    [JsonPropertyName("bytes_uploaded")] public long BytesUploaded { get; init; }
+    [JsonPropertyName("seconds")] public double Seconds { get; init; }
+}
+
+public sealed record BytesUploaded
+{
+    [JsonPropertyName("total")] public long Total { get; init; }
+    [JsonPropertyName("per_site")] public Dictionary<string, long> PerSite { get; init; } = [];
+}
+
+/// <summary><c>report.json</c> of <c>clinicalfed simulate</c> (schema: schemas/simulation-report.schema.json).</summary>
+public sealed record SimulationReport
+{
+    [JsonPropertyName("format_version")] public int FormatVersion { get; init; } = 1;
+    [JsonPropertyName("task")] public required string Task { get; init; }
+    [JsonPropertyName("model")] public required string Model { get; init; }
+    [JsonPropertyName("tree_mode")] public string? TreeMode { get; init; }
+    [JsonPropertyName("strategy")] public required string Strategy { get; init; }
+    [JsonPropertyName("rounds_requested")] public int RoundsRequested { get; init; }
+    [JsonPropertyName("seed")] public int Seed { get; init; }
+    [JsonPropertyName("feature_spec")] public required string FeatureSpec { get; init; }
+    [JsonPropertyName("sites")] public required IReadOnlyList<SiteResult> Sites { get; init; }
+    [JsonPropertyName("rounds")] public required IReadOnlyList<RoundResult> Rounds { get; init; }
+    [JsonPropertyName("bytes_uploaded")] public required BytesUploaded BytesUploaded { get; init; }
+    [JsonPropertyName("seconds")] public required IReadOnlyDictionary<string, double> Seconds { get; init; }
+    [JsonPropertyName("notes")] public IReadOnlyList<string> Notes { get; init; } = [];
+
+    public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
+
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+}
