@@ -1,0 +1,499 @@
+using ClinicalFed.Data;
+
+namespace ClinicalFed.Learning.Trees;
+
+/// <summary>Settings of <see cref="GradientTreeBooster"/>.</summary>
+public sealed record TreeBoostingOptions
+{
+    /// <summary>Trees added per call (per site turn in cyclic boosting).</summary>
+    public int NumberOfTrees { get; init; } = 20;
+    /// <summary>Maximum leaves per tree (trees grow best-first, like LightGBM).</summary>
+    public int NumberOfLeaves { get; init; } = 15;
+    /// <summary>Maximum depth; 0 = limited by <see cref="NumberOfLeaves"/> only.</summary>
+    public int MaxDepth { get; init; }
+    public double LearningRate { get; init; } = 0.1;
+    /// <summary>Value bins per feature (2..255), taken at the site's own quantiles; missing values get a bin of their own.</summary>
+    public int MaxBins { get; init; } = 255;
+    /// <summary>L2 penalty λ on leaf values: leaf = −G / (H + λ).</summary>
+    public double L2Regularization { get; init; } = 1.0;
+    public double MinChildHessian { get; init; } = 1e-3;
+    public int MinExamplesPerLeaf { get; init; } = 20;
+    public double MinSplitGain { get; init; }
+    /// <summary>Fraction of rows each tree sees (1 = all); sampled with <see cref="Seed"/>.</summary>
+    public double RowSubsample { get; init; } = 1.0;
+    public int Seed { get; init; }
+    /// <summary>Threads for histograms and scoring. The result does not depend on it: every sum is accumulated in the
+    /// same order whatever the thread count.</summary>
+    public int NumberOfThreads { get; init; } = 1;
+
+    internal void Validate()
+    {
+        if (NumberOfTrees < 0) throw new ArgumentOutOfRangeException(nameof(NumberOfTrees));
+        if (NumberOfLeaves < 2) throw new ArgumentOutOfRangeException(nameof(NumberOfLeaves));
+        if (MaxDepth < 0) throw new ArgumentOutOfRangeException(nameof(MaxDepth));
+        if (!(LearningRate > 0)) throw new ArgumentOutOfRangeException(nameof(LearningRate));
+        if (MaxBins is < 2 or > 255) throw new ArgumentOutOfRangeException(nameof(MaxBins), "2..255");
+        if (!(L2Regularization >= 0)) throw new ArgumentOutOfRangeException(nameof(L2Regularization));
+        if (!(MinChildHessian >= 0)) throw new ArgumentOutOfRangeException(nameof(MinChildHessian));
+        if (MinExamplesPerLeaf < 1) throw new ArgumentOutOfRangeException(nameof(MinExamplesPerLeaf));
+        if (!(MinSplitGain >= 0)) throw new ArgumentOutOfRangeException(nameof(MinSplitGain));
+        if (!(RowSubsample > 0 && RowSubsample <= 1)) throw new ArgumentOutOfRangeException(nameof(RowSubsample));
+        if (NumberOfThreads < 1) throw new ArgumentOutOfRangeException(nameof(NumberOfThreads));
+    }
+}
+
+/// <summary>
+/// Second-order (Newton) gradient boosting of binary log-loss with histogram splits, in C#. It continues any
+/// <see cref="TreeEnsembleModel"/>: the current ensemble's raw scores on the site's rows are the initial margins, and
+/// each new tree is fitted to the gradients g = p − y and hessians h = p(1 − p) at those margins. ML.NET 5.0.1 offers
+/// no way to do this (FastTree has no warm start and no public initial scores; LightGBM's <c>init_score</c> is not
+/// reachable through ML.NET), which is why cyclic federated boosting and local personalization use this booster.
+/// </summary>
+/// <remarks>
+/// Splits: per feature up to <see cref="TreeBoostingOptions.MaxBins"/> quantile bins of the site's own non-missing
+/// values with thresholds at midpoints between observed values; each candidate is tried with missing values going
+/// left and right (and "missing vs. present" alone), gain = G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ). Trees grow
+/// best-first up to the leaf limit; the larger child's histogram is the parent's minus the smaller child's. A split
+/// "bin ≤ b" is stored as "x ≤ threshold_b", which decides every value exactly as the bins did, so the returned
+/// model's <see cref="TreeEnsembleModel.Score"/> reproduces the training margins bit for bit. Feature values must be
+/// finite or NaN.
+/// </remarks>
+public static class GradientTreeBooster
+{
+    /// <summary>A fresh model: starts from the log-odds of the table's prevalence.</summary>
+    public static TreeEnsembleModel Train(FeatureTable table, TreeBoostingOptions options, float[]? weights = null)
+    {
+        double pos = 0, total = 0;
+        for (int i = 0; i < table.Rows; i++) { double w = weights?[i] ?? 1; total += w; if (table.Labels[i] > 0.5f) pos += w; }
+        var start = TreeEnsembleModel.Constant(table.Columns, TreeEnsembleModel.LogOdds(pos, total), table.Header.Columns.ToArray());
+        return Boost(start, table, options, weights);
+    }
+
+    /// <summary>Adds <see cref="TreeBoostingOptions.NumberOfTrees"/> trees to <paramref name="start"/>, fitted on
+    /// the table's rows with <paramref name="start"/>'s scores as initial margins.</summary>
+    public static TreeEnsembleModel Boost(TreeEnsembleModel start, FeatureTable table, TreeBoostingOptions options, float[]? weights = null)
+    {
+        if (start.FeatureNames is not null)
+        {
+            var names = table.Header.Columns;
+            for (int i = 0; i < Math.Min(names.Count, start.FeatureCount); i++)
+                if (!string.Equals(names[i], start.FeatureNames[i], StringComparison.Ordinal))
+                    throw new ArgumentException($"the table's column {i} is '{names[i]}' but the model's feature {i} is '{start.FeatureNames[i]}'");
+        }
+        return Boost(start, table.Values, table.Labels, table.Columns, options, weights);
+    }
+
+    /// <summary>As <see cref="Boost(TreeEnsembleModel, FeatureTable, TreeBoostingOptions, float[])"/>, on the rows
+    /// (and example weights) of a <see cref="FeatureMatrix"/>.</summary>
+    public static TreeEnsembleModel Boost(TreeEnsembleModel start, FeatureMatrix matrix, TreeBoostingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(matrix);
+        return Boost(start, matrix.Values, matrix.Labels, matrix.Columns, options, matrix.Weights, matrix.RowIndices);
+    }
+
+    /// <inheritdoc cref="Boost(TreeEnsembleModel, FeatureTable, TreeBoostingOptions, float[])"/>
+    public static TreeEnsembleModel Boost(TreeEnsembleModel start, float[] values, float[] labels, int columns, TreeBoostingOptions options,
+        float[]? weights = null, int[]? rows = null)
+    {
+        ArgumentNullException.ThrowIfNull(start);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (columns != start.FeatureCount) throw new ArgumentException($"data has {columns} columns, the model reads {start.FeatureCount}");
+        if (values.Length != labels.Length * columns) throw new ArgumentException("values must hold labels.Length rows of `columns` values");
+        if (weights is not null && weights.Length != labels.Length) throw new ArgumentException("one weight per row");
+        var rowIds = rows ?? Enumerable.Range(0, labels.Length).ToArray();
+        if (rowIds.Length == 0) throw new ArgumentException("no training rows");
+        if (options.NumberOfTrees == 0) return start;
+
+        var data = BinnedData.Build(values, columns, rowIds, options.MaxBins, options.NumberOfThreads);
+        int n = rowIds.Length;
+        var y = new double[n];
+        var w = new double[n];
+        for (int j = 0; j < n; j++)
+        {
+            int r = rowIds[j];
+            y[j] = labels[r] > 0.5f ? 1 : 0;
+            w[j] = weights?[r] ?? 1.0;
+            if (!(w[j] >= 0) || !double.IsFinite(w[j])) throw new ArgumentException($"row {r}: weight {w[j]} must be finite and >= 0");
+        }
+        var margin = new double[n];
+        Parallelize(n, options.NumberOfThreads, (lo, hi) =>
+        {
+            for (int j = lo; j < hi; j++) margin[j] = start.Score(values.AsSpan(rowIds[j] * columns, columns));
+        });
+
+        var grower = new TreeGrower(data, options);
+        var g = new double[n];
+        var h = new double[n];
+        var trees = new List<DecisionTree>(options.NumberOfTrees);
+        for (int t = 0; t < options.NumberOfTrees; t++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double p = TreeEnsembleModel.Sigmoid(margin[j]);
+                g[j] = w[j] * (p - y[j]);
+                h[j] = w[j] * Math.Max(p * (1 - p), 1e-16);
+            }
+            int[] sample = SampleRows(n, options, start.Trees.Count + t);
+            var (tree, binThreshold) = grower.Grow(g, h, sample);
+            trees.Add(tree);
+            Parallelize(n, options.NumberOfThreads, (lo, hi) =>
+            {
+                for (int j = lo; j < hi; j++) margin[j] += tree.LeafValue[data.GetLeaf(tree, binThreshold, j)];
+            });
+        }
+        return start.Append(trees);
+    }
+
+    private static int[] SampleRows(int n, TreeBoostingOptions options, int treeIndex)
+    {
+        if (options.RowSubsample >= 1) return Enumerable.Range(0, n).ToArray();
+        var rng = new Random(MixSeed(options.Seed, treeIndex, 0x5EED));
+        var list = new List<int>((int)(n * options.RowSubsample) + 16);
+        for (int j = 0; j < n; j++) if (rng.NextDouble() < options.RowSubsample) list.Add(j);
+        if (list.Count == 0) list.Add(rng.Next(n));
+        return list.ToArray();
+    }
+
+    /// <summary>Deterministic seed mixing (unlike <see cref="HashCode"/>, which is randomized per process).</summary>
+    internal static int MixSeed(int a, int b, int c)
+    {
+        ulong x = (uint)a * 0x9E3779B97F4A7C15UL ^ (uint)b * 0xC2B2AE3D27D4EB4FUL ^ (uint)c * 0x165667B19E3779F9UL;
+        x ^= x >> 33; x *= 0xFF51AFD7ED558CCDUL; x ^= x >> 33; x *= 0xC4CEB9FE1A85EC53UL; x ^= x >> 33;
+        return (int)(x & 0x7FFFFFFF);
+    }
+
+    internal static void Parallelize(int count, int threads, Action<int, int> body)
+    {
+        if (threads <= 1 || count < 4096) { body(0, count); return; }
+        int chunk = (count + threads - 1) / threads;
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => body(c * chunk, Math.Min(count, (c + 1) * chunk)));
+    }
+
+    /// <summary>The site's rows binned per feature (column-major bytes) with the cut points that define the bins.</summary>
+    internal sealed class BinnedData
+    {
+        public required int Rows { get; init; }
+        public required int Features { get; init; }
+        /// <summary>Per feature: ascending thresholds; value bin b holds cuts[b-1] &lt; x ≤ cuts[b]. Bin cuts.Length holds
+        /// x &gt; the last cut, bin cuts.Length + 1 is missing.</summary>
+        public required float[][] Cuts { get; init; }
+        public required byte[] Bins { get; init; }
+        /// <summary>Per feature: first histogram slot; the feature has cuts.Length + 2 slots.</summary>
+        public required int[] Offset { get; init; }
+        public required int TotalSlots { get; init; }
+
+        public int MissingBin(int f) => Cuts[f].Length + 1;
+
+        public static BinnedData Build(float[] values, int columns, int[] rows, int maxBins, int threads)
+        {
+            int n = rows.Length;
+            var cuts = new float[columns][];
+            var bins = new byte[(long)columns * n];
+            Exception? failure = null;
+            Parallel.For(0, columns, new ParallelOptions { MaxDegreeOfParallelism = threads }, f =>
+            {
+                try
+                {
+                    var col = new float[n];
+                    for (int j = 0; j < n; j++) col[j] = values[(long)rows[j] * columns + f];
+                    cuts[f] = FindCuts(col, maxBins, f);
+                    var c = cuts[f];
+                    byte missing = (byte)(c.Length + 1);
+                    var dst = bins.AsSpan(f * n, n);
+                    for (int j = 0; j < n; j++)
+                    {
+                        float x = col[j];
+                        dst[j] = float.IsNaN(x) ? missing : (byte)LowerBound(c, x);
+                    }
+                }
+                catch (Exception e) { failure = e; }
+            });
+            if (failure is not null) throw failure;
+            var offset = new int[columns];
+            int total = 0;
+            for (int f = 0; f < columns; f++) { offset[f] = total; total += cuts[f].Length + 2; }
+            return new BinnedData { Rows = n, Features = columns, Cuts = cuts, Bins = bins, Offset = offset, TotalSlots = total };
+        }
+
+        /// <summary>First index i with x ≤ cuts[i], or cuts.Length.</summary>
+        private static int LowerBound(float[] cuts, float x)
+        {
+            int lo = 0, hi = cuts.Length;
+            while (lo < hi)
+            {
+                int mid = (lo + hi) >>> 1;
+                if (x <= cuts[mid]) hi = mid; else lo = mid + 1;
+            }
+            return lo;
+        }
+
+        private static float[] FindCuts(float[] column, int maxBins, int feature)
+        {
+            var vals = new List<float>(column.Length);
+            foreach (var x in column)
+            {
+                if (float.IsNaN(x)) continue;
+                if (!float.IsFinite(x) || x == float.MinValue)
+                    throw new ArgumentException($"feature {feature} has the value {x}; feature values must be finite (NaN = missing)");
+                vals.Add(x == 0 ? 0f : x); // fold −0 into 0
+            }
+            if (vals.Count == 0) return [];
+            vals.Sort();
+            var distinct = new List<float>();
+            var counts = new List<int>();
+            foreach (var x in vals)
+            {
+                if (distinct.Count > 0 && distinct[^1] == x) counts[^1]++;
+                else { distinct.Add(x); counts.Add(1); }
+            }
+            var result = new List<float>();
+            if (distinct.Count <= maxBins)
+            {
+                for (int i = 0; i + 1 < distinct.Count; i++) result.Add(Midpoint(distinct[i], distinct[i + 1]));
+                return result.ToArray();
+            }
+            // Greedy quantile bins: close a bin once it holds its share of the remaining values.
+            int remaining = vals.Count, binsLeft = maxBins, inBin = 0;
+            for (int i = 0; i + 1 < distinct.Count && binsLeft > 1; i++)
+            {
+                inBin += counts[i];
+                double target = (double)remaining / binsLeft;
+                if (inBin >= target)
+                {
+                    result.Add(Midpoint(distinct[i], distinct[i + 1]));
+                    remaining -= inBin;
+                    inBin = 0;
+                    binsLeft--;
+                }
+            }
+            return result.ToArray();
+        }
+
+        /// <summary>A float threshold t with a ≤ t &lt; b, near the middle; never exactly 0 unless a is 0.</summary>
+        private static float Midpoint(float a, float b)
+        {
+            float m = (float)(((double)a + b) / 2);
+            if (!(m >= a && m < b)) m = a;
+            if (m == 0) m = a;
+            return m;
+        }
+
+        /// <summary>Leaf of row j, routed by bins (identical to routing the raw value by the tree's thresholds).</summary>
+        public int GetLeaf(DecisionTree tree, int[] binThreshold, int j)
+        {
+            if (tree.NodeCount == 0) return 0;
+            var feature = tree.SplitFeature; var defaultLeft = tree.DefaultLeft; var left = tree.LeftChild; var right = tree.RightChild;
+            int node = 0;
+            while (node >= 0)
+            {
+                int f = feature[node];
+                int b = Bins[(long)f * Rows + j];
+                bool goLeft = b == Cuts[f].Length + 1 ? defaultLeft[node] : b <= binThreshold[node];
+                node = goLeft ? left[node] : right[node];
+            }
+            return ~node;
+        }
+    }
+
+    private readonly record struct Split(int Feature, int BinThreshold, bool DefaultLeft, double Gain, double GL, double HL, double CL)
+    {
+        public static readonly Split None = new(-1, 0, false, double.NegativeInfinity, 0, 0, 0);
+        public bool IsValid => Feature >= 0;
+    }
+
+    private sealed class Leaf
+    {
+        public int Begin, End, Depth;
+        public double G, H, C;
+        public double[] Hist = [];
+        public Split Best = Split.None;
+        public int ParentNode = -1;   // internal node pointing at this leaf (-1: root)
+        public bool IsLeftChild;
+    }
+
+    private sealed class TreeGrower(BinnedData data, TreeBoostingOptions options)
+    {
+        private readonly int[] _index = new int[data.Rows];
+        private readonly int[] _scratch = new int[data.Rows];
+        private readonly Stack<double[]> _pool = new();
+        private double[] _g = [];
+        private double[] _h = [];
+
+        public (DecisionTree Tree, int[] BinThreshold) Grow(double[] g, double[] h, int[] sample)
+        {
+            _g = g; _h = h;
+            Array.Copy(sample, _index, sample.Length);
+            var leaves = new List<Leaf>();
+            var root = new Leaf { Begin = 0, End = sample.Length, Depth = 0 };
+            root.Hist = Rent();
+            BuildHistogram(root);
+            SumLeaf(root);
+            root.Best = FindBestSplit(root);
+            leaves.Add(root);
+
+            var feature = new List<int>(); var threshold = new List<float>(); var binThr = new List<int>(); var defaultLeft = new List<bool>();
+            var leftChild = new List<int>(); var rightChild = new List<int>();
+            while (leaves.Count < options.NumberOfLeaves)
+            {
+                int pick = -1;
+                for (int i = 0; i < leaves.Count; i++)
+                {
+                    var best = leaves[i].Best;
+                    if (!best.IsValid || !(best.Gain > options.MinSplitGain) || best.Gain <= 1e-12) continue;
+                    if (options.MaxDepth > 0 && leaves[i].Depth >= options.MaxDepth) continue;
+                    if (pick < 0 || best.Gain > leaves[pick].Best.Gain) pick = i;
+                }
+                if (pick < 0) break;
+
+                var parent = leaves[pick];
+                var s = parent.Best;
+                int node = feature.Count;
+                feature.Add(s.Feature);
+                binThr.Add(s.BinThreshold);
+                threshold.Add(s.BinThreshold < 0 ? float.MinValue : data.Cuts[s.Feature][s.BinThreshold]);
+                defaultLeft.Add(s.DefaultLeft);
+                int newLeafId = leaves.Count;
+                leftChild.Add(~pick);
+                rightChild.Add(~newLeafId);
+                if (parent.ParentNode >= 0)
+                {
+                    if (parent.IsLeftChild) leftChild[parent.ParentNode] = node; else rightChild[parent.ParentNode] = node;
+                }
+
+                int mid = Partition(parent, s);
+                var l = new Leaf { Begin = parent.Begin, End = mid, Depth = parent.Depth + 1, ParentNode = node, IsLeftChild = true };
+                var r = new Leaf { Begin = mid, End = parent.End, Depth = parent.Depth + 1, ParentNode = node, IsLeftChild = false };
+                var (small, large) = l.End - l.Begin <= r.End - r.Begin ? (l, r) : (r, l);
+                small.Hist = Rent();
+                BuildHistogram(small);
+                large.Hist = parent.Hist;
+                var lh = large.Hist; var sh = small.Hist;
+                for (int i = 0; i < lh.Length; i++) lh[i] -= sh[i];
+                l.G = s.GL; l.H = s.HL; l.C = s.CL;
+                r.G = parent.G - s.GL; r.H = parent.H - s.HL; r.C = parent.C - s.CL;
+                l.Best = FindBestSplit(l);
+                r.Best = FindBestSplit(r);
+                leaves[pick] = l;
+                leaves.Add(r);
+            }
+
+            var leafValues = new double[leaves.Count];
+            for (int i = 0; i < leaves.Count; i++)
+            {
+                leafValues[i] = -leaves[i].G / (leaves[i].H + options.L2Regularization) * options.LearningRate;
+                if (!double.IsFinite(leafValues[i])) leafValues[i] = 0;
+                Return(leaves[i].Hist);
+            }
+            var tree = new DecisionTree(feature.ToArray(), threshold.ToArray(), defaultLeft.ToArray(), leftChild.ToArray(), rightChild.ToArray(), leafValues);
+            return (tree, binThr.ToArray());
+        }
+
+        private double[] Rent()
+        {
+            if (_pool.TryPop(out var a)) { Array.Clear(a); return a; }
+            return new double[data.TotalSlots * 3];
+        }
+
+        private void Return(double[] a) => _pool.Push(a);
+
+        private void SumLeaf(Leaf leaf)
+        {
+            double G = 0, H = 0;
+            for (int k = leaf.Begin; k < leaf.End; k++) { int j = _index[k]; G += _g[j]; H += _h[j]; }
+            leaf.G = G; leaf.H = H; leaf.C = leaf.End - leaf.Begin;
+        }
+
+        private void BuildHistogram(Leaf leaf)
+        {
+            int count = leaf.End - leaf.Begin;
+            var rows = _index.AsSpan(leaf.Begin, count).ToArray();
+            var gg = new double[count];
+            var hh = new double[count];
+            for (int k = 0; k < count; k++) { gg[k] = _g[rows[k]]; hh[k] = _h[rows[k]]; }
+            var hist = leaf.Hist;
+            int n = data.Rows;
+            Parallel.For(0, data.Features, new ParallelOptions { MaxDegreeOfParallelism = options.NumberOfThreads }, f =>
+            {
+                var bins = data.Bins.AsSpan(f * n, n);
+                var hs = hist.AsSpan(data.Offset[f] * 3, (data.Cuts[f].Length + 2) * 3);
+                for (int k = 0; k < rows.Length; k++)
+                {
+                    int b = bins[rows[k]] * 3;
+                    hs[b] += gg[k];
+                    hs[b + 1] += hh[k];
+                    hs[b + 2] += 1;
+                }
+            });
+        }
+
+        private Split FindBestSplit(Leaf leaf)
+        {
+            if (leaf.C < 2 * options.MinExamplesPerLeaf) return Split.None;
+            if (options.MaxDepth > 0 && leaf.Depth >= options.MaxDepth) return Split.None;
+            var perFeature = new Split[data.Features];
+            Parallel.For(0, data.Features, new ParallelOptions { MaxDegreeOfParallelism = options.NumberOfThreads },
+                f => perFeature[f] = BestSplitForFeature(leaf, f));
+            var best = Split.None;
+            foreach (var s in perFeature)
+                if (s.IsValid && s.Gain > best.Gain) best = s;
+            return best;
+        }
+
+        private Split BestSplitForFeature(Leaf leaf, int f)
+        {
+            double lambda = options.L2Regularization, minH = options.MinChildHessian, minC = options.MinExamplesPerLeaf;
+            int k = data.Cuts[f].Length;
+            var hs = leaf.Hist.AsSpan(data.Offset[f] * 3, (k + 2) * 3);
+            double G = leaf.G, H = leaf.H, C = leaf.C;
+            double Gm = hs[(k + 1) * 3], Hm = hs[(k + 1) * 3 + 1], Cm = hs[(k + 1) * 3 + 2];
+            double parentScore = G * G / (H + lambda);
+            var best = Split.None;
+
+            void Consider(int bin, bool defaultLeft, double gl, double hl, double cl)
+            {
+                double gr = G - gl, hr = H - hl, cr = C - cl;
+                if (cl < minC || cr < minC || hl < minH || hr < minH) return;
+                double gain = gl * gl / (hl + lambda) + gr * gr / (hr + lambda) - parentScore;
+                if (gain > best.Gain) best = new Split(f, bin, defaultLeft, gain, gl, hl, cl);
+            }
+
+            // Missing values alone vs. every present value.
+            if (Cm > 0) Consider(-1, true, Gm, Hm, Cm);
+            double gAcc = 0, hAcc = 0, cAcc = 0;
+            for (int b = 0; b < k; b++)
+            {
+                gAcc += hs[b * 3]; hAcc += hs[b * 3 + 1]; cAcc += hs[b * 3 + 2];
+                if (Cm > 0)
+                {
+                    Consider(b, false, gAcc, hAcc, cAcc);
+                    Consider(b, true, gAcc + Gm, hAcc + Hm, cAcc + Cm);
+                }
+                else
+                {
+                    // No missing values here: send unseen NaN the way most rows go.
+                    Consider(b, cAcc >= C - cAcc, gAcc, hAcc, cAcc);
+                }
+            }
+            return best;
+        }
+
+        /// <summary>Stable in-place partition of the leaf's rows; returns the start of the right part.</summary>
+        private int Partition(Leaf leaf, Split s)
+        {
+            int n = data.Rows;
+            var bins = data.Bins.AsSpan(s.Feature * n, n);
+            int missing = data.MissingBin(s.Feature);
+            int write = leaf.Begin, spill = 0;
+            for (int k = leaf.Begin; k < leaf.End; k++)
+            {
+                int j = _index[k];
+                int b = bins[j];
+                bool goLeft = b == missing ? s.DefaultLeft : b <= s.BinThreshold;
+                if (goLeft) _index[write++] = j; else _scratch[spill++] = j;
+            }
+            Array.Copy(_scratch, 0, _index, write, spill);
+            return write;
+        }
+    }
+}
