@@ -18,6 +18,7 @@ internal static class CliSupport
         catch (Exception e) when (e is CdmException or InvalidDataException or ArgumentException or FileNotFoundException or DirectoryNotFoundException or System.Text.Json.JsonException)
         {
             System.Console.Error.WriteLine("error: " + e.Message);
+            if (Environment.GetEnvironmentVariable("CLINICALFED_DEBUG") is "1") System.Console.Error.WriteLine(e);
             return 2;
         }
     }

@@ -9,13 +9,14 @@ internal static class DemoCommand
     public static Command Create()
     {
         var output = new Option<string>("--out") { Description = "Output folder.", DefaultValueFactory = _ => "demo-out" };
-        var patients = new Option<int>("--patients") { Description = "Patients per site (the largest site; the others are scaled by their profile).", DefaultValueFactory = _ => 800 };
-        var seed = new Option<int>("--seed") { Description = "Seed of the synthetic data (same seed, same data).", DefaultValueFactory = _ => 20261123 };
-        var cmd = new Command("demo", "Run the site pipeline on generated, seeded data for four non-IID hospitals: EHR extract → FHIR CDM → quality and the federated quality check → features → federated statistics → local imputation.") { output, patients, seed };
+        var patients = new Option<int>("--patients") { Description = "Patients per site (the largest site; the others are scaled by their profile).", DefaultValueFactory = _ => 2000 };
+        var seed = new Option<int>("--seed") { Description = "Seed of the synthetic data and the training (same seed, same results).", DefaultValueFactory = _ => 20261123 };
+        var rounds = new Option<int>("--rounds") { Description = "Federated rounds.", DefaultValueFactory = _ => 10 };
+        var cmd = new Command("demo", "ClinicalFed end to end on generated, seeded data for four non-IID hospitals: EHR extract → FHIR CDM → quality and the federated quality check → features → federated statistics and imputation → federated, local-only, centralized and personalized models → report.json and report.html.") { output, patients, seed, rounds };
         cmd.SetAction(pr => CliSupport.Run(() =>
         {
             var console = CliSupport.Console();
-            var o = new DemoOptions(pr.GetValue(output)!, pr.GetValue(patients), pr.GetValue(seed));
+            var o = new DemoOptions(pr.GetValue(output)!, pr.GetValue(patients), pr.GetValue(seed), pr.GetValue(rounds));
             DemoResult r;
             if (CliSupport.Interactive)
             {
@@ -33,15 +34,14 @@ internal static class DemoCommand
             }
             else r = DemoRunner.Run(o);
 
-            var table = new Table().Title("ClinicalFed demo — four synthetic ICUs").AddColumns("site", "patients", "hourly rows", "sepsis rows", "prevalence", "Observations", "HR missing", "lactate missing", "cells imputed");
+            var table = new Table().Title("ClinicalFed demo — four synthetic ICUs").AddColumns("site", "patients", "hourly rows", "sepsis rows", "prevalence", "Observations", "HR missing", "lactate missing");
             foreach (var s in r.Sites)
-                table.AddRow(s.Name, s.Patients.ToString("N0"), s.Rows.ToString("N0"), s.Positives.ToString("N0"), s.Prevalence.ToString("P2"), s.Observations.ToString("N0"), s.HrMissing.ToString("P1"), s.LactateMissing.ToString("P1"), s.ImputedCells.ToString("N0"));
+                table.AddRow(s.Name, s.Patients.ToString("N0"), s.Rows.ToString("N0"), s.Positives.ToString("N0"), s.Prevalence.ToString("P2"), s.Observations.ToString("N0"), s.HrMissing.ToString("P1"), s.LactateMissing.ToString("P1"));
             console.Write(table);
             console.MarkupLine(r.Comparison.Flags.Count == 0 ? "Federated quality check: no site stands out." : $"Federated quality check: {r.Comparison.Flags.Count} flag(s):");
             foreach (var f in r.Comparison.Flags.Take(12)) console.MarkupLineInterpolated($"  [yellow]{f.Site}[/] {f.Metric}: {f.Value:G3} vs others {f.OthersMedian:G3}");
-            console.MarkupLineInterpolated($"Federated statistics from {r.Federated.Sites.Count} sites over {r.Federated.Rows:N0} rows (counts, sums and histogram bins only) → imputation medians.");
+            SimulateCommand.Summarize(console, r.Report, r.OutputDirectory);
             console.MarkupLineInterpolated($"Seconds: {string.Join(", ", r.Seconds.Select(kv => $"{kv.Key} {kv.Value:F1}"))}");
-            console.MarkupLineInterpolated($"Summary: {Path.Combine(r.OutputDirectory, "demo-summary.json")}");
             return 0;
         }));
         return cmd;

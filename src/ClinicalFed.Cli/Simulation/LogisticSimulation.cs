@@ -74,7 +74,7 @@ internal static class LogisticSimulation
                 {
                     Federation = SimulationRunner.Federation, Round = r, Site = sites[i].Name, ExampleCount = sites[i].TrainRows,
                     ParameterKind = ParameterKinds.Full, Dimension = d + 1, CreatedAt = time.GetUtcNow(),
-                    LocalMetrics = new Dictionary<string, double> { ["train_loss"] = result.EpochLosses.Count > 0 ? result.EpochLosses[^1] : double.NaN },
+                    LocalMetrics = result.EpochLosses.Count > 0 && double.IsFinite(result.EpochLosses[^1]) ? new Dictionary<string, double> { ["train_loss"] = result.EpochLosses[^1] } : new Dictionary<string, double>(),
                 };
                 store.PutUpdateAsync(header, result.Weights.ToParameterVector()).GetAwaiter().GetResult();
                 long size = new FileInfo(store.FullPath(StoreLayout.Update(SimulationRunner.Federation, r, sites[i].Name))).Length;
@@ -129,9 +129,10 @@ internal static class LogisticSimulation
             results.Add(new SiteResult
             {
                 Name = s.Name, TrainRows = s.TrainRows, TestRows = s.TestRows, TestPositives = (long)s.TestY.Sum(),
-                Auroc = new BaselineMetrics { Local = evals["local"].Auroc, Centralized = evals["centralized"].Auroc, Federated = evals["federated"].Auroc, Personalized = evals["personalized"].Auroc },
-                Auprc = new BaselineMetrics { Local = evals["local"].Auprc, Centralized = evals["centralized"].Auprc, Federated = evals["federated"].Auprc, Personalized = evals["personalized"].Auprc },
-                Personalization = new PersonalizationChoice(best.StartsWith("interpolation", StringComparison.Ordinal) ? "interpolation" : best, best, validation),
+                Auroc = BaselineMetrics.From(evals["local"].Auroc, evals["centralized"].Auroc, evals["federated"].Auroc, evals["personalized"].Auroc),
+                Auprc = BaselineMetrics.From(evals["local"].Auprc, evals["centralized"].Auprc, evals["federated"].Auprc, evals["personalized"].Auprc),
+                Personalization = new PersonalizationChoice(best.StartsWith("interpolation", StringComparison.Ordinal) ? "interpolation" : best, best,
+                    validation.Where(kv => !double.IsNaN(kv.Value)).ToDictionary()),
                 Roc = evals.ToDictionary(kv => kv.Key, kv => SimulationRunner.Roc(kv.Value.Full)),
                 Calibration = evals.ToDictionary(kv => kv.Key, kv => SimulationRunner.Calibration(kv.Value.Full)),
             });

@@ -10,6 +10,14 @@ public sealed record BaselineMetrics
     [JsonPropertyName("centralized")] public double? Centralized { get; init; }
     [JsonPropertyName("federated")] public double? Federated { get; init; }
     [JsonPropertyName("personalized")] public double? Personalized { get; init; }
+
+    /// <summary>Metrics that are undefined (a test split without both classes) become null.</summary>
+    public static BaselineMetrics From(double local, double centralized, double federated, double personalized) => new()
+    {
+        Local = Defined(local), Centralized = Defined(centralized), Federated = Defined(federated), Personalized = Defined(personalized),
+    };
+
+    private static double? Defined(double v) => double.IsFinite(v) ? v : null;
 }
 
 public sealed record CalibrationBin(
@@ -69,7 +77,7 @@ public sealed record SimulationReport
     [JsonPropertyName("seconds")] public required IReadOnlyDictionary<string, double> Seconds { get; init; }
     [JsonPropertyName("notes")] public IReadOnlyList<string> Notes { get; init; } = [];
 
-    public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
+    public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 }

@@ -16,7 +16,10 @@ public static class SimulationRunner
 {
     public const string Federation = "simulation";
 
-    public static SimulationReport Run(SimulationOptions o, Action<string, double>? progress = null, TimeProvider? time = null)
+    public static SimulationReport Run(SimulationOptions o, Action<string, double>? progress = null, TimeProvider? time = null) => RunWithPreparation(o, progress, time).Report;
+
+    /// <summary>Runs the simulation and also returns the sites' preparation (feature summaries, CDM folders).</summary>
+    public static (SimulationReport Report, SitePreparation.Result Preparation) RunWithPreparation(SimulationOptions o, Action<string, double>? progress = null, TimeProvider? time = null)
     {
         var errors = o.Validate();
         if (errors.Count > 0) throw new ArgumentException(string.Join("\n", errors));
@@ -42,7 +45,7 @@ public static class SimulationRunner
         };
         File.WriteAllText(Path.Combine(root, "report.json"), report.ToJson());
         File.WriteAllText(Path.Combine(root, "report.html"), HtmlReport.Render(report));
-        return report;
+        return (report, prep);
     }
 
     internal sealed record RunResult(IReadOnlyList<SiteResult> Sites, IReadOnlyList<RoundResult> Rounds, BytesUploaded Bytes, IReadOnlyList<string> Notes);

@@ -31,13 +31,18 @@ public sealed class PreparedSite
 /// </summary>
 public static class SitePreparation
 {
-    public sealed record Result(IReadOnlyList<PreparedSite> Sites, StatisticsSet Federated, IReadOnlyDictionary<string, double> Seconds);
+    /// <param name="Summaries">Each source site's feature summary (before any split into shards).</param>
+    /// <param name="CdmDirectories">Each source site's CDM folder.</param>
+    public sealed record Result(IReadOnlyList<PreparedSite> Sites, StatisticsSet Federated, IReadOnlyDictionary<string, double> Seconds,
+        IReadOnlyDictionary<string, FeatureSummary> Summaries, IReadOnlyDictionary<string, string> CdmDirectories);
 
     public static Result Run(string task, IReadOnlyList<SiteSource> sources, IReadOnlyDictionary<string, int> splits, string workDirectory, Action<string, double>? progress = null)
     {
         var seconds = new Dictionary<string, double>();
         var sw = Stopwatch.StartNew();
         var tables = new List<(string Name, FeatureTable Table)>();
+        var summaries = new Dictionary<string, FeatureSummary>();
+        var cdms = new Dictionary<string, string>();
         foreach (var src in sources)
         {
             var siteWork = Path.Combine(workDirectory, src.Name);
@@ -48,7 +53,8 @@ public static class SitePreparation
                 CdmConverter.Convert(new ConvertOptions(src.Path, src.Selector ?? src.Name, cdm, src.DetectMapping()), f => progress?.Invoke($"convert {src.Name}", f));
             }
             var features = Path.Combine(siteWork, "features");
-            FeatureExtraction.Run(new FeatureOptions(task, cdm, features, src.Name), f => progress?.Invoke($"features {src.Name}", f));
+            summaries[src.Name] = FeatureExtraction.Run(new FeatureOptions(task, cdm, features, src.Name), f => progress?.Invoke($"features {src.Name}", f));
+            cdms[src.Name] = cdm;
             var table = FeatureTableFile.Load(Path.Combine(features, FeatureTableFile.FileName));
             if (splits.TryGetValue(src.Name, out int k) && k > 1)
                 for (int s = 0; s < k; s++) tables.Add(($"{src.Name}{s + 1}", Subset(table, i => Splits.Shard(table.Keys[i].PatientId, k) == s)));
@@ -67,6 +73,9 @@ public static class SitePreparation
             siteStats.Add(b.Build());
         }
         var federated = StatisticsSet.Merge(siteStats);
+        // What each site shared, and what they agreed: aggregates of training rows only.
+        foreach (var st in siteStats) File.WriteAllText(Path.Combine(workDirectory, $"stats-{st.Sites[0]}.json"), st.ToJson());
+        File.WriteAllText(Path.Combine(workDirectory, "stats-federated.json"), federated.ToJson());
         var plan = ImputationPlan.From(federated, ImputationMethod.Median, tables[0].Table.Header.ImputableColumns.ToHashSet());
         var fill = plan.FillValues.ToArray();
         var mean = federated.Features.Select(f => f.Count > 0 ? (float)f.Mean : 0f).ToArray();
@@ -100,7 +109,7 @@ public static class SitePreparation
             });
         }
         seconds["federated_statistics_and_imputation"] = sw.Elapsed.TotalSeconds;
-        return new Result(prepared, federated, seconds);
+        return new Result(prepared, federated, seconds, summaries, cdms);
     }
 
     private static FeatureTable Subset(FeatureTable t, Func<int, bool> keep)
