@@ -1,6 +1,5 @@
 using System.IO.Compression;
 using System.Text.Json;
-using ClinicalFed.Data;
 
 namespace ClinicalFed.Cli.Tests;
 
@@ -9,47 +8,89 @@ namespace ClinicalFed.Cli.Tests;
 public sealed class PipelineTests
 {
     [Fact]
-    public void DemoRunsEveryStepAndTheFederatedStatisticsCoverEverySite()
+    public void DemoRunsEveryStepAndReportsEveryBaselineForEverySite()
     {
         using var tmp = new TempDir();
-        var (exit, output, err) = Cli.Run("demo", "--out", tmp["demo"], "--patients", "120", "--seed", "7");
+        var (exit, output, err) = Cli.Run("demo", "--out", tmp["demo"], "--patients", "400", "--seed", "7", "--rounds", "3");
         Assert.True(exit == 0, err);
-        Assert.Contains("demo-summary.json", output);
+        Assert.Contains("report.json", output);
         using var summary = JsonDocument.Parse(File.ReadAllText(tmp["demo/demo-summary.json"]));
-        var sites = summary.RootElement.GetProperty("sites").EnumerateArray().ToList();
+        var sites = summary.RootElement.GetProperty("sites").EnumerateArray().Select(s => s.GetProperty("name").GetString()!).ToList();
         Assert.Equal(4, sites.Count);
-        long rows = sites.Sum(s => s.GetProperty("rows").GetInt64());
-        Assert.Equal(rows, summary.RootElement.GetProperty("federated_rows").GetInt64());
-        foreach (var s in sites)
+        using var report = JsonDocument.Parse(File.ReadAllText(tmp["demo/report.json"]));
+        var reported = report.RootElement.GetProperty("sites").EnumerateArray().ToList();
+        Assert.Equal(sites, reported.Select(s => s.GetProperty("name").GetString()!));
+        Assert.Equal(3, report.RootElement.GetProperty("rounds").GetArrayLength());
+        foreach (var s in reported.Take(3)) // the three larger sites always have positives in their test split
+            foreach (var baseline in new[] { "local", "centralized", "federated", "personalized" })
+            {
+                var v = s.GetProperty("auroc").GetProperty(baseline).GetDouble();
+                Assert.InRange(v, 0.6, 1.0);
+            }
+        Assert.True(report.RootElement.GetProperty("bytes_uploaded").GetProperty("total").GetInt64() > 0);
+        Assert.Contains("<svg", File.ReadAllText(tmp["demo/report.html"]));
+        // The federated statistics are the merge of exactly the sites' training-row statistics.
+        var federated = ClinicalFed.Statistics.StatisticsSet.FromJson(File.ReadAllText(tmp["demo/work/stats-federated.json"]), "federated");
+        long rows = sites.Sum(n => ClinicalFed.Statistics.StatisticsSet.FromJson(File.ReadAllText(tmp[$"demo/work/stats-{n}.json"]), n).Rows);
+        Assert.Equal(rows, federated.Rows);
+        Assert.Equal(sites.Order(), federated.Sites.Order());
+        // Every site's CDM and quality report exist; each round's global model is in the store.
+        foreach (var n in sites)
         {
-            var name = s.GetProperty("name").GetString()!;
-            Assert.True(File.Exists(Path.Combine(tmp["demo/cdm"], name, "convert-report.json")));
-            var imputed = FeatureTableFile.Load(Path.Combine(tmp["demo/imputed"], name, FeatureTableFile.FileName));
-            Assert.Equal(s.GetProperty("rows").GetInt64(), imputed.Rows);
-            Assert.NotNull(imputed.Header.Imputation);
-            // After imputation the value columns hold no NaN; indicators were never NaN.
-            var imputable = imputed.Header.ImputableColumns.Select(c => imputed.Header.Columns.ToList().IndexOf(c)).ToArray();
-            for (int r = 0; r < imputed.Rows; r++)
-                foreach (var c in imputable) Assert.False(float.IsNaN(imputed.Row(r)[c]), $"{name} row {r} column {imputed.Header.Columns[c]}");
+            Assert.True(File.Exists(Path.Combine(tmp["demo/cdm"], n, "convert-report.json")));
+            Assert.True(File.Exists(Path.Combine(tmp["demo/quality"], n + ".json")));
         }
+        for (int r = 0; r < 3; r++) Assert.True(File.Exists(tmp[$"demo/store/federations/simulation/rounds/{r:D5}/global.cfm"]));
     }
 
     [Fact]
     public void SameSeedSameData()
     {
         using var tmp = new TempDir();
-        Assert.Equal(0, Cli.Run("demo", "--out", tmp["a"], "--patients", "60", "--seed", "3").Exit);
-        Assert.Equal(0, Cli.Run("demo", "--out", tmp["b"], "--patients", "60", "--seed", "3").Exit);
+        Assert.Equal(0, Cli.Run("demo", "--out", tmp["a"], "--patients", "100", "--seed", "3", "--rounds", "2").Exit);
+        Assert.Equal(0, Cli.Run("demo", "--out", tmp["b"], "--patients", "100", "--seed", "3", "--rounds", "2").Exit);
         foreach (var f in Directory.GetFiles(tmp["a/ehr"]))
             Assert.Equal(File.ReadAllBytes(f), File.ReadAllBytes(Path.Combine(tmp["b/ehr"], Path.GetFileName(f))));
-        Assert.Equal(File.ReadAllText(tmp["a/stats/federated.json"]), File.ReadAllText(tmp["b/stats/federated.json"]));
+        Assert.Equal(File.ReadAllText(tmp["a/work/stats-federated.json"]), File.ReadAllText(tmp["b/work/stats-federated.json"]));
+        using var ra = JsonDocument.Parse(File.ReadAllText(tmp["a/report.json"]));
+        using var rb = JsonDocument.Parse(File.ReadAllText(tmp["b/report.json"]));
+        Assert.Equal(ra.RootElement.GetProperty("sites").GetRawText(), rb.RootElement.GetProperty("sites").GetRawText());
+    }
+
+    [Fact]
+    public void SimulateRejectsBadOptionsAllAtOnce()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp["x.csv"], "a\n");
+        var (exit, _, err) = Cli.Run("simulate", "--task", "mortality", "--site", $"A={tmp["x.csv"]}", "--site", $"A={tmp["x.csv"]}", "--strategy", "fedmagic", "--rounds", "0", "--out", tmp["o"]);
+        Assert.Equal(2, exit);
+        Assert.Contains("--task", err);
+        Assert.Contains("given twice", err);
+        Assert.Contains("fedmagic", err);
+        Assert.Contains("--rounds", err);
+    }
+
+    [Fact]
+    public void SimulateSplitsASiteIntoShardsByPatient()
+    {
+        using var tmp = new TempDir();
+        Assert.Equal(0, Cli.Run("demo", "--out", tmp["d"], "--patients", "300", "--rounds", "1").Exit);
+        var cdm = Path.Combine(tmp["d/cdm"], "academic_micu");
+        var (exit, _, err) = Cli.Run("simulate", "--task", "sepsis", "--site", $"M={cdm}", "--split", "M:3", "--rounds", "2", "--out", tmp["s"]);
+        Assert.True(exit == 0, err);
+        using var report = JsonDocument.Parse(File.ReadAllText(tmp["s/report.json"]));
+        var names = report.RootElement.GetProperty("sites").EnumerateArray().Select(s => s.GetProperty("name").GetString()).ToList();
+        Assert.Equal(["M1", "M2", "M3"], names);
+        long rows = report.RootElement.GetProperty("sites").EnumerateArray().Sum(s => s.GetProperty("train_rows").GetInt64() + s.GetProperty("test_rows").GetInt64());
+        using var summary = JsonDocument.Parse(File.ReadAllText(tmp["s/work/M/features/features-summary.json"]));
+        Assert.Equal(summary.RootElement.GetProperty("rows").GetInt64(), rows);
     }
 
     [Fact]
     public void ValidateFailsOnAResourceFirelyRejectsAndNamesTheLine()
     {
         using var tmp = new TempDir();
-        Assert.Equal(0, Cli.Run("demo", "--out", tmp["d"], "--patients", "60").Exit);
+        Assert.Equal(0, Cli.Run("demo", "--out", tmp["d"], "--patients", "100", "--rounds", "1").Exit);
         var cdm = Path.Combine(tmp["d/cdm"], "rural");
         Assert.Equal(0, Cli.Run("validate", "--cdm", cdm, "--max", "2000").Exit);
         var patients = Path.Combine(cdm, "Patient.ndjson.gz");
@@ -65,8 +106,8 @@ public sealed class PipelineTests
     public void StatsMergeRefusesTheSameSiteTwice()
     {
         using var tmp = new TempDir();
-        Assert.Equal(0, Cli.Run("demo", "--out", tmp["d"], "--patients", "60").Exit);
-        var a = Path.Combine(tmp["d/stats"], "rural.json");
+        Assert.Equal(0, Cli.Run("demo", "--out", tmp["d"], "--patients", "100", "--rounds", "1").Exit);
+        var a = tmp["d/work/stats-rural.json"];
         var (exit, _, err) = Cli.Run("stats", "merge", "--in", a, a, "--out", tmp["m.json"]);
         Assert.Equal(2, exit);
         Assert.Contains("rural", err);

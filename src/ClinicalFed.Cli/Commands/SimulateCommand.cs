@@ -21,8 +21,10 @@ internal static class SimulateCommand
         var mu = new Option<double>("--mu") { Description = "FedProx proximal μ (with --strategy fedprox).", DefaultValueFactory = _ => 0.01 };
         var lr = new Option<double>("--learning-rate") { Description = "Initial local learning rate (cosine schedule).", DefaultValueFactory = _ => 0.05 };
         var seed = new Option<int>("--seed") { Description = "Seed of every random choice.", DefaultValueFactory = _ => 1 };
+        var trees = new Option<int>("--trees") { Description = "Trees of the local-only and centralized ensembles (the federation grows about as many).", DefaultValueFactory = _ => 100 };
+        var leaves = new Option<int>("--leaves") { Description = "Leaves per tree.", DefaultValueFactory = _ => 31 };
         var cmd = new Command("simulate", "Simulate a federation of N sites in one process over the folder store: local-only, centralized, federated and personalized models on each site's protocol test split; report.json and report.html.")
-            { task, site, split, model, treeMode, strategy, rounds, output, epochs, baselineEpochs, mu, lr, seed };
+            { task, site, split, model, treeMode, strategy, rounds, output, epochs, baselineEpochs, mu, lr, seed, trees, leaves };
         cmd.SetAction(pr => CliSupport.Run(() =>
         {
             var console = CliSupport.Console();
@@ -38,7 +40,7 @@ internal static class SimulateCommand
                 Task = pr.GetValue(task)!, Sites = (pr.GetValue(site) ?? []).Select(SiteSource.Parse).ToList(), Splits = splits,
                 Model = pr.GetValue(model)!, TreeMode = pr.GetValue(treeMode)!, Strategy = pr.GetValue(strategy)!, Rounds = pr.GetValue(rounds),
                 OutputDirectory = pr.GetValue(output)!, LocalEpochs = pr.GetValue(epochs), BaselineEpochs = pr.GetValue(baselineEpochs),
-                ProximalMu = pr.GetValue(mu), LearningRate = pr.GetValue(lr), Seed = pr.GetValue(seed),
+                ProximalMu = pr.GetValue(mu), LearningRate = pr.GetValue(lr), Seed = pr.GetValue(seed), Trees = pr.GetValue(trees), Leaves = pr.GetValue(leaves),
             };
             var report = Run(o);
             Summarize(console, report, o.OutputDirectory);

@@ -46,6 +46,7 @@ public sealed record SimulationOptions
         if (!(ProximalMu >= 0)) e.Add("--mu: must be non-negative");
         if (!(LearningRate > 0)) e.Add("--learning-rate: must be positive");
         if (Trees is < 1 or > 10000) e.Add($"--trees: {Trees} (expected 1 to 10000)");
+        if (Leaves is < 2 or > 1024) e.Add($"--leaves: {Leaves} (expected 2 to 1024)");
         if (string.IsNullOrWhiteSpace(OutputDirectory)) e.Add("--out: required");
         return e;
     }

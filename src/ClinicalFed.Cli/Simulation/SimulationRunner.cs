@@ -35,7 +35,7 @@ public static class SimulationRunner
         var store = new LocalFolderStore(storeRoot);
         var run = o.Model == "logistic"
             ? LogisticSimulation.Run(o, prep.Sites, spec, store, seconds, progress, time)
-            : throw new ArgumentException("--model trees: not available yet in this build");
+            : TreeSimulation.Run(o, prep.Sites, spec, seconds, progress);
         seconds["total"] = Math.Round(total.Elapsed.TotalSeconds, 2);
         var report = new SimulationReport
         {
