@@ -65,6 +65,29 @@ internal static class BenchCommand
             return 0;
         }));
         bench.Subcommands.Add(pipeline);
+
+        var suite = CliSupport.Required("--suite", $"Quality suite: {string.Join(", ", ClinicalFed.Cli.Simulation.QualityBenchmark.Suites)}.");
+        var data = new Option<string>("--data") { Description = "The shared data folder.", DefaultValueFactory = _ => "../shared/data" };
+        var qOut = new Option<string>("--out") { Description = "Output folder of the simulation.", DefaultValueFactory = _ => "bench-quality" };
+        var quality = new Command("quality", "Run a protocol suite through simulate and check the issue's quality targets against the figures of that run; prints one JSON object.") { suite, data, qOut };
+        quality.SetAction(pr => CliSupport.Run(() =>
+        {
+            var name = pr.GetValue(suite)!;
+            var options = ClinicalFed.Cli.Simulation.QualityBenchmark.Options(name, pr.GetValue(data)!, Path.Combine(pr.GetValue(qOut)!, name));
+            var report = ClinicalFed.Cli.Simulation.SimulationRunner.Run(options);
+            var checks = ClinicalFed.Cli.Simulation.QualityBenchmark.Check(name, report);
+            Console.WriteLine(JsonSerializer.Serialize(new
+            {
+                suite = name,
+                all_met = checks.All(c => c.Met),
+                checks = checks.Select(c => new { target = c.Target, site = c.Site, value = c.Value, reference = c.Reference, met = c.Met }),
+                auroc = report.Sites.ToDictionary(s => s.Name, s => s.Auroc),
+                seconds = report.Seconds,
+                report = Path.Combine(options.OutputDirectory, "report.json"),
+            }, new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
+            return 0;
+        }));
+        bench.Subcommands.Add(quality);
         return bench;
     }
 

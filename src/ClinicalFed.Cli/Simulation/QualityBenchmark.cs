@@ -1,0 +1,71 @@
+namespace ClinicalFed.Cli.Simulation;
+
+/// <summary>One quality target of issue 3 / PROTOCOL.md, evaluated on a simulation report.</summary>
+public sealed record TargetCheck(string Target, string Site, double? Value, double? Reference, bool Met);
+
+/// <summary>
+/// The protocol's quality suites: each runs <c>simulate</c> with the documented settings on <c>../shared/data</c> and
+/// checks the targets against the figures measured in that same run.
+/// </summary>
+public static class QualityBenchmark
+{
+    public static readonly IReadOnlyList<string> Suites = ["physionet-logistic", "physionet-trees", "diabetes-logistic"];
+
+    public static SimulationOptions Options(string suite, string data, string output) => suite switch
+    {
+        "physionet-logistic" => new SimulationOptions
+        {
+            Task = "sepsis", OutputDirectory = output, Model = "logistic", Rounds = 10,
+            Sites = [new SiteSource("A", Path.Combine(data, "physionet2019_sepsis/hospital_A.csv.gz"), null), new SiteSource("B", Path.Combine(data, "physionet2019_sepsis/hospital_B.csv.gz"), null)],
+        },
+        "physionet-trees" => new SimulationOptions
+        {
+            Task = "sepsis", OutputDirectory = output, Model = "trees", TreeMode = "bagging", Rounds = 1,
+            Sites = [new SiteSource("A", Path.Combine(data, "physionet2019_sepsis/hospital_A.csv.gz"), null), new SiteSource("B", Path.Combine(data, "physionet2019_sepsis/hospital_B.csv.gz"), null)],
+        },
+        "diabetes-logistic" => new SimulationOptions
+        {
+            Task = "readmission", OutputDirectory = output, Model = "logistic", Rounds = 30, LocalEpochs = 2,
+            Sites = new[] { "ER", "REF", "OTH" }.Select(s => new SiteSource(s, Path.Combine(data, "diabetes130/diabetic_data.csv.gz"), s)).ToList(),
+        },
+        _ => throw new ArgumentException($"--suite '{suite}' (known: {string.Join(", ", Suites)})"),
+    };
+
+    /// <summary>The targets of a suite, checked against its report. Outside references (scikit-learn, XGBoost) are the
+    /// figures quoted in the issue for the same protocol.</summary>
+    public static IReadOnlyList<TargetCheck> Check(string suite, SimulationReport r)
+    {
+        var checks = new List<TargetCheck>();
+        foreach (var s in r.Sites)
+        {
+            var a = s.Auroc;
+            switch (suite)
+            {
+                case "physionet-logistic":
+                    checks.Add(Within("federated within 0.01 of centralized", s.Name, a.Federated, a.Centralized, 0.01));
+                    checks.Add(AtLeast("personalized >= local-only", s.Name, a.Personalized, a.Local));
+                    checks.Add(AtLeast("best of federated/personalized reaches centralized XGBoost (outside reference)", s.Name,
+                        Max(a.Federated, a.Personalized), s.Name == "A" ? 0.821 : 0.840));
+                    break;
+                case "physionet-trees":
+                    checks.Add(Within("federated trees within 0.02 of centralized trees", s.Name, a.Federated, a.Centralized, 0.02));
+                    checks.Add(AtLeast("federated or personalized trees beat local-only trees", s.Name, Max(a.Federated, a.Personalized), a.Local, strict: true));
+                    checks.Add(AtLeast("best of federated/personalized reaches centralized XGBoost (outside reference)", s.Name,
+                        Max(a.Federated, a.Personalized), s.Name == "A" ? 0.821 : 0.840));
+                    break;
+                case "diabetes-logistic":
+                    checks.Add(Within("federated within 0.01 of centralized", s.Name, a.Federated, a.Centralized, 0.01));
+                    break;
+            }
+        }
+        return checks;
+    }
+
+    private static double? Max(double? a, double? b) => a is null ? b : b is null ? a : Math.Max(a.Value, b.Value);
+
+    private static TargetCheck Within(string target, string site, double? value, double? reference, double tolerance) =>
+        new(target, site, value, reference, value is not null && reference is not null && value >= reference - tolerance);
+
+    private static TargetCheck AtLeast(string target, string site, double? value, double? reference, bool strict = false) =>
+        new(target, site, value, reference, value is not null && reference is not null && (strict ? value > reference : value >= reference));
+}
