@@ -136,6 +136,14 @@ internal static class LogisticSimulation
                 Roc = evals.ToDictionary(kv => kv.Key, kv => SimulationRunner.Roc(kv.Value.Full)),
                 Calibration = evals.ToDictionary(kv => kv.Key, kv => SimulationRunner.Calibration(kv.Value.Full)),
             });
+            // The site's personalized model file, beside the round's global model in the store.
+            store.PutPersonalizedModelAsync(ModelFile.FromParameters(new ModelHeader
+            {
+                Federation = SimulationRunner.Federation, Round = o.Rounds - 1, Site = s.Name, Kind = ModelKinds.Logistic, Dimension = d + 1,
+                FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version, Strategy = o.Strategy, Sites = [s.Name], ExampleCount = s.TrainRows,
+                Metrics = validation.Where(kv => kv.Key == best && double.IsFinite(kv.Value)).ToDictionary(_ => "validation_auroc", kv => kv.Value),
+                CreatedAt = time.GetUtcNow(),
+            }, personalized.ToParameterVector())).GetAwaiter().GetResult();
             progress?.Invoke("personalization", (i + 1.0) / sites.Count);
         }
         seconds["personalization_and_evaluation"] = Math.Round(sw.Elapsed.TotalSeconds, 2);

@@ -35,7 +35,7 @@ public static class SimulationRunner
         var store = new LocalFolderStore(storeRoot);
         var run = o.Model == "logistic"
             ? LogisticSimulation.Run(o, prep.Sites, spec, store, seconds, progress, time)
-            : TreeSimulation.Run(o, prep.Sites, spec, seconds, progress);
+            : TreeSimulation.Run(o, prep.Sites, spec, store, seconds, progress, time);
         seconds["total"] = Math.Round(total.Elapsed.TotalSeconds, 2);
         var report = new SimulationReport
         {

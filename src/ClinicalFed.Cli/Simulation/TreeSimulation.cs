@@ -1,7 +1,10 @@
 using System.Diagnostics;
+using System.Text;
 using ClinicalFed.Cdm.Features;
+using ClinicalFed.Federation;
 using ClinicalFed.Learning;
 using ClinicalFed.Learning.Trees;
+using ClinicalFed.Storage;
 
 namespace ClinicalFed.Cli.Simulation;
 
@@ -13,8 +16,8 @@ namespace ClinicalFed.Cli.Simulation;
 /// </summary>
 internal static class TreeSimulation
 {
-    public static SimulationRunner.RunResult Run(SimulationOptions o, IReadOnlyList<PreparedSite> sites, FeatureSpec spec,
-        Dictionary<string, double> seconds, Action<string, double>? progress)
+    public static SimulationRunner.RunResult Run(SimulationOptions o, IReadOnlyList<PreparedSite> sites, FeatureSpec spec, LocalFolderStore store,
+        Dictionary<string, double> seconds, Action<string, double>? progress, TimeProvider time)
     {
         int d = sites[0].Width;
         int threads = Math.Max(1, Environment.ProcessorCount);
@@ -96,6 +99,15 @@ internal static class TreeSimulation
         }
         seconds["federated"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
         sw.Restart();
+        int lastRound = rounds.Count - 1;
+        // Model files in the store: LightGBM model text, which ML.NET loads through LightGbm(Stream) as a normal model.
+        ModelFile TreeModel(TreeEnsembleModel m, string? site, long examples) => ModelFile.FromOpaque(new ModelHeader
+        {
+            Federation = SimulationRunner.Federation, Round = lastRound, Site = site, Kind = ModelKinds.Trees, Dimension = d,
+            FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version, Strategy = o.TreeMode, Sites = site is null ? sites.Select(x => x.Name).ToList() : [site],
+            ExampleCount = examples, CreatedAt = time.GetUtcNow(),
+        }, Encoding.UTF8.GetBytes(m.ToLightGbmModelText()), PayloadEncodings.LightGbmText);
+        store.PutGlobalModelAsync(TreeModel(global, null, sites.Sum(x => (long)x.TrainRows))).GetAwaiter().GetResult();
 
         var results = new List<SiteResult>();
         for (int i = 0; i < sites.Count; i++)
@@ -105,11 +117,17 @@ internal static class TreeSimulation
             var valX = new float[valRows.Length * d];
             for (int k = 0; k < valRows.Length; k++) s.TrainX.AsSpan(valRows[k] * d, d).CopyTo(valX.AsSpan(k * d, d));
             var valY = valRows.Select(r => s.TrainY[r]).ToArray();
-            var withLocal = GradientTreeBooster.Boost(global, Matrix(s, r => !s.TrainIsValidation[r]), Options(Math.Max(5, o.Trees / 5), o.Seed + 31 * i));
-            var candidates = new Dictionary<string, TreeEnsembleModel> { ["global"] = global, ["local trees on global"] = withLocal };
+            var fit = Matrix(s, r => !s.TrainIsValidation[r]);
+            var withLocal = GradientTreeBooster.Boost(global, fit, Options(Math.Max(5, o.Trees / 5), o.Seed + 31 * i));
+            // A local ensemble on the same rows, and log-odds interpolations α·global + (1−α)·local (a two-model bagging merge).
+            var localFit = GradientTreeBooster.Boost(Start([s]), fit, Options(o.Trees, o.Seed + 37 * i));
+            var candidates = new Dictionary<string, TreeEnsembleModel> { ["global"] = global, ["local trees on global"] = withLocal, ["local"] = localFit };
+            foreach (var a in new[] { 0.25, 0.5, 0.75 })
+                candidates[$"interpolation α={a:0.##}"] = TreeBagging.Merge([new SiteEnsemble(global, a), new SiteEnsemble(localFit, 1 - a)]);
             bool both = valY.Any(y => y == 1) && valY.Any(y => y == 0);
             var validation = candidates.ToDictionary(kv => kv.Key, kv => both ? Math.Round(Metrics.Auroc(Predict(kv.Value, valX), valY), 6) : double.NaN);
             var best = validation.Where(kv => !double.IsNaN(kv.Value)).OrderByDescending(kv => kv.Value).Select(kv => kv.Key).FirstOrDefault() ?? "global";
+            store.PutPersonalizedModelAsync(TreeModel(candidates[best], s.Name, s.TrainRows)).GetAwaiter().GetResult();
             var evals = new Dictionary<string, (double Auroc, double Auprc, BinaryMetrics Full)>
             {
                 ["local"] = SimulationRunner.Evaluate(Predict(local[i], s.TestX), s.TestY),
@@ -122,7 +140,8 @@ internal static class TreeSimulation
                 Name = s.Name, TrainRows = s.TrainRows, TestRows = s.TestRows, TestPositives = (long)s.TestY.Sum(),
                 Auroc = BaselineMetrics.From(evals["local"].Auroc, evals["centralized"].Auroc, evals["federated"].Auroc, evals["personalized"].Auroc),
                 Auprc = BaselineMetrics.From(evals["local"].Auprc, evals["centralized"].Auprc, evals["federated"].Auprc, evals["personalized"].Auprc),
-                Personalization = new PersonalizationChoice(best == "global" ? "global" : "local-trees", best, validation.Where(kv => !double.IsNaN(kv.Value)).ToDictionary()),
+                Personalization = new PersonalizationChoice(best switch { "local trees on global" => "local-trees", _ when best.StartsWith("interpolation", StringComparison.Ordinal) => "interpolation", _ => best },
+                    best, validation.Where(kv => !double.IsNaN(kv.Value)).ToDictionary()),
                 Roc = evals.ToDictionary(kv => kv.Key, kv => SimulationRunner.Roc(kv.Value.Full)),
                 Calibration = evals.ToDictionary(kv => kv.Key, kv => SimulationRunner.Calibration(kv.Value.Full)),
             });
@@ -133,7 +152,7 @@ internal static class TreeSimulation
         {
             $"Trees: the project's second-order histogram booster, {o.Leaves} leaves, learning rate 0.1; local-only and centralized {o.Trees} trees; " +
             (o.TreeMode == "bagging" ? "bagging merges the sites' local ensembles weighted by example count (one exchange)." : $"cyclic boosting over {o.Rounds} rounds."),
-            "Tree ensembles travel as ClinicalFed's compact ensemble encoding (TreeEnsembleModel.ToBytes); bytes_uploaded counts those bytes. They are exchanged in-process here, not yet through the store's update files.",
+            "Tree ensembles travel as ClinicalFed's compact ensemble encoding (TreeEnsembleModel.ToBytes); bytes_uploaded counts those bytes. Site ensembles are exchanged in-process, not yet through the store's update files; the global and personalized ensembles are written to the store as LightGBM model text.",
         };
         return new SimulationRunner.RunResult(results, rounds, new BytesUploaded { Total = bytesPerSite.Values.Sum(), PerSite = bytesPerSite }, notes);
     }
