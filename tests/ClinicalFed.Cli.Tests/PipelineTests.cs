@@ -81,7 +81,7 @@ public sealed class PipelineTests
         using var report = JsonDocument.Parse(File.ReadAllText(tmp["s/report.json"]));
         var names = report.RootElement.GetProperty("sites").EnumerateArray().Select(s => s.GetProperty("name").GetString()).ToList();
         Assert.Equal(["M1", "M2", "M3"], names);
-        long rows = report.RootElement.GetProperty("sites").EnumerateArray().Sum(s => s.GetProperty("train_rows").GetInt64() + s.GetProperty("test_rows").GetInt64());
+        long rows = report.RootElement.GetProperty("sites").EnumerateArray().Sum(s => s.GetProperty("train_rows").GetInt64() + s.GetProperty("validation_rows").GetInt64() + s.GetProperty("test_rows").GetInt64());
         using var summary = JsonDocument.Parse(File.ReadAllText(tmp["s/work/M/features/features-summary.json"]));
         Assert.Equal(summary.RootElement.GetProperty("rows").GetInt64(), rows);
     }

@@ -29,6 +29,7 @@ public sealed record SiteResult
 {
     [JsonPropertyName("name")] public required string Name { get; init; }
     [JsonPropertyName("train_rows")] public long TrainRows { get; init; }
+    [JsonPropertyName("validation_rows")] public long ValidationRows { get; init; }
     [JsonPropertyName("test_rows")] public long TestRows { get; init; }
     [JsonPropertyName("test_positives")] public long TestPositives { get; init; }
     [JsonPropertyName("auroc")] public required BaselineMetrics Auroc { get; init; }

@@ -15,8 +15,10 @@ public sealed class PreparedSite
     public required float[] TrainY { get; init; }
     /// <summary>Patient id of each training row: the privacy unit and the grouping key for sampling.</summary>
     public required string[] TrainPatients { get; init; }
-    /// <summary>Training rows of the site's own validation patients (for choosing personalization).</summary>
-    public required bool[] TrainIsValidation { get; init; }
+    /// <summary>Rows of the site's own validation patients (about 1 in 6 of its non-test patients): no model trains on
+    /// them; they only choose the personalization.</summary>
+    public required float[] ValidationX { get; init; }
+    public required float[] ValidationY { get; init; }
     public required float[] TestX { get; init; }
     public required float[] TestY { get; init; }
     public int Width => Columns.Count;
@@ -85,7 +87,8 @@ public static class SitePreparation
         foreach (var (name, t) in tables)
         {
             int c = t.Columns;
-            var trainIdx = Enumerable.Range(0, t.Rows).Where(i => !Splits.IsTest(t.Keys[i].PatientId)).ToArray();
+            var trainIdx = Enumerable.Range(0, t.Rows).Where(i => !Splits.IsTest(t.Keys[i].PatientId) && !Splits.IsValidation(t.Keys[i].PatientId)).ToArray();
+            var validationIdx = Enumerable.Range(0, t.Rows).Where(i => !Splits.IsTest(t.Keys[i].PatientId) && Splits.IsValidation(t.Keys[i].PatientId)).ToArray();
             var testIdx = Enumerable.Range(0, t.Rows).Where(i => Splits.IsTest(t.Keys[i].PatientId)).ToArray();
             float[] Matrix(int[] idx)
             {
@@ -104,7 +107,7 @@ public static class SitePreparation
                 Name = name, Columns = t.Header.Columns,
                 TrainX = Matrix(trainIdx), TrainY = trainIdx.Select(i => t.Labels[i]).ToArray(),
                 TrainPatients = trainIdx.Select(i => t.Keys[i].PatientId).ToArray(),
-                TrainIsValidation = trainIdx.Select(i => Splits.IsValidation(t.Keys[i].PatientId)).ToArray(),
+                ValidationX = Matrix(validationIdx), ValidationY = validationIdx.Select(i => t.Labels[i]).ToArray(),
                 TestX = Matrix(testIdx), TestY = testIdx.Select(i => t.Labels[i]).ToArray(),
             });
         }

@@ -27,8 +27,7 @@ internal static class TreeSimulation
             NumberOfTrees = trees, NumberOfLeaves = o.Leaves, LearningRate = 0.1, MinExamplesPerLeaf = 50, L2Regularization = 1.0,
             Seed = seed, NumberOfThreads = threads,
         };
-        FeatureMatrix Matrix(PreparedSite s, Func<int, bool>? keep = null) =>
-            keep is null ? new FeatureMatrix(s.TrainX, d, s.TrainY) : new FeatureMatrix(s.TrainX, d, s.TrainY, rows: Enumerable.Range(0, s.TrainRows).Where(keep).ToArray());
+        FeatureMatrix Matrix(PreparedSite s) => new(s.TrainX, d, s.TrainY);
         TreeEnsembleModel Start(IEnumerable<PreparedSite> ss) =>
             CyclicTreeBoosting.InitialModel(d, ss.Select(s => ((double)s.TrainY.Sum(), (double)s.TrainRows)), names.ToArray());
         float[] Predict(TreeEnsembleModel m, float[] x) => m.ScoreRows(x, d, threads).Select(z => (float)(1 / (1 + Math.Exp(-z)))).ToArray();
@@ -113,17 +112,12 @@ internal static class TreeSimulation
         for (int i = 0; i < sites.Count; i++)
         {
             var s = sites[i];
-            var valRows = Enumerable.Range(0, s.TrainRows).Where(r => s.TrainIsValidation[r]).ToArray();
-            var valX = new float[valRows.Length * d];
-            for (int k = 0; k < valRows.Length; k++) s.TrainX.AsSpan(valRows[k] * d, d).CopyTo(valX.AsSpan(k * d, d));
-            var valY = valRows.Select(r => s.TrainY[r]).ToArray();
-            var fit = Matrix(s, r => !s.TrainIsValidation[r]);
-            var withLocal = GradientTreeBooster.Boost(global, fit, Options(Math.Max(5, o.Trees / 5), o.Seed + 31 * i));
-            // A local ensemble on the same rows, and log-odds interpolations α·global + (1−α)·local (a two-model bagging merge).
-            var localFit = GradientTreeBooster.Boost(Start([s]), fit, Options(o.Trees, o.Seed + 37 * i));
-            var candidates = new Dictionary<string, TreeEnsembleModel> { ["global"] = global, ["local trees on global"] = withLocal, ["local"] = localFit };
+            var (valX, valY) = (s.ValidationX, s.ValidationY);
+            var withLocal = GradientTreeBooster.Boost(global, Matrix(s), Options(Math.Max(5, o.Trees / 5), o.Seed + 31 * i));
+            // Log-odds interpolations α·global + (1−α)·local (a two-model bagging merge).
+            var candidates = new Dictionary<string, TreeEnsembleModel> { ["global"] = global, ["local trees on global"] = withLocal, ["local"] = local[i] };
             foreach (var a in new[] { 0.25, 0.5, 0.75 })
-                candidates[$"interpolation α={a:0.##}"] = TreeBagging.Merge([new SiteEnsemble(global, a), new SiteEnsemble(localFit, 1 - a)]);
+                candidates[$"interpolation α={a:0.##}"] = TreeBagging.Merge([new SiteEnsemble(global, a), new SiteEnsemble(local[i], 1 - a)]);
             bool both = valY.Any(y => y == 1) && valY.Any(y => y == 0);
             var validation = candidates.ToDictionary(kv => kv.Key, kv => both ? Math.Round(Metrics.Auroc(Predict(kv.Value, valX), valY), 6) : double.NaN);
             var best = validation.Where(kv => !double.IsNaN(kv.Value)).OrderByDescending(kv => kv.Value).Select(kv => kv.Key).FirstOrDefault() ?? "global";
@@ -137,7 +131,7 @@ internal static class TreeSimulation
             };
             results.Add(new SiteResult
             {
-                Name = s.Name, TrainRows = s.TrainRows, TestRows = s.TestRows, TestPositives = (long)s.TestY.Sum(),
+                Name = s.Name, TrainRows = s.TrainRows, ValidationRows = s.ValidationY.Length, TestRows = s.TestRows, TestPositives = (long)s.TestY.Sum(),
                 Auroc = BaselineMetrics.From(evals["local"].Auroc, evals["centralized"].Auroc, evals["federated"].Auroc, evals["personalized"].Auroc),
                 Auprc = BaselineMetrics.From(evals["local"].Auprc, evals["centralized"].Auprc, evals["federated"].Auprc, evals["personalized"].Auprc),
                 Personalization = new PersonalizationChoice(best switch { "local trees on global" => "local-trees", _ when best.StartsWith("interpolation", StringComparison.Ordinal) => "interpolation", _ => best },
@@ -150,6 +144,7 @@ internal static class TreeSimulation
         seconds["personalization_and_evaluation"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
         var notes = new List<string>
         {
+            "Every model trains on each site's training patients minus its validation patients (about 1 in 6); the validation patients only choose the personalization.",
             $"Trees: the project's second-order histogram booster, {o.Leaves} leaves, learning rate 0.1; local-only and centralized {o.Trees} trees; " +
             (o.TreeMode == "bagging" ? "bagging merges the sites' local ensembles weighted by example count (one exchange)." : $"cyclic boosting over {o.Rounds} rounds."),
             "Tree ensembles travel as ClinicalFed's compact ensemble encoding (TreeEnsembleModel.ToBytes); bytes_uploaded counts those bytes. Site ensembles are exchanged in-process, not yet through the store's update files; the global and personalized ensembles are written to the store as LightGBM model text.",
