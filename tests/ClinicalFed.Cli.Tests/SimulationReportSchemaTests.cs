@@ -1,10 +1,10 @@
+using ClinicalFed.Testing;
 using System.Collections;
 using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using ClinicalFed.Cli.Simulation;
-using ClinicalFed.Cli.Tests.Support;
 using StrategyNames = ClinicalFed.Federation.StrategyNames;
 
 namespace ClinicalFed.Cli.Tests;

@@ -1,3 +1,4 @@
+using ClinicalFed.Testing;
 using System.Buffers.Binary;
 using System.Reflection;
 using System.Text;

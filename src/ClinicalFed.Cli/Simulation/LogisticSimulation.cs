@@ -33,10 +33,7 @@ internal static class LogisticSimulation
         sw.Restart();
 
         // Centralized baseline: the privacy-violating upper reference, on the union of the training rows.
-        var pooledX = new float[sites.Sum(s => s.TrainX.Length)];
-        var pooledY = new float[sites.Sum(s => s.TrainRows)];
-        int px = 0, py = 0;
-        foreach (var s in sites) { s.TrainX.CopyTo(pooledX, px); s.TrainY.CopyTo(pooledY, py); px += s.TrainX.Length; py += s.TrainRows; }
+        var (pooledX, pooledY) = PreparedSite.PoolTraining(sites);
         var centralized = ProximalSgdOptimizer.Train(new FeatureMatrix(pooledX, d, pooledY), null, Sgd(o.BaselineEpochs, 0, o.Seed + 999)).Weights;
         pooledX = []; pooledY = [];
         progress?.Invoke("centralized baseline", 1);

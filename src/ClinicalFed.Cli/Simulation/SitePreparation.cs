@@ -22,6 +22,23 @@ public sealed class PreparedSite
     public required float[] TestX { get; init; }
     public required float[] TestY { get; init; }
     public int Width => Columns.Count;
+
+    /// <summary>The union of the sites' training rows: only for the centralized baseline, the privacy-violating
+    /// reference that a real federation never builds.</summary>
+    public static (float[] X, float[] Y) PoolTraining(IReadOnlyList<PreparedSite> sites)
+    {
+        var x = new float[sites.Sum(s => s.TrainX.Length)];
+        var y = new float[sites.Sum(s => s.TrainRows)];
+        int px = 0, py = 0;
+        foreach (var s in sites)
+        {
+            s.TrainX.CopyTo(x, px);
+            s.TrainY.CopyTo(y, py);
+            px += s.TrainX.Length;
+            py += s.TrainRows;
+        }
+        return (x, y);
+    }
     public int TrainRows => TrainY.Length;
     public int TestRows => TestY.Length;
 }

@@ -42,10 +42,7 @@ internal static class TreeSimulation
         seconds["local_only"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
         sw.Restart();
 
-        var pooledX = new float[sites.Sum(s => s.TrainX.Length)];
-        var pooledY = new float[sites.Sum(s => s.TrainRows)];
-        int px = 0, py = 0;
-        foreach (var s in sites) { s.TrainX.CopyTo(pooledX, px); s.TrainY.CopyTo(pooledY, py); px += s.TrainX.Length; py += s.TrainRows; }
+        var (pooledX, pooledY) = PreparedSite.PoolTraining(sites);
         var centralized = GradientTreeBooster.Boost(Start(sites), new FeatureMatrix(pooledX, d, pooledY), Options(o.Trees, o.Seed + 999));
         pooledX = []; pooledY = [];
         progress?.Invoke("centralized baseline", 1);

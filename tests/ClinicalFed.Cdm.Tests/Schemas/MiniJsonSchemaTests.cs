@@ -1,3 +1,4 @@
+using ClinicalFed.Testing;
 namespace ClinicalFed.Cdm.Tests.Schemas;
 
 /// <summary>Each keyword of the test validator, on an instance it accepts and one it rejects.</summary>

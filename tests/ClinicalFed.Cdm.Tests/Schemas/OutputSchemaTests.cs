@@ -1,3 +1,4 @@
+using ClinicalFed.Testing;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Reflection;

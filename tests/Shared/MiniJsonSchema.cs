@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
-namespace ClinicalFed.Cli.Tests.Support;
+namespace ClinicalFed.Testing;
 
 /// <summary>
 /// A small JSON Schema (draft 2020-12) validator for the keywords the repository's schemas use: no validator package
