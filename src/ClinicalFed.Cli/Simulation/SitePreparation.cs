@@ -74,7 +74,7 @@ public static class SitePreparation
             var features = Path.Combine(siteWork, "features");
             summaries[src.Name] = FeatureExtraction.Run(new FeatureOptions(task, cdm, features, src.Name), f => progress?.Invoke($"features {src.Name}", f));
             cdms[src.Name] = cdm;
-            var table = FeatureTableFile.Load(Path.Combine(features, FeatureTableFile.FileName));
+            var table = FeatureTableFile.Load(Path.Combine(features, FeatureTableFile.FileName), summaries[src.Name].Rows);
             if (splits.TryGetValue(src.Name, out int k) && k > 1)
                 for (int s = 0; s < k; s++) tables.Add(($"{src.Name}{s + 1}", Subset(table, i => Splits.Shard(table.Keys[i].PatientId, k) == s)));
             else tables.Add((src.Name, table));

@@ -151,18 +151,38 @@ public static class FeatureTableFile
         return str;
     }
 
-    /// <summary>Loads a whole table into memory (row-major values).</summary>
-    public static FeatureTable Load(string path)
+    /// <summary>Loads a whole table into memory (row-major values). With <paramref name="expectedRows"/> (from
+    /// features-summary.json) the arrays are allocated once at their final size.</summary>
+    public static FeatureTable Load(string path, long? expectedRows = null)
     {
-        var keys = new List<RowKey>();
-        var labels = new List<float>();
-        var values = new List<float>();
+        int columns = ReadHeader(path).Columns.Count;
+        int capacity = (int)Math.Clamp(expectedRows ?? 1024, 1, int.MaxValue / Math.Max(1, columns));
+        var keys = new RowKey[capacity];
+        var labels = new float[capacity];
+        var values = new float[(long)capacity * columns];
+        int n = 0;
         var header = ReadRows(path, (in RowKey k, float l, ReadOnlySpan<float> v) =>
         {
-            keys.Add(k); labels.Add(l);
-            foreach (var x in v) values.Add(x);
+            if (n == keys.Length)
+            {
+                int grown = (int)Math.Min((long)keys.Length * 2, int.MaxValue / Math.Max(1, columns));
+                if (grown <= n) throw new InvalidDataException($"{path}: too many rows to hold in memory");
+                Array.Resize(ref keys, grown);
+                Array.Resize(ref labels, grown);
+                Array.Resize(ref values, grown * columns);
+            }
+            keys[n] = k;
+            labels[n] = l;
+            v.CopyTo(values.AsSpan(n * columns, columns));
+            n++;
         });
-        return new FeatureTable(header, keys.ToArray(), labels.ToArray(), values.ToArray());
+        if (n != keys.Length)
+        {
+            Array.Resize(ref keys, n);
+            Array.Resize(ref labels, n);
+            Array.Resize(ref values, n * columns);
+        }
+        return new FeatureTable(header, keys, labels, values);
     }
 }
 
