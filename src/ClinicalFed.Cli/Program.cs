@@ -21,6 +21,7 @@ public static class Program
         root.Subcommands.Add(ImputeCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(SimulateCommand.Create());
+        root.Subcommands.Add(ReportCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
         return root;
     }

@@ -29,6 +29,10 @@ public sealed class PipelineTests
             }
         Assert.True(report.RootElement.GetProperty("bytes_uploaded").GetProperty("total").GetInt64() > 0);
         Assert.Contains("<svg", File.ReadAllText(tmp["demo/report.html"]));
+        // The report verb renders the same HTML from report.json alone.
+        var (rexit, _, rerr) = Cli.Run("report", "--in", tmp["demo/report.json"], "--out", tmp["again.html"]);
+        Assert.True(rexit == 0, rerr);
+        Assert.Equal(File.ReadAllText(tmp["demo/report.html"]), File.ReadAllText(tmp["again.html"]));
         // The federated statistics are the merge of exactly the sites' training-row statistics.
         var federated = ClinicalFed.Statistics.StatisticsSet.FromJson(File.ReadAllText(tmp["demo/work/stats-federated.json"]), "federated");
         long rows = sites.Sum(n => ClinicalFed.Statistics.StatisticsSet.FromJson(File.ReadAllText(tmp[$"demo/work/stats-{n}.json"]), n).Rows);
@@ -55,6 +59,17 @@ public sealed class PipelineTests
         using var ra = JsonDocument.Parse(File.ReadAllText(tmp["a/report.json"]));
         using var rb = JsonDocument.Parse(File.ReadAllText(tmp["b/report.json"]));
         Assert.Equal(ra.RootElement.GetProperty("sites").GetRawText(), rb.RootElement.GetProperty("sites").GetRawText());
+    }
+
+    [Fact]
+    public void ReportOfAFileThatIsNotAReportFailsClearly()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp["x.json"], "{\"hello\": 1}");
+        var (exit, _, err) = Cli.Run("report", "--in", tmp["x.json"]);
+        Assert.Equal(2, exit);
+        Assert.Contains("x.json", err);
+        Assert.False(File.Exists(tmp["report.html"]));
     }
 
     [Fact]

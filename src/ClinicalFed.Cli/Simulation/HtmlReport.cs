@@ -10,6 +10,7 @@ public static class HtmlReport
 {
     private static readonly string[] Palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
     private static readonly string[] Baselines = ["local", "centralized", "federated", "personalized"];
+    private const int MinCalibrationRows = 20;
 
     public static string Render(SimulationReport r)
     {
@@ -18,7 +19,7 @@ public static class HtmlReport
           .Append("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}")
           .Append("th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figcaption{font-size:90%;color:#555}.best{font-weight:bold}")
           .Append("</style></head><body>");
-        sb.Append($"<h1>ClinicalFed simulation — {E(r.Task)}, {E(r.Model)}{(r.TreeMode is null ? "" : " (" + E(r.TreeMode) + ")")}, {E(r.Strategy)}</h1>");
+        sb.Append($"<h1>ClinicalFed simulation — {E(r.Task)}, {E(r.Model)}{(r.TreeMode is null ? ", " + E(r.Strategy) : " (" + E(r.TreeMode) + ")")}</h1>");
         sb.Append($"<p>{r.Sites.Count} sites, {r.Rounds.Count} rounds, seed {r.Seed}, feature spec {E(r.FeatureSpec)}. Metrics on each site's protocol test split. " +
                   $"Uploaded {r.BytesUploaded.Total:N0} bytes of model parameters in total; no row left any site.</p>");
         foreach (var metric in new[] { "AUROC", "AUPRC" })
@@ -47,12 +48,13 @@ public static class HtmlReport
         {
             var rocSeries = Baselines.Where(s.Roc.ContainsKey).Select(b => (b, s.Roc[b].Select(p => (p[0], p[1])).ToArray())).ToList();
             if (rocSeries.Count > 0) sb.Append(Figure(LinePlot(rocSeries, "false positive rate", "true positive rate", 0, 1, 0, 1, diagonal: true), $"ROC curves, site {s.Name}"));
-            var cal = Baselines.Where(s.Calibration.ContainsKey).Select(b => (b, s.Calibration[b].Where(c => c.Count > 0).Select(c => (c.MeanPredicted, c.Observed)).ToArray())).ToList();
+            // Bins with few rows swing wildly; they stay in report.json but are not drawn.
+            var cal = Baselines.Where(s.Calibration.ContainsKey).Select(b => (b, s.Calibration[b].Where(c => c.Count >= MinCalibrationRows).Select(c => (c.MeanPredicted, c.Observed)).ToArray())).ToList();
             if (cal.Count > 0)
             {
                 double max = Math.Max(0.05, cal.SelectMany(c => c.Item2).SelectMany(p => new[] { p.Item1, p.Item2 }).DefaultIfEmpty(1).Max());
                 max = Math.Min(1, Math.Ceiling(max * 10) / 10);
-                sb.Append(Figure(LinePlot(cal, "mean predicted risk", "observed rate", 0, max, 0, max, diagonal: true, markers: true), $"Calibration, site {s.Name}"));
+                sb.Append(Figure(LinePlot(cal, "mean predicted risk", "observed rate", 0, max, 0, max, diagonal: true, markers: true), $"Calibration, site {s.Name} (bins of at least {MinCalibrationRows} rows)"));
             }
         }
         sb.Append("</div>");
@@ -99,7 +101,9 @@ public static class HtmlReport
             var pts = series[s].Points.Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y)).Select(p => $"{F(Px(p.X))},{F(Py(Math.Clamp(p.Y, y0, y1)))}").ToList();
             if (pts.Count > 0) sb.Append($"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.8\" points=\"{string.Join(' ', pts)}\"/>");
             if (markers || pts.Count == 1) foreach (var p in pts) { var xy = p.Split(','); sb.Append($"<circle cx=\"{xy[0]}\" cy=\"{xy[1]}\" r=\"2.5\" fill=\"{color}\"/>"); }
-            sb.Append($"<rect x=\"{W - R - 110}\" y=\"{T + 8 + s * 15}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{W - R - 96}\" y=\"{T + 17 + s * 15}\">{E(series[s].Name)}</text>");
+            // Legend in the lower right corner, which ROC, calibration and rising AUROC curves leave empty.
+            int ly = H - B - 8 - (series.Count - s) * 15;
+            sb.Append($"<rect x=\"{W - R - 110}\" y=\"{ly}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{W - R - 96}\" y=\"{ly + 9}\">{E(series[s].Name)}</text>");
         }
         sb.Append("</svg>");
         return sb.ToString();
