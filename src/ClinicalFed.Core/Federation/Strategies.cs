@@ -197,25 +197,11 @@ public sealed class AdaptiveStrategy : ParameterAveragingStrategy
     private float[]? _m;
     private float[]? _v;
 
-    public AdaptiveStrategy(FedAdamOptions options) : base(options)
+    public AdaptiveStrategy(AdaptiveOptions options) : base(options)
     {
     }
 
-    public AdaptiveStrategy(FedYogiOptions options) : base(options)
-    {
-    }
-
-    public AdaptiveStrategy(FedAdagradOptions options) : base(options)
-    {
-    }
-
-    private float Tau => Options switch
-    {
-        FedAdamOptions a => (float)a.Tau,
-        FedYogiOptions y => (float)y.Tau,
-        FedAdagradOptions g => (float)g.Tau,
-        _ => throw new InvalidOperationException(),
-    };
+    private float Tau => (float)((AdaptiveOptions)Options).Tau;
 
     protected override void OnBegin(int dimension)
     {
@@ -296,36 +282,13 @@ public static class StrategyFactory
                 };
                 break;
             case StrategyNames.FedAdam:
-                var a = new FedAdamOptions();
-                parsed = a with
-                {
-                    Weighting = r.Weighting(),
-                    ServerLearningRate = r.Number("server_learning_rate", a.ServerLearningRate),
-                    Beta1 = r.Number("beta1", a.Beta1),
-                    Beta2 = r.Number("beta2", a.Beta2),
-                    Tau = r.Number("tau", a.Tau),
-                };
+                parsed = ReadAdaptive(r, new FedAdamOptions());
                 break;
             case StrategyNames.FedYogi:
-                var y = new FedYogiOptions();
-                parsed = y with
-                {
-                    Weighting = r.Weighting(),
-                    ServerLearningRate = r.Number("server_learning_rate", y.ServerLearningRate),
-                    Beta1 = r.Number("beta1", y.Beta1),
-                    Beta2 = r.Number("beta2", y.Beta2),
-                    Tau = r.Number("tau", y.Tau),
-                };
+                parsed = ReadAdaptive(r, new FedYogiOptions());
                 break;
             case StrategyNames.FedAdagrad:
-                var g = new FedAdagradOptions();
-                parsed = g with
-                {
-                    Weighting = r.Weighting(),
-                    ServerLearningRate = r.Number("server_learning_rate", g.ServerLearningRate),
-                    Beta1 = r.Number("beta1", g.Beta1),
-                    Tau = r.Number("tau", g.Tau),
-                };
+                parsed = ReadAdaptive(r, new FedAdagradOptions());
                 break;
             default:
                 throw UnknownName(name);
@@ -338,6 +301,19 @@ public static class StrategyFactory
     }
 
     /// <summary>A strategy by name with options from a manifest (null or empty: defaults).</summary>
+    /// <summary>Reads the adaptive optimizers' options over their defaults (β2 only where the optimizer has one).</summary>
+    private static AdaptiveOptions ReadAdaptive(OptionReader r, AdaptiveOptions defaults)
+    {
+        var read = defaults with
+        {
+            Weighting = r.Weighting(),
+            ServerLearningRate = r.Number("server_learning_rate", defaults.ServerLearningRate),
+            Beta1 = r.Number("beta1", defaults.Beta1),
+            Tau = r.Number("tau", defaults.Tau),
+        };
+        return read is AdaptiveMomentOptions m ? m with { Beta2 = r.Number("beta2", m.Beta2) } : read;
+    }
+
     public static IAggregationStrategy Create(string name, IReadOnlyDictionary<string, System.Text.Json.JsonElement>? options = null) =>
         Create(ParseOptions(name, options));
 
@@ -354,9 +330,7 @@ public static class StrategyFactory
         FedAvgOptions o => new FedAvgStrategy(o),
         FedProxOptions o => new FedProxStrategy(o),
         FedAvgMOptions o => new FedAvgMStrategy(o),
-        FedAdamOptions o => new AdaptiveStrategy(o),
-        FedYogiOptions o => new AdaptiveStrategy(o),
-        FedAdagradOptions o => new AdaptiveStrategy(o),
+        AdaptiveOptions o => new AdaptiveStrategy(o),
         null => throw new ArgumentNullException(nameof(options)),
         _ => throw UnknownName(options.StrategyName),
     };

@@ -156,66 +156,59 @@ public sealed record FedAvgMOptions : StrategyOptions
     }
 }
 
-/// <summary>FedAdam (Reddi et al. 2021). Defaults: η 0.1, β1 0.9, β2 0.99, τ 1e-3; v starts at τ².</summary>
-public sealed record FedAdamOptions : StrategyOptions
+/// <summary>Options shared by the adaptive server optimizers of Reddi et al. 2021 ("Adaptive Federated
+/// Optimization"): server learning rate η, first-moment decay β1 and adaptivity τ; v starts at τ².</summary>
+public abstract record AdaptiveOptions : StrategyOptions
 {
-    public override string StrategyName => StrategyNames.FedAdam;
-
     /// <summary>Option <c>server_learning_rate</c> η.</summary>
     public double ServerLearningRate { get; init; } = 0.1;
 
     /// <summary>Option <c>beta1</c>, first-moment decay in [0, 1).</summary>
     public double Beta1 { get; init; } = 0.9;
 
-    /// <summary>Option <c>beta2</c>, second-moment decay in [0, 1).</summary>
-    public double Beta2 { get; init; } = 0.99;
-
     /// <summary>Option <c>tau</c> τ &gt; 0, the adaptivity (larger is less adaptive).</summary>
     public double Tau { get; init; } = 1e-3;
 
-    protected override IEnumerable<(string Key, double Value)> NumericOptions() =>
-        [("server_learning_rate", ServerLearningRate), ("beta1", Beta1), ("beta2", Beta2), ("tau", Tau)];
+    /// <summary>Option <c>beta2</c>, second-moment decay in [0, 1); null for FedAdagrad, which has none.</summary>
+    public virtual double? SecondMomentDecay => null;
+
+    protected override IEnumerable<(string Key, double Value)> NumericOptions() => SecondMomentDecay is { } b2
+        ? [("server_learning_rate", ServerLearningRate), ("beta1", Beta1), ("beta2", b2), ("tau", Tau)]
+        : [("server_learning_rate", ServerLearningRate), ("beta1", Beta1), ("tau", Tau)];
 
     protected override void AddProblems(List<string> problems) =>
-        AddAdaptiveProblems(problems, ServerLearningRate, Beta1, Beta2, Tau);
+        AddAdaptiveProblems(problems, ServerLearningRate, Beta1, SecondMomentDecay, Tau);
+}
+
+/// <summary>FedAdam and FedYogi: adaptive optimizers with a second moment.</summary>
+public abstract record AdaptiveMomentOptions : AdaptiveOptions
+{
+    /// <summary>Option <c>beta2</c>, second-moment decay in [0, 1).</summary>
+    public double Beta2 { get; init; } = 0.99;
+
+    public override double? SecondMomentDecay => Beta2;
+}
+
+/// <summary>FedAdam (Reddi et al. 2021). Defaults: η 0.1, β1 0.9, β2 0.99, τ 1e-3; v starts at τ².</summary>
+public sealed record FedAdamOptions : AdaptiveMomentOptions
+{
+    public override string StrategyName => StrategyNames.FedAdam;
 }
 
 /// <summary>FedYogi (Reddi et al. 2021). Defaults: η 0.01, β1 0.9, β2 0.99, τ 1e-3; v starts at τ².</summary>
-public sealed record FedYogiOptions : StrategyOptions
+public sealed record FedYogiOptions : AdaptiveMomentOptions
 {
+    public FedYogiOptions() => ServerLearningRate = 0.01;
+
     public override string StrategyName => StrategyNames.FedYogi;
-
-    public double ServerLearningRate { get; init; } = 0.01;
-
-    public double Beta1 { get; init; } = 0.9;
-
-    public double Beta2 { get; init; } = 0.99;
-
-    public double Tau { get; init; } = 1e-3;
-
-    protected override IEnumerable<(string Key, double Value)> NumericOptions() =>
-        [("server_learning_rate", ServerLearningRate), ("beta1", Beta1), ("beta2", Beta2), ("tau", Tau)];
-
-    protected override void AddProblems(List<string> problems) =>
-        AddAdaptiveProblems(problems, ServerLearningRate, Beta1, Beta2, Tau);
 }
 
 /// <summary>FedAdagrad (Reddi et al. 2021). Defaults: η 0.1, β1 0 (no momentum), τ 1e-3; v starts at τ².</summary>
-public sealed record FedAdagradOptions : StrategyOptions
+public sealed record FedAdagradOptions : AdaptiveOptions
 {
+    public FedAdagradOptions() => Beta1 = 0;
+
     public override string StrategyName => StrategyNames.FedAdagrad;
-
-    public double ServerLearningRate { get; init; } = 0.1;
-
-    public double Beta1 { get; init; }
-
-    public double Tau { get; init; } = 1e-3;
-
-    protected override IEnumerable<(string Key, double Value)> NumericOptions() =>
-        [("server_learning_rate", ServerLearningRate), ("beta1", Beta1), ("tau", Tau)];
-
-    protected override void AddProblems(List<string> problems) =>
-        AddAdaptiveProblems(problems, ServerLearningRate, Beta1, beta2: null, Tau);
 }
 
 /// <summary>Reads a manifest's flat options object, collecting every problem (wrong types, unknown keys).</summary>
