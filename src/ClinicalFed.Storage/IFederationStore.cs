@@ -1,4 +1,5 @@
 using ClinicalFed.Federation;
+using ClinicalFed.Statistics;
 
 namespace ClinicalFed.Storage;
 
@@ -57,6 +58,38 @@ public interface IFederationStore
     Task PutRoundResultAsync(RoundResult result, CancellationToken cancellationToken = default);
 
     Task<RoundResult?> GetRoundResultAsync(string federation, int round, CancellationToken cancellationToken = default);
+
+    /// <summary>Federations that have a folder in the store, sorted ordinally.</summary>
+    Task<IReadOnlyList<string>> ListFederationsAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>The federation document and its version tag, or null.</summary>
+    Task<(FederationConfig Config, string Version)?> GetFederationAsync(string federation, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Creates (<paramref name="expectedVersion"/> null) or replaces the federation document, only if nobody changed
+    /// it since it was read with that version; otherwise throws <see cref="StoreVersionConflictException"/>.
+    /// Returns the new version.
+    /// </summary>
+    Task<string> PutFederationAsync(FederationConfig config, string? expectedVersion, CancellationToken cancellationToken = default);
+
+    /// <summary>Writes a site's aggregate statistics of its training rows (write-once; the set must be of that site alone).</summary>
+    Task PutSiteStatisticsAsync(string federation, string site, StatisticsSet statistics, CancellationToken cancellationToken = default);
+
+    Task<StatisticsSet?> GetSiteStatisticsAsync(string federation, string site, CancellationToken cancellationToken = default);
+
+    /// <summary>Sites that uploaded statistics, sorted ordinally.</summary>
+    Task<IReadOnlyList<string>> ListSiteStatisticsAsync(string federation, CancellationToken cancellationToken = default);
+
+    /// <summary>Writes the merged statistics every site imputes and standardizes with (write-once).</summary>
+    Task PutFederatedStatisticsAsync(string federation, StatisticsSet statistics, CancellationToken cancellationToken = default);
+
+    Task<StatisticsSet?> GetFederatedStatisticsAsync(string federation, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Takes the exclusive lease on a store path (the aggregator leases <see cref="StoreLayout.Lease"/>), or returns
+    /// null at once when another holder has it.
+    /// </summary>
+    Task<IStoreLease?> TryAcquireLeaseAsync(string path, TimeSpan duration, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Conveniences over <see cref="IFederationStore"/>.</summary>

@@ -11,7 +11,7 @@ namespace ClinicalFed.Storage;
 /// temporary files. Atomicity needs a file system with hard links on Unix (any local one; .NET falls back to a
 /// non-atomic copy on file systems without them).
 /// </summary>
-public sealed class LocalFolderStore : IFederationStore
+public sealed class LocalFolderStore : FederationStore
 {
     private const int BufferSize = 1 << 16;
     private const string TempSuffix = ".tmp";
@@ -36,135 +36,117 @@ public sealed class LocalFolderStore : IFederationStore
         return full;
     }
 
-    public Task PutManifestAsync(RoundManifest manifest, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(manifest);
-        string path = StoreLayout.Manifest(manifest.Federation, manifest.Round);
-        manifest.EnsureValid(path);
-        var bytes = manifest.ToJsonBytes();
-        return WriteOnceAsync(path, (s, ct) => s.WriteAsync(bytes, ct).AsTask(), cancellationToken);
-    }
+    public override Task<T> PutObjectAsync<T>(string path, Func<Stream, CancellationToken, Task<T>> write, CancellationToken cancellationToken = default) =>
+        WriteOnceAsync(path, write, cancellationToken);
 
-    public async Task<RoundManifest?> GetManifestAsync(string federation, int round, CancellationToken cancellationToken = default)
-    {
-        string path = StoreLayout.Manifest(federation, round);
-        var bytes = await ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
-        return bytes is null ? null : RoundManifest.Parse(bytes, path);
-    }
+    public override Task<Stream?> OpenObjectAsync(string path, CancellationToken cancellationToken = default) =>
+        Task.FromResult<Stream?>(OpenRead(path));
 
-    public Task<IReadOnlyList<int>> ListRoundsAsync(string federation, CancellationToken cancellationToken = default)
+    public override Task<bool> ExistsAsync(string path, CancellationToken cancellationToken = default) =>
+        Task.FromResult(File.Exists(FullPath(path)));
+
+    public override Task<IReadOnlyList<string>> ListAsync(string folder, CancellationToken cancellationToken = default)
     {
-        var folder = FullPath(StoreLayout.RoundsFolder(federation));
-        IReadOnlyList<int> rounds = !Directory.Exists(folder) ? [] :
-            Directory.EnumerateDirectories(folder)
-                .Select(d => StoreLayout.ParseRoundFolder(Path.GetFileName(d)))
-                .Where(r => r is not null && File.Exists(FullPath(StoreLayout.Manifest(federation, r.Value))))
-                .Select(r => r!.Value)
-                .Order()
+        var full = FullPath(folder);
+        IReadOnlyList<string> names = !Directory.Exists(full) ? [] :
+            Directory.EnumerateFileSystemEntries(full)
+                .Select(Path.GetFileName)
+                .Where(n => !string.IsNullOrEmpty(n) && !n.StartsWith('.'))
+                .Select(n => n!)
+                .Order(StringComparer.Ordinal)
                 .ToArray();
-        return Task.FromResult(rounds);
+        return Task.FromResult(names);
     }
 
-    public async Task<int?> GetLatestRoundAsync(string federation, CancellationToken cancellationToken = default)
+    public override async Task<VersionedObject?> GetVersionedAsync(string path, CancellationToken cancellationToken = default)
     {
-        var rounds = await ListRoundsAsync(federation, cancellationToken).ConfigureAwait(false);
-        return rounds.Count == 0 ? null : rounds[^1];
-    }
-
-    public async Task<UpdateHeader> PutUpdateAsync(string federation, int round, string site, Stream updateFile, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(updateFile);
-        string path = StoreLayout.Update(federation, round, site);
-        return await WriteOnceAsync(path, (destination, ct) =>
-        {
-            // Synchronous verified copy in 64 KiB chunks: the whole update is checked before it becomes visible.
-            var header = UpdateFile.CopyVerified(updateFile, destination, path);
-            var mismatches = new List<string>();
-            if (header.Federation != federation) mismatches.Add($"header field 'federation' is '{header.Federation}' but the update is stored for federation '{federation}'");
-            if (header.Round != round) mismatches.Add($"header field 'round' is {header.Round} but the update is stored for round {round}");
-            if (header.Site != site) mismatches.Add($"header field 'site' is '{header.Site}' but the update is stored for site '{site}'");
-            if (mismatches.Count > 0) throw new FederationDataException(path, mismatches);
-            return Task.FromResult(header);
-        }, cancellationToken).ConfigureAwait(false);
-    }
-
-    public Task<IReadOnlyList<string>> ListUpdatesAsync(string federation, int round, CancellationToken cancellationToken = default) =>
-        Task.FromResult(ListNames(StoreLayout.Updates(federation, round), UpdateFile.Extension));
-
-    public Task<Stream?> OpenUpdateAsync(string federation, int round, string site, CancellationToken cancellationToken = default)
-    {
-        var full = FullPath(StoreLayout.Update(federation, round, site));
-        try
-        {
-            Stream stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, BufferSize, FileOptions.SequentialScan);
-            return Task.FromResult<Stream?>(stream);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return Task.FromResult<Stream?>(null);
-        }
-    }
-
-    public Task PutGlobalModelAsync(ModelFile model, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        if (model.Header.Site is not null)
-            throw new ArgumentException($"a global model has no site; this model is site '{model.Header.Site}''s (use PutPersonalizedModelAsync)", nameof(model));
-        return PutModelAsync(StoreLayout.GlobalModel(model.Header.Federation, model.Header.Round), model, cancellationToken);
-    }
-
-    public Task<ModelFile?> GetGlobalModelAsync(string federation, int round, CancellationToken cancellationToken = default) =>
-        GetModelAsync(StoreLayout.GlobalModel(federation, round), federation, round, null, cancellationToken);
-
-    public Task PutPersonalizedModelAsync(ModelFile model, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        if (model.Header.Site is null)
-            throw new ArgumentException("a personalized model's header must name its site (use PutGlobalModelAsync for a global model)", nameof(model));
-        return PutModelAsync(StoreLayout.PersonalizedModel(model.Header.Federation, model.Header.Round, model.Header.Site), model, cancellationToken);
-    }
-
-    public Task<ModelFile?> GetPersonalizedModelAsync(string federation, int round, string site, CancellationToken cancellationToken = default) =>
-        GetModelAsync(StoreLayout.PersonalizedModel(federation, round, site), federation, round, site, cancellationToken);
-
-    public Task<IReadOnlyList<string>> ListPersonalizedModelsAsync(string federation, int round, CancellationToken cancellationToken = default) =>
-        Task.FromResult(ListNames(StoreLayout.PersonalizedModels(federation, round), ModelFile.Extension));
-
-    public Task PutServerStateAsync(ServerState state, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(state);
-        var bytes = state.ToBytes();
-        return WriteOnceAsync(StoreLayout.ServerState(state.Header.Federation, state.Header.Round), (s, ct) => s.WriteAsync(bytes, ct).AsTask(), cancellationToken);
-    }
-
-    public async Task<ServerState?> GetServerStateAsync(string federation, int round, CancellationToken cancellationToken = default)
-    {
-        string path = StoreLayout.ServerState(federation, round);
-        await using var stream = OpenRead(path);
-        if (stream is null) return null;
-        var state = ServerState.Read(stream, path);
-        CheckIdentity(path, state.Header.Federation, state.Header.Round, null, federation, round, null);
-        return state;
-    }
-
-    public Task PutRoundResultAsync(RoundResult result, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(result);
-        string path = StoreLayout.Result(result.Federation, result.Round);
-        result.EnsureValid(path);
-        var bytes = result.ToJsonBytes();
-        return WriteOnceAsync(path, (s, ct) => s.WriteAsync(bytes, ct).AsTask(), cancellationToken);
-    }
-
-    public async Task<RoundResult?> GetRoundResultAsync(string federation, int round, CancellationToken cancellationToken = default)
-    {
-        string path = StoreLayout.Result(federation, round);
         var bytes = await ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
-        if (bytes is null) return null;
-        var result = RoundResult.Parse(bytes, path);
-        CheckIdentity(path, result.Federation, result.Round, null, federation, round, null);
-        return result;
+        return bytes is null ? null : new VersionedObject(bytes, VersionOf(bytes));
     }
+
+    /// <summary>
+    /// Compare-and-replace under an exclusive lock file (<c>.&lt;name&gt;.lock</c>, held open with no sharing, which
+    /// the operating system releases if the process dies); the new content is written to a temporary file and
+    /// renamed over the old one, so readers see the old or the new document, never a mix. The version is the
+    /// SHA-256 of the content.
+    /// </summary>
+    public override async Task<string> PutVersionedAsync(string path, ReadOnlyMemory<byte> content, string? expectedVersion, CancellationToken cancellationToken = default)
+    {
+        var final = FullPath(path);
+        var folder = Path.GetDirectoryName(final)!;
+        Directory.CreateDirectory(folder);
+        var lockFile = await AcquireFileLockAsync(Path.Combine(folder, $".{Path.GetFileName(final)}.lock"), TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false)
+            ?? throw new StoreVersionConflictException(path, "another writer held its lock for 30 s");
+        await using (lockFile.ConfigureAwait(false))
+        {
+            var current = await GetVersionedAsync(path, cancellationToken).ConfigureAwait(false);
+            if (expectedVersion is null && current is not null)
+                throw new StoreVersionConflictException(path, "it already exists");
+            if (expectedVersion is not null && (current is null || current.Version != expectedVersion))
+                throw new StoreVersionConflictException(path, current is null ? "it no longer exists" : "another writer changed it");
+            var temp = Path.Combine(folder, $".{Path.GetFileName(final)}.{Guid.NewGuid():N}{TempSuffix}");
+            try
+            {
+                await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, BufferSize, FileOptions.Asynchronous))
+                {
+                    await stream.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+                    await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+                    stream.Flush(flushToDisk: true);
+                }
+
+                File.Move(temp, final, overwrite: true);
+            }
+            finally
+            {
+                TryDelete(temp);
+            }
+        }
+
+        return VersionOf(content.Span);
+    }
+
+    /// <summary>
+    /// An exclusive lock file held open with no sharing (on Unix an advisory <c>flock</c>, which also excludes other
+    /// handles in the same process). The operating system releases it when the process dies, so
+    /// <paramref name="duration"/> is not needed to recover from a crash and is not enforced.
+    /// </summary>
+    public override async Task<IStoreLease?> TryAcquireLeaseAsync(string path, TimeSpan duration, CancellationToken cancellationToken = default)
+    {
+        var full = FullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        var handle = await AcquireFileLockAsync(full, TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+        return handle is null ? null : new FileLease(path, handle);
+    }
+
+    private static async Task<FileStream?> AcquireFileLockAsync(string fullPath, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        var until = DateTime.UtcNow + wait;
+        while (true)
+        {
+            try
+            {
+                return new FileStream(fullPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+            }
+            catch (IOException) when (File.Exists(fullPath))
+            {
+                if (DateTime.UtcNow >= until) return null;
+                await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static string VersionOf(ReadOnlySpan<byte> content) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(content));
+
+    private sealed class FileLease(string path, FileStream handle) : IStoreLease
+    {
+        public string Path { get; } = path;
+
+        public Task RenewAsync(CancellationToken cancellationToken = default) =>
+            handle.SafeFileHandle.IsClosed ? throw new InvalidOperationException($"the lease on {Path} was released") : Task.CompletedTask;
+
+        public ValueTask DisposeAsync() => handle.DisposeAsync();
+    }
+
 
     /// <summary>
     /// Writes <paramref name="storePath"/> once, atomically: <paramref name="write"/> fills a temporary file in the
@@ -213,31 +195,6 @@ public sealed class LocalFolderStore : IFederationStore
             return true;
         }, cancellationToken);
 
-    private Task PutModelAsync(string path, ModelFile model, CancellationToken cancellationToken) =>
-        WriteOnceAsync(path, (s, ct) =>
-        {
-            model.WriteTo(s);
-            return Task.CompletedTask;
-        }, cancellationToken);
-
-    private async Task<ModelFile?> GetModelAsync(string path, string federation, int round, string? site, CancellationToken cancellationToken)
-    {
-        await using var stream = OpenRead(path);
-        if (stream is null) return null;
-        var model = ModelFile.Read(stream, path);
-        CheckIdentity(path, model.Header.Federation, model.Header.Round, model.Header.Site, federation, round, site);
-        return model;
-    }
-
-    private static void CheckIdentity(string path, string federation, int round, string? site, string expectedFederation, int expectedRound, string? expectedSite)
-    {
-        var p = new List<string>();
-        if (federation != expectedFederation) p.Add($"header field 'federation' is '{federation}', the path says '{expectedFederation}'");
-        if (round != expectedRound) p.Add($"header field 'round' is {round}, the path says {expectedRound}");
-        if (site != expectedSite) p.Add($"header field 'site' is '{site ?? "null"}', the path says '{expectedSite ?? "null"}'");
-        if (p.Count > 0) throw new FederationDataException(path, p);
-    }
-
     private FileStream? OpenRead(string storePath)
     {
         try
@@ -248,31 +205,6 @@ public sealed class LocalFolderStore : IFederationStore
         {
             return null;
         }
-    }
-
-    private async Task<byte[]?> ReadAllBytesAsync(string storePath, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await File.ReadAllBytesAsync(FullPath(storePath), cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return null;
-        }
-    }
-
-    private IReadOnlyList<string> ListNames(string folderPath, string extension)
-    {
-        var folder = FullPath(folderPath);
-        if (!Directory.Exists(folder)) return [];
-        return Directory.EnumerateFiles(folder)
-            .Select(Path.GetFileName)
-            .Where(n => n is not null && n.EndsWith(extension, StringComparison.Ordinal))
-            .Select(n => n![..^extension.Length])
-            .Where(FederationNames.IsValid) // temporary files start with '.' and end with .tmp; neither passes
-            .Order(StringComparer.Ordinal)
-            .ToArray();
     }
 
     private static void TryDelete(string path)

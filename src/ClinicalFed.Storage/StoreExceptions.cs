@@ -15,3 +15,18 @@ public sealed class StoreObjectExistsException : IOException
     /// <summary>The relative store path (blob name) that already exists.</summary>
     public string StorePath { get; }
 }
+
+/// <summary>
+/// A conditional write of a mutable store object (the federation document) lost to another writer: the object was
+/// created, changed or removed since it was read. Nothing was written; read it again and retry.
+/// </summary>
+public sealed class StoreVersionConflictException : IOException
+{
+    public StoreVersionConflictException(string storePath, string why, Exception? inner = null)
+        : base($"{storePath} was not written: {why}; read it again and retry", inner)
+    {
+        StorePath = storePath;
+    }
+
+    public string StorePath { get; }
+}

@@ -7,7 +7,11 @@ namespace ClinicalFed.Storage;
 /// The store's paths, relative and '/'-separated: folders of <see cref="LocalFolderStore"/> and blob names of a
 /// blob-container store alike (schemas/store-layout.md). Every method validates the names it is given.
 /// <code>
-/// federations/&lt;federation&gt;/rounds/&lt;round:D5&gt;/manifest.json
+/// federations/&lt;federation&gt;/federation.json                (settings and site registry; the one mutable document)
+///                          aggregator.lease               (lock of the aggregator)
+///                          statistics/sites/&lt;site&gt;.json   (a site's aggregate statistics of its training rows)
+///                          statistics/federated.json      (the merge, which every site uses)
+///                          rounds/&lt;round:D5&gt;/manifest.json
 ///                                             updates/&lt;site&gt;.cfu
 ///                                             global.cfm
 ///                                             personalized/&lt;site&gt;.cfm
@@ -26,6 +30,23 @@ public static class StoreLayout
 
     public static string Federation(string federation) =>
         $"federations/{FederationNames.Validate(federation, "federation", nameof(federation))}";
+
+    public const string FederationsFolder = "federations";
+    public const string FederationFileName = "federation.json";
+    public const string LeaseFileName = "aggregator.lease";
+
+    /// <summary>The federation's settings and site registry (<see cref="FederationConfig"/>).</summary>
+    public static string FederationDocument(string federation) => $"{Federation(federation)}/{FederationFileName}";
+
+    /// <summary>The object the aggregator leases so that only one invocation works on a federation at a time.</summary>
+    public static string Lease(string federation) => $"{Federation(federation)}/{LeaseFileName}";
+
+    public static string SiteStatisticsFolder(string federation) => $"{Federation(federation)}/statistics/sites";
+
+    public static string SiteStatistics(string federation, string site) =>
+        $"{SiteStatisticsFolder(federation)}/{FederationNames.Validate(site, "site", nameof(site))}.json";
+
+    public static string FederatedStatistics(string federation) => $"{Federation(federation)}/statistics/federated.json";
 
     public static string RoundsFolder(string federation) => $"{Federation(federation)}/rounds";
 

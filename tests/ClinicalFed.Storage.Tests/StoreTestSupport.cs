@@ -136,3 +136,78 @@ internal static class Fixtures
         CompletedAt = T0.AddHours(7),
     };
 }
+
+/// <summary>
+/// Wraps a store at the level of its primitives: counts update streams open at once, and can fail writes of chosen
+/// objects the way a process killed at that moment would (nothing written).
+/// </summary>
+internal sealed class CountingStore(FederationStore inner) : FederationStore
+{
+    private int _open;
+
+    public int Opened { get; private set; }
+
+    public int MaxOpenAtOnce { get; private set; }
+
+    public int OpenNow => _open;
+
+    /// <summary>Writes of objects whose store path ends with one of these fail with an IOException.</summary>
+    public HashSet<string> FailWritesEndingWith { get; } = new(StringComparer.Ordinal);
+
+    public bool FailGlobalModelWrites
+    {
+        get => FailWritesEndingWith.Contains("/" + StoreLayout.GlobalModelFileName);
+        init
+        {
+            if (value) FailWritesEndingWith.Add("/" + StoreLayout.GlobalModelFileName);
+        }
+    }
+
+    public override Task<T> PutObjectAsync<T>(string path, Func<Stream, CancellationToken, Task<T>> write, CancellationToken cancellationToken = default) =>
+        FailWritesEndingWith.Any(path.EndsWith) ? throw new IOException($"process killed while writing {path} (simulated)") : inner.PutObjectAsync(path, write, cancellationToken);
+
+    public override async Task<Stream?> OpenObjectAsync(string path, CancellationToken cancellationToken = default)
+    {
+        var stream = await inner.OpenObjectAsync(path, cancellationToken);
+        if (stream is null || !path.EndsWith(UpdateFile.Extension, StringComparison.Ordinal)) return stream;
+        Opened++;
+        MaxOpenAtOnce = Math.Max(MaxOpenAtOnce, Interlocked.Increment(ref _open));
+        return new Tracked(stream, () => Interlocked.Decrement(ref _open));
+    }
+
+    public override Task<bool> ExistsAsync(string path, CancellationToken cancellationToken = default) => inner.ExistsAsync(path, cancellationToken);
+    public override Task<IReadOnlyList<string>> ListAsync(string folder, CancellationToken cancellationToken = default) => inner.ListAsync(folder, cancellationToken);
+    public override Task<VersionedObject?> GetVersionedAsync(string path, CancellationToken cancellationToken = default) => inner.GetVersionedAsync(path, cancellationToken);
+    public override Task<string> PutVersionedAsync(string path, ReadOnlyMemory<byte> content, string? expectedVersion, CancellationToken cancellationToken = default) =>
+        FailWritesEndingWith.Any(path.EndsWith) ? throw new IOException($"process killed while writing {path} (simulated)") : inner.PutVersionedAsync(path, content, expectedVersion, cancellationToken);
+    public override Task<IStoreLease?> TryAcquireLeaseAsync(string path, TimeSpan duration, CancellationToken cancellationToken = default) => inner.TryAcquireLeaseAsync(path, duration, cancellationToken);
+
+    private sealed class Tracked(Stream inner, Action onDispose) : Stream
+    {
+        private bool _disposed;
+
+        public override bool CanRead => inner.CanRead;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+        public override int Read(Span<byte> buffer) => inner.Read(buffer);
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing && !_disposed)
+            {
+                _disposed = true;
+                inner.Dispose();
+                onDispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+using System.Text.Json.Serialization;
+
+namespace ClinicalFed.Federation;
+
+/// <summary>
+/// A federation's settings and site registry (<c>federation.json</c>, schemas/federation.schema.json): the model
+/// and strategy every round uses, how many rounds, how long each stays open, the quorum, and the registered sites
+/// with the SHA-256 of each site's key. The only mutable document of a store: administration replaces it with an
+/// optimistic-concurrency check; everything a round produces stays write-once.
+/// </summary>
+public sealed record FederationConfig
+{
+    public const int CurrentFormatVersion = 1;
+
+    [JsonPropertyName("format_version")] public int FormatVersion { get; init; } = CurrentFormatVersion;
+
+    [JsonPropertyName("federation")] public required string Federation { get; init; }
+
+    /// <summary>Free text for people: the study, the data, the contact.</summary>
+    [JsonPropertyName("description")] public string Description { get; init; } = "";
+
+    [JsonPropertyName("model")] public required ModelSpec Model { get; init; }
+
+    /// <summary>Strategy of every round; <c>client_</c> options carry the sites' training settings.</summary>
+    [JsonPropertyName("strategy")] public required StrategySpec Strategy { get; init; }
+
+    /// <summary>Number of rounds (0 to <c>rounds - 1</c>); after the last one the federation is complete.</summary>
+    [JsonPropertyName("rounds")] public required int Rounds { get; init; }
+
+    /// <summary>Minimum accepted updates for a round to produce a global model; at most the number of active sites.</summary>
+    [JsonPropertyName("quorum")] public required int Quorum { get; init; }
+
+    /// <summary>How long a round stays open for uploads, in seconds; the aggregator closes it at the deadline.</summary>
+    [JsonPropertyName("round_seconds")] public required int RoundSeconds { get; init; }
+
+    /// <summary>
+    /// Whether round 0 waits for federated statistics: every active site uploads aggregate statistics of its
+    /// training rows, the aggregator merges them, and sites impute and standardize with the merged figures.
+    /// </summary>
+    [JsonPropertyName("statistics")] public bool Statistics { get; init; } = true;
+
+    [JsonPropertyName("sites")] public IReadOnlyList<RegisteredSite> Sites { get; init; } = [];
+
+    [JsonPropertyName("created_at")] public required DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>Active (not withdrawn) sites, in registration order.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<string> ActiveSites => Sites.Where(s => s.Status == SiteStatuses.Active).Select(s => s.Name).ToArray();
+
+    public RegisteredSite? FindSite(string site) => Sites.FirstOrDefault(s => string.Equals(s.Name, site, StringComparison.Ordinal));
+
+    /// <summary>Every problem with this document (empty when valid), each naming its field.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var p = new List<string>();
+        if (FormatVersion != CurrentFormatVersion)
+            p.Add($"'format_version' is {FormatVersion}; this reader supports {CurrentFormatVersion}");
+        if (FederationNames.Problem(Federation, "'federation'") is { } fp) p.Add(fp);
+        if (Description is null) p.Add("'description' is null");
+        if (Model is null) p.Add("'model' is missing");
+        else Model.Validate(p, "model");
+        if (Strategy is null) p.Add("'strategy' is missing");
+        else Strategy.Validate(p);
+        if (Rounds is < 1 or > FederationNames.MaxRound + 1) p.Add($"'rounds' is {Rounds}; expected 1 to {FederationNames.MaxRound + 1}");
+        if (RoundSeconds is < 1 or > 366 * 24 * 3600) p.Add($"'round_seconds' is {RoundSeconds}; expected 1 to {366 * 24 * 3600}");
+        if (Sites is null)
+        {
+            p.Add("'sites' is missing");
+            return p;
+        }
+
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        for (int i = 0; i < Sites.Count; i++)
+        {
+            var s = Sites[i];
+            if (s is null)
+            {
+                p.Add($"'sites[{i}]' is null");
+                continue;
+            }
+
+            if (FederationNames.Problem(s.Name, $"'sites[{i}].name'") is { } np) p.Add(np);
+            else if (!seen.Add(s.Name)) p.Add($"'sites[{i}].name' '{s.Name}' repeats another site (names are compared ignoring case)");
+            if (!FederationJson.IsSha256Hex(s.KeySha256)) p.Add($"'sites[{i}].key_sha256' is not 64 lower-case hex digits");
+            if (!SiteStatuses.All.Contains(s.Status)) p.Add($"'sites[{i}].status' is '{s.Status}'; expected one of {string.Join(", ", SiteStatuses.All)}");
+            if (s.Status == SiteStatuses.Withdrawn && s.WithdrawnAt is null) p.Add($"'sites[{i}].withdrawn_at' is missing for a withdrawn site");
+        }
+
+        int active = Sites.Count(s => s?.Status == SiteStatuses.Active);
+        if (Quorum < 1) p.Add($"'quorum' is {Quorum}; it must be at least 1");
+        else if (active > 0 && Quorum > active) p.Add($"'quorum' is {Quorum} but only {active} site(s) are active");
+        return p;
+    }
+
+    public FederationConfig EnsureValid(string origin = "federation.json")
+    {
+        var problems = Validate();
+        if (problems.Count > 0) throw new FederationDataException(origin, problems);
+        return this;
+    }
+
+    public byte[] ToJsonBytes()
+    {
+        EnsureValid();
+        return FederationJson.Serialize(this, indented: true);
+    }
+
+    public static FederationConfig Parse(ReadOnlySpan<byte> utf8Json, string origin = "federation.json") =>
+        FederationJson.Deserialize<FederationConfig>(utf8Json, origin).EnsureValid(origin);
+}
+
+/// <summary>A site registered in a federation. The key itself is never stored: only its SHA-256.</summary>
+public sealed record RegisteredSite
+{
+    [JsonPropertyName("name")] public required string Name { get; init; }
+
+    /// <summary>Lower-case hex SHA-256 of the site's key (the UTF-8 bytes of the key string).</summary>
+    [JsonPropertyName("key_sha256")] public required string KeySha256 { get; init; }
+
+    /// <summary><see cref="SiteStatuses.Active"/> or <see cref="SiteStatuses.Withdrawn"/>.</summary>
+    [JsonPropertyName("status")] public required string Status { get; init; }
+
+    [JsonPropertyName("registered_at")] public required DateTimeOffset RegisteredAt { get; init; }
+
+    [JsonPropertyName("withdrawn_at")] public DateTimeOffset? WithdrawnAt { get; init; }
+}
+
+public static class SiteStatuses
+{
+    public const string Active = "active";
+    public const string Withdrawn = "withdrawn";
+    public static IReadOnlyList<string> All { get; } = [Active, Withdrawn];
+}
