@@ -100,6 +100,14 @@ public static class AggregationMath
         float learningRate, float beta1, float tau) =>
         AdaptiveStep(SecondMoment.Adagrad, weights, mean, m, v, learningRate, beta1, 0f, tau);
 
+    /// <summary>destination = (1 − w)·a + w·b: a personalized model between the global model a and a site's own b.</summary>
+    public static void Interpolate(ReadOnlySpan<float> a, ReadOnlySpan<float> b, float weightOfB, Span<float> destination)
+    {
+        if (a.Length != b.Length || destination.Length != a.Length) throw new ArgumentException("vectors must have the same length");
+        if (!float.IsFinite(weightOfB) || weightOfB is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(weightOfB), weightOfB, "the weight must be in [0, 1]");
+        TensorPrimitives.Lerp(a, b, weightOfB, destination);
+    }
+
     /// <summary>Euclidean (L2) norm. Falls back to a scaled double-precision sum when the float sum of squares overflows.</summary>
     public static float L2Norm(ReadOnlySpan<float> x)
     {

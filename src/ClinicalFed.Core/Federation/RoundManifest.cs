@@ -22,7 +22,7 @@ public sealed record RoundManifest
 
     [JsonPropertyName("model")] public required ModelSpec Model { get; init; }
 
-    /// <summary>Store path of the global model this round starts from (<c>federations/&lt;f&gt;/rounds/&lt;r&gt;/global.cfm</c>); null only in round 0 (training starts from zeros).</summary>
+    /// <summary>Store path of the global model this round starts from (<c>federations/&lt;f&gt;/rounds/&lt;r&gt;/global.cfm</c>); null when training starts from zeros (round 0, or later when no earlier round reached its quorum).</summary>
     [JsonPropertyName("global_model")]
     [JsonRequired]
     public string? GlobalModel { get; init; }
@@ -53,7 +53,7 @@ public sealed record RoundManifest
 
         if (GlobalModel is null)
         {
-            if (Round > 0) p.Add($"'global_model' is null but round {Round} must start from a global model (only round 0 may start from zeros)");
+            // Training starts from zeros: round 0, or a later round when no earlier round reached its quorum.
         }
         else if (!GlobalModelPath.TryParse(GlobalModel, out _, out int fromRound))
         {
