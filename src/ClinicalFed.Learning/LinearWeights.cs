@@ -74,6 +74,18 @@ public sealed class LinearWeights : IEquatable<LinearWeights>
         return v;
     }
 
+    /// <summary>(1 − w)·<paramref name="from"/> + w·<paramref name="to"/>, weights and bias alike (the same float arithmetic as
+    /// <see cref="ClinicalFed.Federation.AggregationMath.Interpolate"/> on parameter vectors).</summary>
+    public static LinearWeights Interpolate(LinearWeights from, LinearWeights to, float w)
+    {
+        ArgumentNullException.ThrowIfNull(from);
+        ArgumentNullException.ThrowIfNull(to);
+        if (from.Count != to.Count) throw new ArgumentException($"models have {from.Count} and {to.Count} features");
+        var result = new float[from.Count + 1];
+        ClinicalFed.Federation.AggregationMath.Interpolate(from.ToParameterVector(), to.ToParameterVector(), w, result);
+        return FromParameterVector(result);
+    }
+
     /// <summary>A copy of the weights.</summary>
     public float[] ToArray() => (float[])_weights.Clone();
 

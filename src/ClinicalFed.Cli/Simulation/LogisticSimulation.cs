@@ -44,7 +44,12 @@ internal static class LogisticSimulation
         var strategyOptions = StrategyFactory.ParseOptions(o.Strategy, o.Strategy == StrategyNames.FedProx
             ? new Dictionary<string, System.Text.Json.JsonElement> { ["proximal_mu"] = System.Text.Json.JsonSerializer.SerializeToElement(o.ProximalMu) }
             : null);
-        double mu = strategyOptions is FedProxOptions fp ? fp.ProximalMu : 0;
+        // The sites' training settings travel in the manifest (client_ options), exactly as in a serverless federation.
+        var strategySpec = StrategySpec.From(strategyOptions, new ClientTrainingSettings
+        {
+            LocalEpochs = o.LocalEpochs, BatchSize = 256, LearningRate = o.LearningRate, L2 = o.L2, Seed = o.Seed,
+        }.ToClientOptions());
+        var client = ClientTrainingSettings.From(strategySpec);
         var aggregator = new RoundAggregator(store, time);
         var rounds = new List<RoundResult>();
         var bytesPerSite = sites.ToDictionary(s => s.Name, _ => 0L);
@@ -56,7 +61,7 @@ internal static class LogisticSimulation
             var now = time.GetUtcNow();
             var manifest = new RoundManifest
             {
-                Federation = SimulationRunner.Federation, Round = r, Strategy = StrategySpec.From(strategyOptions),
+                Federation = SimulationRunner.Federation, Round = r, Strategy = strategySpec,
                 Model = new ModelSpec { Kind = ModelKinds.Logistic, Dimension = d + 1, FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version },
                 GlobalModel = r == 0 ? null : GlobalModelPath.Format(SimulationRunner.Federation, r - 1),
                 Quorum = sites.Count, Sites = sites.Select(s => s.Name).ToList(), OpenedAt = now, Deadline = now.AddHours(1),
@@ -65,12 +70,12 @@ internal static class LogisticSimulation
             long roundBytes = 0;
             for (int i = 0; i < sites.Count; i++)
             {
-                var result = ProximalSgdOptimizer.Train(fitMatrices[i], r == 0 ? null : global, Sgd(o.LocalEpochs, mu, o.Seed + 1000 * r + i));
+                var result = ClientTraining.TrainRound(fitMatrices[i], r == 0 ? null : global, client, r, i);
                 var header = new UpdateHeader
                 {
                     Federation = SimulationRunner.Federation, Round = r, Site = sites[i].Name, ExampleCount = sites[i].TrainRows,
                     ParameterKind = ParameterKinds.Full, Dimension = d + 1, CreatedAt = time.GetUtcNow(),
-                    LocalMetrics = result.EpochLosses.Count > 0 && double.IsFinite(result.EpochLosses[^1]) ? new Dictionary<string, double> { ["train_loss"] = result.EpochLosses[^1] } : new Dictionary<string, double>(),
+                    LocalMetrics = ClientTraining.LocalMetrics(result),
                 };
                 store.PutUpdateAsync(header, result.Weights.ToParameterVector()).GetAwaiter().GetResult();
                 long size = new FileInfo(store.FullPath(StoreLayout.Update(SimulationRunner.Federation, r, sites[i].Name))).Length;
@@ -104,7 +109,7 @@ internal static class LogisticSimulation
             var (valX, valY) = (s.ValidationX, s.ValidationY);
             var fineTuned = ProximalSgdOptimizer.Train(fitMatrices[i], global, Sgd(1, 0.01, o.Seed + 37 * i, o.LearningRate / 5)).Weights;
             var candidates = new Dictionary<string, LinearWeights> { ["global"] = global, ["fine-tune"] = fineTuned, ["local"] = local[i] };
-            foreach (var a in new[] { 0.25, 0.5, 0.75 }) candidates[$"interpolation α={a:0.##}"] = Interpolate(global, local[i], (float)a);
+            foreach (var a in new[] { 0.25, 0.5, 0.75 }) candidates[$"interpolation α={a:0.##}"] = LinearWeights.Interpolate(local[i], global, (float)a);
             var validation = candidates.ToDictionary(kv => kv.Key, kv => valY.Any(y => y == 1) && valY.Any(y => y == 0)
                 ? Math.Round(Metrics.Auroc(SimulationRunner.Predict(kv.Value, valX, d), valY), 6) : double.NaN);
             var best = validation.Where(kv => !double.IsNaN(kv.Value)).OrderByDescending(kv => kv.Value).Select(kv => kv.Key).FirstOrDefault() ?? "global";
@@ -146,12 +151,5 @@ internal static class LogisticSimulation
             "Every model trains on each site's training patients minus its validation patients (about 1 in 6); the validation patients only choose the personalization.",
         };
         return new SimulationRunner.RunResult(results, rounds, bytes, notes);
-    }
-
-    private static LinearWeights Interpolate(LinearWeights g, LinearWeights l, float alpha)
-    {
-        var w = new float[g.Count];
-        for (int j = 0; j < w.Length; j++) w[j] = alpha * g.Weights[j] + (1 - alpha) * l.Weights[j];
-        return new LinearWeights(w, alpha * g.Bias + (1 - alpha) * l.Bias);
     }
 }

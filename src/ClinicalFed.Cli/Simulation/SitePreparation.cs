@@ -64,17 +64,9 @@ public static class SitePreparation
         var cdms = new Dictionary<string, string>();
         foreach (var src in sources)
         {
-            var siteWork = Path.Combine(workDirectory, src.Name);
-            string cdm = src.Path;
-            if (!src.IsCdm)
-            {
-                cdm = Path.Combine(siteWork, "cdm");
-                CdmConverter.Convert(new ConvertOptions(src.Path, src.Selector ?? src.Name, cdm, src.DetectMapping()), f => progress?.Invoke($"convert {src.Name}", f));
-            }
-            var features = Path.Combine(siteWork, "features");
-            summaries[src.Name] = FeatureExtraction.Run(new FeatureOptions(task, cdm, features, src.Name), f => progress?.Invoke($"features {src.Name}", f));
+            var (table, summary, cdm) = LoadTable(task, src, Path.Combine(workDirectory, src.Name), progress);
+            summaries[src.Name] = summary;
             cdms[src.Name] = cdm;
-            var table = FeatureTableFile.Load(Path.Combine(features, FeatureTableFile.FileName), summaries[src.Name].Rows);
             if (splits.TryGetValue(src.Name, out int k) && k > 1)
                 for (int s = 0; s < k; s++) tables.Add(($"{src.Name}{s + 1}", Subset(table, i => Splits.Shard(table.Keys[i].PatientId, k) == s)));
             else tables.Add((src.Name, table));
@@ -83,53 +75,74 @@ public static class SitePreparation
         sw.Restart();
 
         var spec = FeatureSpec.Load(task);
-        var histograms = SiteStatistics.Histograms(spec);
-        var siteStats = new List<StatisticsSet>();
-        foreach (var (name, t) in tables)
-        {
-            var b = new StatisticsBuilder(name, spec.Id, spec.Version, spec.ColumnNames, histograms);
-            for (int i = 0; i < t.Rows; i++) if (!Splits.IsTest(t.Keys[i].PatientId)) b.AddRow(t.Row(i));
-            siteStats.Add(b.Build());
-        }
-        var federated = StatisticsSet.Merge(siteStats);
+        var siteStats = tables.Select(t => TrainingStatistics(t.Name, t.Table, spec)).ToList();
+        // Merged in ordinal order of site names, as the serverless aggregator merges what sites upload.
+        var federated = StatisticsSet.Merge(siteStats.OrderBy(st => st.Sites[0], StringComparer.Ordinal).ToList());
         // What each site shared, and what they agreed: aggregates of training rows only.
         foreach (var st in siteStats) File.WriteAllText(Path.Combine(workDirectory, $"stats-{st.Sites[0]}.json"), st.ToJson());
         File.WriteAllText(Path.Combine(workDirectory, "stats-federated.json"), federated.ToJson());
-        var plan = ImputationPlan.From(federated, ImputationMethod.Median, tables[0].Table.Header.ImputableColumns.ToHashSet());
+        var prepared = tables.Select(t => Prepare(t.Name, t.Table, federated)).ToList();
+        seconds["federated_statistics_and_imputation"] = sw.Elapsed.TotalSeconds;
+        return new Result(prepared, federated, seconds, summaries, cdms);
+    }
+
+    /// <summary>A site's own steps before any statistic is shared: convert to the CDM (unless the source is one) and
+    /// extract the task's feature table, under <paramref name="siteWorkDirectory"/>.</summary>
+    public static (FeatureTable Table, FeatureSummary Summary, string CdmDirectory) LoadTable(string task, SiteSource src, string siteWorkDirectory, Action<string, double>? progress = null)
+    {
+        string cdm = src.Path;
+        if (!src.IsCdm)
+        {
+            cdm = Path.Combine(siteWorkDirectory, "cdm");
+            CdmConverter.Convert(new ConvertOptions(src.Path, src.Selector ?? src.Name, cdm, src.DetectMapping()), f => progress?.Invoke($"convert {src.Name}", f));
+        }
+        var features = Path.Combine(siteWorkDirectory, "features");
+        var summary = FeatureExtraction.Run(new FeatureOptions(task, cdm, features, src.Name), f => progress?.Invoke($"features {src.Name}", f));
+        var table = FeatureTableFile.Load(Path.Combine(features, FeatureTableFile.FileName), summary.Rows);
+        return (table, summary, cdm);
+    }
+
+    /// <summary>What a site shares before round 0: aggregate statistics (counts, sums, histograms) of its training
+    /// rows, never the test split's and never a row.</summary>
+    public static StatisticsSet TrainingStatistics(string site, FeatureTable t, FeatureSpec spec)
+    {
+        var b = new StatisticsBuilder(site, spec.Id, spec.Version, spec.ColumnNames, SiteStatistics.Histograms(spec));
+        for (int i = 0; i < t.Rows; i++) if (!Splits.IsTest(t.Keys[i].PatientId)) b.AddRow(t.Row(i));
+        return b.Build();
+    }
+
+    /// <summary>A site's rows split by the protocol, imputed with the federated medians and standardized with the
+    /// federated means and standard deviations.</summary>
+    public static PreparedSite Prepare(string name, FeatureTable t, StatisticsSet federated)
+    {
+        var plan = ImputationPlan.From(federated, ImputationMethod.Median, t.Header.ImputableColumns.ToHashSet());
         var fill = plan.FillValues.ToArray();
         var mean = federated.Features.Select(f => f.Count > 0 ? (float)f.Mean : 0f).ToArray();
         var std = federated.Features.Select(f => f.Count > 1 && f.StandardDeviation > 1e-6 ? (float)f.StandardDeviation : 1f).ToArray();
-
-        var prepared = new List<PreparedSite>();
-        foreach (var (name, t) in tables)
+        int c = t.Columns;
+        var trainIdx = Enumerable.Range(0, t.Rows).Where(i => !Splits.IsTest(t.Keys[i].PatientId) && !Splits.IsValidation(t.Keys[i].PatientId)).ToArray();
+        var validationIdx = Enumerable.Range(0, t.Rows).Where(i => !Splits.IsTest(t.Keys[i].PatientId) && Splits.IsValidation(t.Keys[i].PatientId)).ToArray();
+        var testIdx = Enumerable.Range(0, t.Rows).Where(i => Splits.IsTest(t.Keys[i].PatientId)).ToArray();
+        float[] Matrix(int[] idx)
         {
-            int c = t.Columns;
-            var trainIdx = Enumerable.Range(0, t.Rows).Where(i => !Splits.IsTest(t.Keys[i].PatientId) && !Splits.IsValidation(t.Keys[i].PatientId)).ToArray();
-            var validationIdx = Enumerable.Range(0, t.Rows).Where(i => !Splits.IsTest(t.Keys[i].PatientId) && Splits.IsValidation(t.Keys[i].PatientId)).ToArray();
-            var testIdx = Enumerable.Range(0, t.Rows).Where(i => Splits.IsTest(t.Keys[i].PatientId)).ToArray();
-            float[] Matrix(int[] idx)
+            var m = new float[idx.Length * c];
+            for (int r = 0; r < idx.Length; r++) t.Row(idx[r]).CopyTo(m.AsSpan(r * c, c));
+            ImputationPlan.FillMissing(m, fill);
+            for (int r = 0; r < idx.Length; r++)
             {
-                var m = new float[idx.Length * c];
-                for (int r = 0; r < idx.Length; r++) t.Row(idx[r]).CopyTo(m.AsSpan(r * c, c));
-                ImputationPlan.FillMissing(m, fill);
-                for (int r = 0; r < idx.Length; r++)
-                {
-                    var row = m.AsSpan(r * c, c);
-                    for (int j = 0; j < c; j++) row[j] = float.IsNaN(row[j]) ? 0 : (row[j] - mean[j]) / std[j];
-                }
-                return m;
+                var row = m.AsSpan(r * c, c);
+                for (int j = 0; j < c; j++) row[j] = float.IsNaN(row[j]) ? 0 : (row[j] - mean[j]) / std[j];
             }
-            prepared.Add(new PreparedSite
-            {
-                Name = name, Columns = t.Header.Columns,
-                TrainX = Matrix(trainIdx), TrainY = trainIdx.Select(i => t.Labels[i]).ToArray(),
-                TrainPatients = trainIdx.Select(i => t.Keys[i].PatientId).ToArray(),
-                ValidationX = Matrix(validationIdx), ValidationY = validationIdx.Select(i => t.Labels[i]).ToArray(),
-                TestX = Matrix(testIdx), TestY = testIdx.Select(i => t.Labels[i]).ToArray(),
-            });
+            return m;
         }
-        seconds["federated_statistics_and_imputation"] = sw.Elapsed.TotalSeconds;
-        return new Result(prepared, federated, seconds, summaries, cdms);
+        return new PreparedSite
+        {
+            Name = name, Columns = t.Header.Columns,
+            TrainX = Matrix(trainIdx), TrainY = trainIdx.Select(i => t.Labels[i]).ToArray(),
+            TrainPatients = trainIdx.Select(i => t.Keys[i].PatientId).ToArray(),
+            ValidationX = Matrix(validationIdx), ValidationY = validationIdx.Select(i => t.Labels[i]).ToArray(),
+            TestX = Matrix(testIdx), TestY = testIdx.Select(i => t.Labels[i]).ToArray(),
+        };
     }
 
     private static FeatureTable Subset(FeatureTable t, Func<int, bool> keep)

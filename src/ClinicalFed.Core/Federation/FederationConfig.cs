@@ -27,7 +27,7 @@ public sealed record FederationConfig
     /// <summary>Number of rounds (0 to <c>rounds - 1</c>); after the last one the federation is complete.</summary>
     [JsonPropertyName("rounds")] public required int Rounds { get; init; }
 
-    /// <summary>Minimum accepted updates for a round to produce a global model; at most the number of active sites.</summary>
+    /// <summary>Minimum accepted updates for a round to produce a global model; a round opens only when at least this many sites are active.</summary>
     [JsonPropertyName("quorum")] public required int Quorum { get; init; }
 
     /// <summary>How long a round stays open for uploads, in seconds; the aggregator closes it at the deadline.</summary>
@@ -86,9 +86,8 @@ public sealed record FederationConfig
             if (s.Status == SiteStatuses.Withdrawn && s.WithdrawnAt is null) p.Add($"'sites[{i}].withdrawn_at' is missing for a withdrawn site");
         }
 
-        int active = Sites.Count(s => s?.Status == SiteStatuses.Active);
+        // A quorum above the number of active sites is allowed while sites register; a round refuses to open then.
         if (Quorum < 1) p.Add($"'quorum' is {Quorum}; it must be at least 1");
-        else if (active > 0 && Quorum > active) p.Add($"'quorum' is {Quorum} but only {active} site(s) are active");
         return p;
     }
 

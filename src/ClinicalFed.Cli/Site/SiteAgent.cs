@@ -1,0 +1,293 @@
+using System.Text.Json.Serialization;
+using ClinicalFed.Cdm.Features;
+using ClinicalFed.Cli.Simulation;
+using ClinicalFed.Data;
+using ClinicalFed.Federation;
+using ClinicalFed.Learning;
+using ClinicalFed.Statistics;
+using ClinicalFed.Storage;
+
+namespace ClinicalFed.Cli.Site;
+
+/// <summary>Options of <c>clinicalfed site run</c>, validated all at once.</summary>
+public sealed record SiteAgentOptions
+{
+    public required string Federation { get; init; }
+    public required string Site { get; init; }
+    public required string Task { get; init; }
+    public required SiteSource Source { get; init; }
+
+    /// <summary>The site's own folder: CDM, feature table, state and its report. Nothing in it leaves the site.</summary>
+    public required string WorkDirectory { get; init; }
+
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Give up when nothing changes in the store for this long.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromHours(6);
+
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        if (FederationNames.Problem(Federation, "--federation") is { } f) e.Add(f);
+        if (FederationNames.Problem(Site, "--site") is { } s) e.Add(s);
+        if (Task is not ("sepsis" or "readmission")) e.Add($"--task: '{Task}' (expected sepsis or readmission)");
+        if (string.IsNullOrWhiteSpace(WorkDirectory)) e.Add("--work: required");
+        if (PollInterval <= TimeSpan.Zero) e.Add("--poll: must be positive");
+        if (IdleTimeout <= TimeSpan.Zero) e.Add("--timeout: must be positive");
+        return e;
+    }
+}
+
+/// <summary>How a site writes to the federation: straight into the store (in-process or a local folder), or through
+/// upload tickets from the serverless aggregator (Azure).</summary>
+public interface ISiteUploader
+{
+    Task UploadStatisticsAsync(string federation, string site, StatisticsSet statistics, CancellationToken cancellationToken);
+
+    Task UploadUpdateAsync(UpdateHeader header, float[] payload, CancellationToken cancellationToken);
+}
+
+/// <summary>Writes through the store itself (the site holds write access: a local folder, a test).</summary>
+public sealed class DirectStoreUploader(IFederationStore store) : ISiteUploader
+{
+    public Task UploadStatisticsAsync(string federation, string site, StatisticsSet statistics, CancellationToken cancellationToken) =>
+        store.PutSiteStatisticsAsync(federation, site, statistics, cancellationToken);
+
+    public Task UploadUpdateAsync(UpdateHeader header, float[] payload, CancellationToken cancellationToken) =>
+        store.PutUpdateAsync(header, payload, cancellationToken);
+}
+
+/// <summary>What the site agent writes into its work folder at the end (aggregates only).</summary>
+public sealed record SiteAgentReport
+{
+    [JsonPropertyName("federation")] public required string Federation { get; init; }
+    [JsonPropertyName("site")] public required string Site { get; init; }
+    [JsonPropertyName("rounds_trained")] public required IReadOnlyList<int> RoundsTrained { get; init; }
+    [JsonPropertyName("final_round")] public required int FinalRound { get; init; }
+    [JsonPropertyName("global_model")] public string? GlobalModel { get; init; }
+    [JsonPropertyName("train_rows")] public required int TrainRows { get; init; }
+    [JsonPropertyName("test_rows")] public required int TestRows { get; init; }
+    /// <summary>AUROC on the site's own test split of the final global and personalized models.</summary>
+    [JsonPropertyName("auroc")] public required IReadOnlyDictionary<string, double?> Auroc { get; init; }
+    [JsonPropertyName("auprc")] public required IReadOnlyDictionary<string, double?> Auprc { get; init; }
+}
+
+/// <summary>
+/// <c>clinicalfed site run</c>: the site's side of a federation. Prepares its data (CDM, features), shares its
+/// training-row statistics and waits for the federated ones, then for every round it is expected in: reads the
+/// manifest and global model, trains locally exactly as <c>clinicalfed simulate</c> does
+/// (<see cref="ClientTraining"/>), and uploads only the parameters. Everything it decides comes from the store, so
+/// after a crash it simply starts again: finished work is recognized there (a write-once upload), and training is
+/// deterministic. Its log holds counts, round numbers and metrics, never patient data.
+/// </summary>
+public sealed class SiteAgent
+{
+    private readonly SiteAgentOptions _o;
+    private readonly IFederationStore _store;
+    private readonly ISiteUploader _uploader;
+    private readonly TimeProvider _time;
+    private readonly Action<string> _log;
+
+    public SiteAgent(SiteAgentOptions options, IFederationStore store, ISiteUploader uploader, Action<string>? log = null, TimeProvider? time = null)
+    {
+        var errors = options.Validate();
+        if (errors.Count > 0) throw new ArgumentException(string.Join("\n", errors));
+        _o = options;
+        _store = store;
+        _uploader = uploader;
+        _log = log ?? (_ => { });
+        _time = time ?? TimeProvider.System;
+    }
+
+    public async Task<SiteAgentReport> RunAsync(CancellationToken cancellationToken = default)
+    {
+        string f = _o.Federation, site = _o.Site;
+        var config = (await _store.GetFederationAsync(f, cancellationToken).ConfigureAwait(false))?.Config
+            ?? throw new ArgumentException($"federation '{f}' does not exist in the store");
+        if (config.FindSite(site) is not { Status: SiteStatuses.Active })
+            throw new ArgumentException($"site '{site}' is not an active site of federation '{f}'");
+
+        var table = LoadOrBuildTable();
+        var spec = FeatureSpec.Load(_o.Task);
+        if (config.Model.FeatureSpecId != spec.Id || config.Model.FeatureSpecVersion != spec.Version)
+            throw new ArgumentException($"federation '{f}' trains on feature spec {config.Model.FeatureSpecId} {config.Model.FeatureSpecVersion}, but --task {_o.Task} is {spec.Id} {spec.Version}");
+        if (config.Model.Kind != ModelKinds.Logistic)
+            throw new ArgumentException($"federation '{f}' trains '{config.Model.Kind}' models; the site agent trains logistic regression");
+
+        var statistics = await AgreeStatisticsAsync(config, table, spec, cancellationToken).ConfigureAwait(false);
+        var prepared = SitePreparation.Prepare(site, table, statistics);
+        int d = prepared.Width;
+        if (config.Model.Dimension != d + 1)
+            throw new ArgumentException($"federation '{f}' has model dimension {config.Model.Dimension}, but this site's features give {d + 1}");
+        _log($"prepared {prepared.TrainRows:N0} training, {prepared.ValidationY.Length:N0} validation and {prepared.TestRows:N0} test rows × {d} features");
+
+        var matrix = new FeatureMatrix(prepared.TrainX, d, prepared.TrainY);
+        var trained = new List<int>();
+        var idleSince = _time.GetUtcNow();
+        string lastState = "";
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int? latest = await _store.GetLatestRoundAsync(f, cancellationToken).ConfigureAwait(false);
+            string state = "no round yet";
+            if (latest is int r)
+            {
+                var manifest = (await _store.GetManifestAsync(f, r, cancellationToken).ConfigureAwait(false))!;
+                var result = await _store.GetRoundResultAsync(f, r, cancellationToken).ConfigureAwait(false);
+                state = $"round {r} " + (result is null ? "open" : "closed");
+                if (result is not null && r + 1 >= config.Rounds && await IsPublishedAsync(result, cancellationToken).ConfigureAwait(false))
+                    return await FinishAsync(config, r, prepared, trained, cancellationToken).ConfigureAwait(false);
+                if (result is null && manifest.Sites.Contains(site, StringComparer.Ordinal)
+                    && !(await _store.ListUpdatesAsync(f, r, cancellationToken).ConfigureAwait(false)).Contains(site, StringComparer.Ordinal)
+                    && _time.GetUtcNow() < manifest.Deadline)
+                {
+                    await TrainAndUploadAsync(manifest, matrix, prepared, cancellationToken).ConfigureAwait(false);
+                    trained.Add(r);
+                    state += ", uploaded";
+                }
+            }
+
+            if (state != lastState)
+            {
+                lastState = state;
+                idleSince = _time.GetUtcNow();
+            }
+            else if (_time.GetUtcNow() - idleSince > _o.IdleTimeout)
+            {
+                throw new TimeoutException($"nothing changed in federation '{f}' for {_o.IdleTimeout} ({state}); is the aggregator running?");
+            }
+
+            await Task.Delay(_o.PollInterval, _time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Whether everything a closed round produces for this site is in the store: the result is written first, then
+    /// the global model, then the personalized models (possibly by a later tick, if one died in between).
+    /// </summary>
+    private async Task<bool> IsPublishedAsync(Federation.RoundResult result, CancellationToken cancellationToken)
+    {
+        if (result.GlobalModel is null) return true;
+        if (await _store.GetGlobalModelAsync(result.Federation, result.Round, cancellationToken).ConfigureAwait(false) is null) return false;
+        return !result.Accepted.Any(a => a.Site == _o.Site)
+               || (await _store.ListPersonalizedModelsAsync(result.Federation, result.Round, cancellationToken).ConfigureAwait(false)).Contains(_o.Site, StringComparer.Ordinal);
+    }
+
+    private FeatureTable LoadOrBuildTable()
+    {
+        var siteWork = Path.GetFullPath(_o.WorkDirectory);
+        var tablePath = Path.Combine(siteWork, "features", FeatureTableFile.FileName);
+        if (File.Exists(tablePath))
+        {
+            _log($"reusing the feature table in {Path.Combine(siteWork, "features")}");
+            return FeatureTableFile.Load(tablePath);
+        }
+
+        var (table, summary, _) = SitePreparation.LoadTable(_o.Task, _o.Source with { Name = _o.Site }, siteWork);
+        _log($"converted and extracted {summary.Rows:N0} feature rows");
+        return table;
+    }
+
+    private async Task<StatisticsSet> AgreeStatisticsAsync(FederationConfig config, FeatureTable table, FeatureSpec spec, CancellationToken cancellationToken)
+    {
+        string f = _o.Federation, site = _o.Site;
+        var own = SitePreparation.TrainingStatistics(site, table, spec);
+        if (!config.Statistics)
+        {
+            _log("the federation does not merge statistics: imputing and standardizing with this site's own");
+            return own;
+        }
+
+        var merged = await _store.GetFederatedStatisticsAsync(f, cancellationToken).ConfigureAwait(false);
+        if (merged is null && !(await _store.ListSiteStatisticsAsync(f, cancellationToken).ConfigureAwait(false)).Contains(site, StringComparer.Ordinal))
+        {
+            await _uploader.UploadStatisticsAsync(f, site, own, cancellationToken).ConfigureAwait(false);
+            _log($"uploaded statistics of {own.Rows:N0} training rows (counts, sums, histograms)");
+        }
+
+        var since = _time.GetUtcNow();
+        while (merged is null)
+        {
+            if (_time.GetUtcNow() - since > _o.IdleTimeout)
+                throw new TimeoutException($"the federated statistics of '{f}' did not appear within {_o.IdleTimeout}");
+            await Task.Delay(_o.PollInterval, _time, cancellationToken).ConfigureAwait(false);
+            merged = await _store.GetFederatedStatisticsAsync(f, cancellationToken).ConfigureAwait(false);
+        }
+
+        _log($"using federated statistics of {merged.Sites.Count} site(s), {merged.Rows:N0} rows");
+        return merged;
+    }
+
+    private async Task TrainAndUploadAsync(RoundManifest manifest, FeatureMatrix matrix, PreparedSite prepared, CancellationToken cancellationToken)
+    {
+        int siteIndex = manifest.Sites.ToList().IndexOf(_o.Site);
+        var settings = ClientTrainingSettings.From(manifest.Strategy);
+        LinearWeights? global = null;
+        if (manifest.GlobalModel is not null && GlobalModelPath.TryParse(manifest.GlobalModel, out var gf, out int gr))
+        {
+            var model = await _store.GetGlobalModelAsync(gf, gr, cancellationToken).ConfigureAwait(false)
+                ?? throw new InvalidOperationException($"round {manifest.Round} starts from {manifest.GlobalModel}, which is not in the store");
+            global = LinearWeights.FromParameterVector(model.Parameters);
+        }
+
+        var result = ClientTraining.TrainRound(matrix, global, settings, manifest.Round, siteIndex);
+        var metrics = ClientTraining.LocalMetrics(result);
+        double weight = ClientTraining.ChoosePersonalizationWeight(global, result.Weights, prepared.ValidationX, prepared.ValidationY, prepared.Width);
+        metrics[Storage.Coordination.FederationCoordinator.PersonalizationWeightMetric] = weight;
+        var header = new UpdateHeader
+        {
+            Federation = manifest.Federation, Round = manifest.Round, Site = _o.Site, ExampleCount = prepared.TrainRows,
+            ParameterKind = ParameterKinds.Full, Dimension = prepared.Width + 1, CreatedAt = _time.GetUtcNow(), LocalMetrics = metrics,
+        };
+        try
+        {
+            await _uploader.UploadUpdateAsync(header, result.Weights.ToParameterVector(), cancellationToken).ConfigureAwait(false);
+        }
+        catch (StoreObjectExistsException)
+        {
+            _log($"round {manifest.Round}: an update was already uploaded (a run before a restart); keeping it");
+            return;
+        }
+
+        _log($"round {manifest.Round}: trained {settings.LocalEpochs} epoch(s) on {prepared.TrainRows:N0} rows, train loss {metrics.GetValueOrDefault("train_loss"):0.####}, personalization weight {weight:0.##}; uploaded {header.Dimension} parameters");
+    }
+
+    private async Task<SiteAgentReport> FinishAsync(FederationConfig config, int lastRound, PreparedSite prepared, List<int> trained, CancellationToken cancellationToken)
+    {
+        string f = _o.Federation;
+        int? globalRound = null;
+        for (int r = lastRound; r >= 0 && globalRound is null; r--)
+            if ((await _store.GetRoundResultAsync(f, r, cancellationToken).ConfigureAwait(false))?.GlobalModel is not null) globalRound = r;
+        var auroc = new Dictionary<string, double?>();
+        var auprc = new Dictionary<string, double?>();
+        if (globalRound is int g)
+        {
+            var global = (await _store.GetGlobalModelAsync(f, g, cancellationToken).ConfigureAwait(false))!;
+            Evaluate("global", global.Parameters);
+            var personalized = await _store.GetPersonalizedModelAsync(f, g, _o.Site, cancellationToken).ConfigureAwait(false);
+            if (personalized is not null) Evaluate("personalized", personalized.Parameters);
+        }
+
+        void Evaluate(string name, ReadOnlySpan<float> parameters)
+        {
+            var p = SimulationRunner.Predict(LinearWeights.FromParameterVector(parameters), prepared.TestX, prepared.Width);
+            bool both = prepared.TestY.Any(y => y == 1) && prepared.TestY.Any(y => y == 0);
+            var (a, b, _) = both ? SimulationRunner.Evaluate(p, prepared.TestY) : (double.NaN, double.NaN, null!);
+            auroc[name] = double.IsFinite(a) ? a : null;
+            auprc[name] = double.IsFinite(b) ? b : null;
+        }
+
+        var report = new SiteAgentReport
+        {
+            Federation = f, Site = _o.Site, RoundsTrained = trained, FinalRound = lastRound,
+            GlobalModel = globalRound is int gr2 ? StoreLayout.GlobalModel(f, gr2) : null,
+            TrainRows = prepared.TrainRows, TestRows = prepared.TestRows, Auroc = auroc, Auprc = auprc,
+        };
+        var path = Path.Combine(Path.GetFullPath(_o.WorkDirectory), "site-report.json");
+        Commands.StatsCommand.WriteAtomically(path, System.Text.Json.JsonSerializer.Serialize(report, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        _log($"federation '{f}' completed after round {lastRound}: test AUROC global {Show(auroc.GetValueOrDefault("global"))}, personalized {Show(auroc.GetValueOrDefault("personalized"))}; report {path}");
+        return report;
+    }
+
+    private static string Show(double? x) => x is double v ? v.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : "n/a";
+}

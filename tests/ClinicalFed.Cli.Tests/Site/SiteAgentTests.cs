@@ -1,0 +1,138 @@
+using System.Collections.Concurrent;
+using ClinicalFed.Cli.Demo;
+using ClinicalFed.Cli.Simulation;
+using ClinicalFed.Cli.Site;
+using ClinicalFed.Federation;
+using ClinicalFed.Storage;
+using ClinicalFed.Storage.Coordination;
+
+namespace ClinicalFed.Cli.Tests.Site;
+
+/// <summary>Three generated sites, once for the class (300 patients each: a few seconds).</summary>
+public sealed class ThreeSitesFixture : IDisposable
+{
+    public ThreeSitesFixture()
+    {
+        Directory = Path.Combine(Path.GetTempPath(), "cf-agent-data-" + Guid.NewGuid().ToString("N")[..8]);
+        var profiles = SyntheticIcuGenerator.DefaultSites(300).Take(3).ToList();
+        Sources = profiles.Select((p, i) =>
+        {
+            var path = Path.Combine(Directory, p.Name + ".csv.gz");
+            SyntheticIcuGenerator.Generate(p, 77 + i, path);
+            return new SiteSource(p.Name, path, null);
+        }).ToList();
+    }
+
+    public string Directory { get; }
+    public IReadOnlyList<SiteSource> Sources { get; }
+
+    public void Dispose()
+    {
+        try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { }
+    }
+}
+
+[Collection(CliCollection.Name)]
+public sealed class SiteAgentTests(ThreeSitesFixture data) : IClassFixture<ThreeSitesFixture>
+{
+    private const string Fed = "sepsis-study";
+
+    /// <summary>
+    /// Three site agents, a coordinator ticking like the timer function, one local folder store: the federation runs
+    /// through statistics and three rounds, and its final global model is the one <c>simulate</c> produces with the
+    /// same seeds and settings.
+    /// </summary>
+    [Fact]
+    public async Task Agents_and_coordinator_reproduce_simulate()
+    {
+        using var tmp = new TempDir();
+        var store = new LocalFolderStore(tmp["store"]);
+        var logs = new ConcurrentQueue<string>();
+        var reports = await FederationHarness.RunAsync(store, data.Sources, tmp.Path, rounds: 3, log: logs.Enqueue);
+
+        var sim = SimulationRunner.Run(new SimulationOptions
+        {
+            Task = "sepsis", Sites = data.Sources, Rounds = 3, OutputDirectory = tmp["sim"], BaselineEpochs = 1,
+        });
+        var simStore = new LocalFolderStore(Path.Combine(tmp["sim"], "store"));
+        var expected = (await simStore.GetGlobalModelAsync(SimulationRunner.Federation, 2))!;
+        var actual = (await store.GetGlobalModelAsync(Fed, 2))!;
+        Assert.Equal(expected.Parameters.Length, actual.Parameters.Length);
+        float maxDiff = 0;
+        for (int i = 0; i < expected.Parameters.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(expected.Parameters[i] - actual.Parameters[i]));
+        Assert.True(maxDiff <= 1e-5f, $"max |Δ| = {maxDiff}");
+
+        // Every site trained every round, got a personalized model, and evaluated on its own test split.
+        foreach (var r in reports)
+        {
+            Assert.Equal([0, 1, 2], r.RoundsTrained);
+            Assert.NotNull(r.Auroc["global"]);
+            Assert.NotNull(r.Auroc["personalized"]);
+            Assert.NotNull(await store.GetPersonalizedModelAsync(Fed, 2, r.Site));
+        }
+        var simSite = sim.Sites.Single(s => s.Name == data.Sources[0].Name);
+        Assert.Equal(simSite.Auroc.Federated!.Value, reports.Single(r => r.Site == simSite.Name).Auroc["global"]!.Value, 4);
+
+        // Logs hold no patient identifiers.
+        var patientIds = SyntheticIcuGenerator.DefaultSites(300).Take(3).SelectMany(p => new[] { SyntheticIcuGenerator.PatientId(p, 1), SyntheticIcuGenerator.PatientId(p, 2) });
+        Assert.NotEmpty(logs);
+        Assert.DoesNotContain(logs, line => patientIds.Any(id => line.Contains(id, StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task An_agent_restarted_after_uploading_does_not_upload_twice()
+    {
+        using var tmp = new TempDir();
+        var store = new LocalFolderStore(tmp["store"]);
+        var coordinator = new FederationCoordinator(store);
+        await coordinator.CreateFederationAsync(new FederationSetup { Federation = Fed, Task = "sepsis", Rounds = 1, Quorum = 1 }.ToConfig(DateTimeOffset.UtcNow));
+        await coordinator.RegisterSiteAsync(Fed, "solo");
+        var options = FederationHarness.Options(data.Sources[0], "solo", tmp.Path);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+
+        // First run: uploads statistics, then (after the merge) its round-0 update, then we "crash" it.
+        var first = Task.Run(() => new SiteAgent(options, store, new DirectStoreUploader(store)).RunAsync(cts.Token));
+        while ((await coordinator.TickAsync(Fed)).Action != "round_opened") await Task.Delay(20);
+        while ((await store.ListUpdatesAsync(Fed, 0)).Count == 0) await Task.Delay(20);
+        // The update is in; a restarted agent (same work folder) must recognize it and wait, not upload again.
+        var logs = new ConcurrentQueue<string>();
+        var second = Task.Run(() => new SiteAgent(options, store, new DirectStoreUploader(store), logs.Enqueue).RunAsync(cts.Token));
+        await Task.Delay(300);
+        var tick = await coordinator.TickAsync(Fed);
+        Assert.Equal("completed", tick.Action);
+        var a = await first;
+        var b = await second;
+        Assert.Equal([0], a.RoundsTrained);
+        Assert.Empty(b.RoundsTrained);
+        Assert.Contains(logs, l => l.Contains("reusing the feature table", StringComparison.Ordinal));
+        Assert.Single((await store.GetRoundResultAsync(Fed, 0))!.Accepted);
+    }
+}
+
+/// <summary>Runs a whole federation in-process: a coordinator ticking like the timer function and one agent per site.</summary>
+internal static class FederationHarness
+{
+    public static SiteAgentOptions Options(SiteSource source, string site, string root) => new()
+    {
+        Federation = "sepsis-study", Site = site, Task = "sepsis", Source = source, WorkDirectory = Path.Combine(root, "sites", site),
+        PollInterval = TimeSpan.FromMilliseconds(20), IdleTimeout = TimeSpan.FromSeconds(120),
+    };
+
+    public static async Task<IReadOnlyList<SiteAgentReport>> RunAsync(IFederationStore store, IReadOnlyList<SiteSource> sources, string root, int rounds,
+        Action<string>? log = null, Func<IFederationStore, ISiteUploader>? uploader = null, Func<Task>? tick = null)
+    {
+        var coordinator = new FederationCoordinator(store);
+        await coordinator.CreateFederationAsync(new FederationSetup { Federation = "sepsis-study", Task = "sepsis", Rounds = rounds, Quorum = sources.Count }.ToConfig(DateTimeOffset.UtcNow));
+        foreach (var s in sources) await coordinator.RegisterSiteAsync("sepsis-study", s.Name);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        var agents = sources.Select(s => Task.Run(() =>
+            new SiteAgent(Options(s, s.Name, root), store, (uploader ?? (st => new DirectStoreUploader(st)))(store), line => log?.Invoke($"{s.Name}: {line}")).RunAsync(cts.Token))).ToList();
+        tick ??= async () => await coordinator.TickAsync(cts.Token);
+        while (!agents.All(a => a.IsCompleted))
+        {
+            await tick();
+            await Task.WhenAny(Task.WhenAll(agents), Task.Delay(50));
+        }
+        return await Task.WhenAll(agents);
+    }
+}
