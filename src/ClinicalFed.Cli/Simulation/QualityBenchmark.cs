@@ -25,7 +25,7 @@ public static class QualityBenchmark
         },
         "diabetes-logistic" => new SimulationOptions
         {
-            Task = "readmission", OutputDirectory = output, Model = "logistic", Rounds = 30, LocalEpochs = 2,
+            Task = "readmission", OutputDirectory = output, Model = "logistic", Rounds = 20,
             Sites = new[] { "ER", "REF", "OTH" }.Select(s => new SiteSource(s, Path.Combine(data, "diabetes130/diabetic_data.csv.gz"), s)).ToList(),
         },
         _ => throw new ArgumentException($"--suite '{suite}' (known: {string.Join(", ", Suites)})"),
