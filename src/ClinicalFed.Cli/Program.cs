@@ -22,6 +22,8 @@ public static class Program
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(SimulateCommand.Create());
         root.Subcommands.Add(ReportCommand.Create());
+        root.Subcommands.Add(FederationCommand.Create());
+        root.Subcommands.Add(SiteCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
         return root;
     }

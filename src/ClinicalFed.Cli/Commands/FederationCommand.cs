@@ -1,0 +1,234 @@
+using System.CommandLine;
+using System.Text.Json;
+using ClinicalFed.Cli.Simulation;
+using ClinicalFed.Cli.Site;
+using ClinicalFed.Federation;
+using ClinicalFed.Learning;
+using ClinicalFed.Storage;
+using ClinicalFed.Storage.Azure;
+using ClinicalFed.Storage.Coordination;
+using Spectre.Console;
+
+namespace ClinicalFed.Cli.Commands;
+
+/// <summary>Which federation store a command works on: a local folder, or an Azure Blob Storage container.</summary>
+internal sealed class StoreArguments
+{
+    public const string ConnectionVariable = "CLINICALFED_STORE_CONNECTION_STRING";
+
+    private readonly Option<string?> _folder = CliSupport.Optional("--store", "Federation store in a local folder (the embedded default).");
+    private readonly Option<string?> _container = CliSupport.Optional("--container", "Azure Blob Storage container of the federation store (instead of --store).");
+    private readonly Option<string?> _connection = CliSupport.Optional("--connection",
+        $"With --container: a storage connection string, or an https:// service URL authorized by DefaultAzureCredential. Default: the {ConnectionVariable} environment variable (keeps secrets out of process lists).");
+    private readonly Option<string?> _prefix = CliSupport.Optional("--prefix", "With --container: a folder inside the container.");
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(_folder);
+        command.Options.Add(_container);
+        command.Options.Add(_connection);
+        command.Options.Add(_prefix);
+    }
+
+    public FederationStore Open(ParseResult pr)
+    {
+        string? folder = pr.GetValue(_folder), container = pr.GetValue(_container);
+        if (folder is not null && container is not null) throw new ArgumentException("give --store DIR or --container NAME, not both");
+        if (folder is not null) return new LocalFolderStore(folder);
+        if (container is null) throw new ArgumentException("a store is required: --store DIR, or --container NAME with --connection (or " + ConnectionVariable + ")");
+        var connection = pr.GetValue(_connection) ?? Environment.GetEnvironmentVariable(ConnectionVariable)
+            ?? throw new ArgumentException($"--container {container}: give --connection or set {ConnectionVariable}");
+        return BlobFederationStore.Connect(connection, container, new BlobFederationStoreOptions { Prefix = pr.GetValue(_prefix) });
+    }
+}
+
+/// <summary><c>clinicalfed federation</c>: administration of a federation against its store, and one aggregator tick.</summary>
+internal static class FederationCommand
+{
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    public static Command Create()
+    {
+        var cmd = new Command("federation", "Administer a federation in its store (create, register or withdraw sites, status) and run the aggregator's tick by hand or from cron.");
+        cmd.Subcommands.Add(CreateCommand());
+        cmd.Subcommands.Add(RegisterCommand());
+        cmd.Subcommands.Add(WithdrawCommand());
+        cmd.Subcommands.Add(StatusCommand());
+        cmd.Subcommands.Add(TickCommand());
+        return cmd;
+    }
+
+    private static Option<string> FederationOption() => CliSupport.Required("--federation", "Federation name.");
+
+    private static Command CreateCommand()
+    {
+        var store = new StoreArguments();
+        var federation = FederationOption();
+        var task = CliSupport.Required("--task", "sepsis or readmission (the feature spec every site uses).");
+        var strategy = new Option<string>("--strategy") { Description = "fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad.", DefaultValueFactory = _ => "fedavg" };
+        var mu = new Option<double>("--mu") { Description = "FedProx proximal μ (with --strategy fedprox).", DefaultValueFactory = _ => 0.01 };
+        var rounds = new Option<int>("--rounds") { Description = "Rounds to run.", DefaultValueFactory = _ => 10 };
+        var quorum = new Option<int>("--quorum") { Description = "Minimum accepted updates per round.", DefaultValueFactory = _ => 2 };
+        var roundSeconds = new Option<int>("--round-seconds") { Description = "How long each round stays open.", DefaultValueFactory = _ => 24 * 3600 };
+        var noStatistics = new Option<bool>("--no-statistics") { Description = "Skip the federated statistics step (sites then impute and standardize with their own)." };
+        var epochs = new Option<int>("--epochs") { Description = "Sites' local epochs per round.", DefaultValueFactory = _ => 1 };
+        var lr = new Option<double>("--learning-rate") { Description = "Sites' initial learning rate (cosine schedule).", DefaultValueFactory = _ => 0.05 };
+        var l2 = new Option<double>("--l2") { Description = "Sites' L2 penalty.", DefaultValueFactory = _ => 1e-4 };
+        var seed = new Option<int>("--seed") { Description = "Seed base of the sites' training.", DefaultValueFactory = _ => 1 };
+        var description = CliSupport.Optional("--description", "Free text: the study, the data, the contact.");
+        var cmd = new Command("create", "Create a federation (no sites yet): model, strategy, the sites' training settings, rounds, quorum, round length.")
+            { federation, task, strategy, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description };
+        store.AddTo(cmd);
+        cmd.SetAction(pr => RunAsync(async () =>
+        {
+            var setup = new FederationSetup
+            {
+                Federation = pr.GetValue(federation)!, Task = pr.GetValue(task)!, Strategy = pr.GetValue(strategy)!, ProximalMu = pr.GetValue(mu),
+                Rounds = pr.GetValue(rounds), Quorum = pr.GetValue(quorum), RoundSeconds = pr.GetValue(roundSeconds), Statistics = !pr.GetValue(noStatistics),
+                Description = pr.GetValue(description) ?? "",
+                Client = new ClientTrainingSettings { LocalEpochs = pr.GetValue(epochs), LearningRate = pr.GetValue(lr), L2 = pr.GetValue(l2), Seed = pr.GetValue(seed) },
+            };
+            var config = await new FederationCoordinator(store.Open(pr)).CreateFederationAsync(setup.ToConfig(DateTimeOffset.UtcNow));
+            Console.WriteLine($"created federation '{config.Federation}': {config.Model.FeatureSpecId} {config.Model.FeatureSpecVersion}, {config.Strategy.Name}, {config.Rounds} round(s) of {config.RoundSeconds} s, quorum {config.Quorum}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command RegisterCommand()
+    {
+        var store = new StoreArguments();
+        var federation = FederationOption();
+        var site = CliSupport.Required("--site", "Site name.");
+        var keyFile = CliSupport.Optional("--key-file", "Write the site's key to this file (mode 600) instead of printing it.");
+        var cmd = new Command("register", "Register a site; its key is shown once (the store keeps only its SHA-256). Give it to the site over a secure channel.") { federation, site, keyFile };
+        store.AddTo(cmd);
+        cmd.SetAction(pr => RunAsync(async () =>
+        {
+            var reg = await new FederationCoordinator(store.Open(pr)).RegisterSiteAsync(pr.GetValue(federation)!, pr.GetValue(site)!);
+            if (pr.GetValue(keyFile) is { } path)
+            {
+                await File.WriteAllTextAsync(path, reg.Key + "\n");
+                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                Console.WriteLine($"registered site '{reg.Site}' in '{reg.Federation}'; key written to {path}");
+            }
+            else
+            {
+                Console.WriteLine($"registered site '{reg.Site}' in '{reg.Federation}'; its key (shown once):");
+                Console.WriteLine(reg.Key);
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command WithdrawCommand()
+    {
+        var store = new StoreArguments();
+        var federation = FederationOption();
+        var site = CliSupport.Required("--site", "Site name.");
+        var cmd = new Command("withdraw", "Withdraw a site: its key stops working and later rounds no longer expect it; its past uploads stay.") { federation, site };
+        store.AddTo(cmd);
+        cmd.SetAction(pr => RunAsync(async () =>
+        {
+            await new FederationCoordinator(store.Open(pr)).WithdrawSiteAsync(pr.GetValue(federation)!, pr.GetValue(site)!);
+            Console.WriteLine($"withdrew site '{pr.GetValue(site)}' from '{pr.GetValue(federation)}'");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command StatusCommand()
+    {
+        var store = new StoreArguments();
+        var federation = FederationOption();
+        var cmd = new Command("status", "Print the federation's status as JSON (schemas/round-status.schema.json): round, uploads, rejected uploads with reasons, deadline, per-round metrics.") { federation };
+        store.AddTo(cmd);
+        cmd.SetAction(pr => RunAsync(async () =>
+        {
+            var status = await new FederationCoordinator(store.Open(pr)).GetStatusAsync(pr.GetValue(federation)!)
+                ?? throw new ArgumentException($"federation '{pr.GetValue(federation)}' does not exist in the store");
+            Console.WriteLine(JsonSerializer.Serialize(status, Indented));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command TickCommand()
+    {
+        var store = new StoreArguments();
+        var federation = CliSupport.Optional("--federation", "Only this federation (default: every federation in the store).");
+        var cmd = new Command("tick", "Run the aggregator's timer once (what the AggregateRound function does): merge statistics, close due rounds, write personalized models, open next rounds. Prints the outcomes as JSON.") { federation };
+        store.AddTo(cmd);
+        cmd.SetAction(pr => RunAsync(async () =>
+        {
+            var c = new FederationCoordinator(store.Open(pr));
+            IReadOnlyList<TickOutcome> outcomes = pr.GetValue(federation) is { } f ? [await c.TickAsync(f)] : await c.TickAsync();
+            Console.WriteLine(JsonSerializer.Serialize(outcomes, Indented));
+            return outcomes.Any(o => o.Action == "error") ? 1 : 0;
+        }));
+        return cmd;
+    }
+
+    internal static int RunAsync(Func<Task<int>> body) => CliSupport.Run(() =>
+    {
+        try
+        {
+            return body().GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is InvalidOperationException or FederationDataException or StoreVersionConflictException or TicketRefusedException or HttpRequestException or Azure.RequestFailedException)
+        {
+            throw new ArgumentException(e.Message, e);
+        }
+    });
+}
+
+/// <summary><c>clinicalfed site run</c>: the site agent.</summary>
+internal static class SiteCommand
+{
+    public const string KeyVariable = "CLINICALFED_SITE_KEY";
+
+    public static Command Create()
+    {
+        var store = new StoreArguments();
+        var federation = CliSupport.Required("--federation", "Federation name.");
+        var site = CliSupport.Required("--site", "This site's registered name.");
+        var data = CliSupport.Required("--data", "This site's data: raw with its shipped mapping (e.g. hospital_A.csv.gz), FHIR input, or a CDM folder; PATH:SELECTOR picks a mapping site (e.g. diabetic_data.csv.gz:ER).");
+        var task = CliSupport.Required("--task", "sepsis or readmission.");
+        var work = CliSupport.Required("--work", "This site's own folder (CDM, features, its report); nothing in it leaves the site.");
+        var functions = CliSupport.Optional("--functions", "Base URL of the aggregator's function app API (e.g. https://app.azurewebsites.net/api/): uploads go through UploadTicket. Without it the agent writes into the store directly.");
+        var key = CliSupport.Optional("--key", $"The site's key (default: the {KeyVariable} environment variable).");
+        var poll = new Option<double>("--poll") { Description = "Seconds between looks at the store.", DefaultValueFactory = _ => 15 };
+        var timeout = new Option<double>("--timeout") { Description = "Give up after this many seconds without progress.", DefaultValueFactory = _ => 6 * 3600 };
+        var run = new Command("run", "Run this site's side of a federation until it completes: statistics, then each round's local training and upload (only parameters leave the site); resumes after a crash.")
+            { federation, site, data, task, work, functions, key, poll, timeout };
+        store.AddTo(run);
+        run.SetAction(pr => FederationCommand.RunAsync(async () =>
+        {
+            var options = new SiteAgentOptions
+            {
+                Federation = pr.GetValue(federation)!, Site = pr.GetValue(site)!, Task = pr.GetValue(task)!,
+                Source = SiteSource.Parse($"{pr.GetValue(site)}={pr.GetValue(data)}"), WorkDirectory = pr.GetValue(work)!,
+                PollInterval = TimeSpan.FromSeconds(pr.GetValue(poll)), IdleTimeout = TimeSpan.FromSeconds(pr.GetValue(timeout)),
+            };
+            var s = store.Open(pr);
+            ISiteUploader uploader = new DirectStoreUploader(s);
+            HttpClient? http = null;
+            if (pr.GetValue(functions) is { } url)
+            {
+                var k = pr.GetValue(key) ?? Environment.GetEnvironmentVariable(KeyVariable) ?? throw new ArgumentException($"--functions needs the site's key: --key or {KeyVariable}");
+                http = new HttpClient { BaseAddress = new Uri(url.EndsWith('/') ? url : url + "/") };
+                uploader = new TicketUploader(http, k);
+            }
+            using (http)
+            {
+                var console = CliSupport.Console();
+                var report = await new SiteAgent(options, s, uploader, line => console.MarkupLineInterpolated($"[grey]{DateTimeOffset.Now:HH:mm:ss}[/] {line}")).RunAsync();
+                return 0;
+            }
+        }));
+        var cmd = new Command("site", "The site agent: take part in a federation from next to the EHR.");
+        cmd.Subcommands.Add(run);
+        return cmd;
+    }
+}

@@ -1,0 +1,59 @@
+using System.Text.Json;
+using ClinicalFed.Storage;
+
+namespace ClinicalFed.Cli.Tests.Site;
+
+/// <summary>The administration verbs against a local folder store.</summary>
+[Collection(CliCollection.Name)]
+public sealed class FederationCommandTests
+{
+    [Fact]
+    public async Task Create_register_tick_status_and_withdraw()
+    {
+        using var tmp = new TempDir();
+        var store = tmp["store"];
+        var create = Cli.Run("federation", "create", "--store", store, "--federation", "study", "--task", "readmission", "--rounds", "3",
+            "--quorum", "2", "--round-seconds", "600", "--epochs", "2", "--strategy", "fedprox", "--mu", "0.1");
+        Assert.True(create.Exit == 0, create.Err);
+        var config = (await new LocalFolderStore(store).GetFederationAsync("study"))!.Value.Config;
+        Assert.Equal(("fedprox", 3, 2, 600), (config.Strategy.Name, config.Rounds, config.Quorum, config.RoundSeconds));
+        Assert.Equal(2, config.Strategy.Options["client_local_epochs"].GetInt32());
+        Assert.Equal(0.1, config.Strategy.Options["proximal_mu"].GetDouble());
+
+        var again = Cli.Run("federation", "create", "--store", store, "--federation", "study", "--task", "readmission");
+        Assert.Equal(2, again.Exit);
+        Assert.Contains("already exists", again.Err);
+
+        var reg = Cli.Run("federation", "register", "--store", store, "--federation", "study", "--site", "ER");
+        Assert.Equal(0, reg.Exit);
+        var key = reg.Out.Trim().Split('\n')[^1].Trim();
+        Assert.Equal(43, key.Length); // 32 random bytes, base64url
+        var keyFile = tmp["REF.key"];
+        Assert.Equal(0, Cli.Run("federation", "register", "--store", store, "--federation", "study", "--site", "REF", "--key-file", keyFile).Exit);
+        Assert.Equal(43, File.ReadAllText(keyFile).Trim().Length);
+        if (!OperatingSystem.IsWindows()) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
+
+        var tick = Cli.Run("federation", "tick", "--store", store);
+        Assert.Equal(0, tick.Exit);
+        var outcomes = JsonDocument.Parse(tick.Out).RootElement;
+        Assert.Equal("waiting", outcomes[0].GetProperty("action").GetString()); // statistics first
+
+        var status = Cli.Run("federation", "status", "--store", store, "--federation", "study");
+        Assert.Equal(0, status.Exit);
+        var s = JsonDocument.Parse(status.Out).RootElement;
+        Assert.Equal("statistics", s.GetProperty("phase").GetString());
+        Assert.Equal(["ER", "REF"], s.GetProperty("missing").EnumerateArray().Select(e => e.GetString()));
+        Assert.DoesNotContain(key, status.Out);
+
+        Assert.Equal(0, Cli.Run("federation", "withdraw", "--store", store, "--federation", "study", "--site", "REF").Exit);
+        var after = JsonDocument.Parse(Cli.Run("federation", "status", "--store", store, "--federation", "study").Out).RootElement;
+        Assert.Equal(["REF"], after.GetProperty("withdrawn_sites").EnumerateArray().Select(e => e.GetString()));
+
+        var bad = Cli.Run("federation", "status", "--store", store, "--federation", "nope");
+        Assert.Equal(2, bad.Exit);
+        Assert.Contains("does not exist", bad.Err);
+        var noStore = Cli.Run("federation", "status", "--federation", "study");
+        Assert.Equal(2, noStore.Exit);
+        Assert.Contains("--store", noStore.Err);
+    }
+}
