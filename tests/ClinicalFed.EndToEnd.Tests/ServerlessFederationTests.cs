@@ -1,0 +1,155 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using ClinicalFed.Cli.Simulation;
+using ClinicalFed.Cli.Site;
+using ClinicalFed.Federation;
+using ClinicalFed.Functions;
+using ClinicalFed.Storage;
+using ClinicalFed.Storage.Azure;
+using ClinicalFed.Testing;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Xunit.Abstractions;
+
+namespace ClinicalFed.EndToEnd.Tests;
+
+/// <summary>
+/// The serverless path end to end on real data: the Functions custom handler in process over Azurite, administration
+/// through its HTTP functions, three site agents (Diabetes 130 ER, REF, OTH from ../shared/data) that read the
+/// store and upload only through upload tickets (SAS URLs), and the timer function driving statistics and three
+/// rounds. The final global model must equal, within 1e-5, the one <c>clinicalfed simulate</c> produces with the
+/// same seeds and settings.
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+[Trait("Category", "RealData")]
+public sealed class ServerlessFederationTests(AzuriteFixture azurite, ITestOutputHelper output)
+{
+    private const string Fed = "readmission-study";
+    private const int Rounds = 3;
+
+    [Fact]
+    public async Task Three_agents_over_azurite_reproduce_simulate()
+    {
+        var data = SharedData.Find("diabetes130/diabetic_data.csv.gz", output.WriteLine);
+        if (data is null) return;
+        var root = Directory.CreateTempSubdirectory("cf-e2e-").FullName;
+        try
+        {
+            string container = AzuriteFixture.NewContainerName("e2e");
+            // The deployment (functions/deploy/main.bicep) creates the container; here the test does.
+            var readStore = new BlobFederationStore(azurite.ConnectionString, container);
+            await readStore.EnsureContainerAsync();
+            using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(web =>
+            {
+                web.UseSetting(HandlerSettings.ConnectionStringSetting, azurite.ConnectionString);
+                web.UseSetting(HandlerSettings.ContainerSetting, container);
+                web.UseSetting(HandlerSettings.ServiceUriSetting, "");
+                web.UseSetting(HandlerSettings.FolderSetting, "");
+                web.UseSetting(HandlerSettings.PrefixSetting, "");
+            });
+            using var http = factory.CreateClient();
+            var sites = new[] { "ER", "REF", "OTH" }.Select(s => new SiteSource(s, data, s)).ToList();
+
+            // Administration through the HTTP functions: the federation document, then the sites' keys.
+            var setup = new FederationSetup { Federation = Fed, Task = "readmission", Rounds = Rounds, Quorum = 3, RoundSeconds = 3600 };
+            var create = await http.PostAsync("/api/federations", new StringContent(Encoding.UTF8.GetString(setup.ToConfig(DateTimeOffset.UtcNow).ToJsonBytes()), Encoding.UTF8, "application/json"));
+            Assert.True(create.IsSuccessStatusCode, await create.Content.ReadAsStringAsync());
+            var keys = new Dictionary<string, string>();
+            foreach (var s in sites)
+            {
+                var reg = await http.PostAsync($"/api/federations/{Fed}/sites/{s.Name}", null);
+                Assert.Equal(HttpStatusCode.Created, reg.StatusCode);
+                keys[s.Name] = JsonNode.Parse(await reg.Content.ReadAsStringAsync())!["key"]!.GetValue<string>();
+            }
+
+            // The agents read the store (a read credential) and write only through tickets.
+            var logs = new ConcurrentQueue<string>();
+            using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(8));
+            var agents = sites.Select(s =>
+            {
+                var api = factory.CreateClient();
+                api.BaseAddress = new Uri(api.BaseAddress!, "/api/");
+                var options = new SiteAgentOptions
+                {
+                    Federation = Fed, Site = s.Name, Task = "readmission", Source = s, WorkDirectory = Path.Combine(root, "sites", s.Name),
+                    PollInterval = TimeSpan.FromMilliseconds(100), IdleTimeout = TimeSpan.FromMinutes(5),
+                };
+                return Task.Run(() => new SiteAgent(options, readStore, new TicketUploader(api, keys[s.Name]), line => logs.Enqueue($"{s.Name}: {line}")).RunAsync(cts.Token));
+            }).ToList();
+
+            // The timer: the Functions host's invocation request, every 200 ms until every agent is done.
+            int ticks = 0;
+            while (!agents.All(a => a.IsCompleted))
+            {
+                var tick = await http.PostAsync("/AggregateRound", new StringContent(TimerPayload(), Encoding.UTF8, "application/json"));
+                Assert.True(tick.IsSuccessStatusCode, await tick.Content.ReadAsStringAsync());
+                ticks++;
+                await Task.WhenAny(Task.WhenAll(agents), Task.Delay(200));
+            }
+            var reports = await Task.WhenAll(agents);
+            output.WriteLine($"{ticks} timer invocations");
+            foreach (var line in logs) output.WriteLine(line);
+
+            // The same federation, simulated in one process.
+            var sim = SimulationRunner.Run(new SimulationOptions { Task = "readmission", Sites = sites, Rounds = Rounds, OutputDirectory = Path.Combine(root, "sim"), BaselineEpochs = 1 });
+            var expected = (await new LocalFolderStore(Path.Combine(root, "sim", "store")).GetGlobalModelAsync(SimulationRunner.Federation, Rounds - 1))!;
+            var actual = (await readStore.GetGlobalModelAsync(Fed, Rounds - 1))!;
+            Assert.Equal(expected.Parameters.Length, actual.Parameters.Length);
+            float maxDiff = 0;
+            for (int i = 0; i < expected.Parameters.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(expected.Parameters[i] - actual.Parameters[i]));
+            output.WriteLine($"max |global(serverless) - global(simulate)| = {maxDiff:E2}");
+            Assert.True(maxDiff <= 1e-5f, $"max |Δ| = {maxDiff}");
+
+            foreach (var r in reports)
+            {
+                Assert.Equal(Enumerable.Range(0, Rounds), r.RoundsTrained);
+                Assert.NotNull(await readStore.GetPersonalizedModelAsync(Fed, Rounds - 1, r.Site));
+                var simSite = sim.Sites.Single(s => s.Name == r.Site);
+                Assert.Equal(simSite.Auroc.Federated!.Value, r.Auroc["global"]!.Value, 4);
+            }
+
+            // RoundStatus reports the completed federation with every round's uploads.
+            var status = JsonNode.Parse(await http.GetStringAsync($"/api/federations/{Fed}/status"))!;
+            Assert.Equal("completed", status["phase"]!.GetValue<string>());
+            Assert.Equal(Rounds, status["history"]!.AsArray().Count);
+            Assert.All(status["history"]!.AsArray(), h => Assert.Equal(3, h!["accepted"]!.AsArray().Count));
+            Assert.Empty(status["rejected"]!.AsArray());
+            // No key and no SAS URL in any log line.
+            Assert.DoesNotContain(logs, l => keys.Values.Any(k => l.Contains(k, StringComparison.Ordinal)) || l.Contains("sig=", StringComparison.Ordinal));
+        }
+        finally
+        {
+            try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    private static string TimerPayload() => new JsonObject
+    {
+        ["Data"] = new JsonObject
+        {
+            ["timer"] = new JsonObject { ["Schedule"] = new JsonObject { ["AdjustForDST"] = true }, ["IsPastDue"] = false },
+        },
+        ["Metadata"] = new JsonObject { ["sys"] = new JsonObject { ["MethodName"] = "AggregateRound", ["UtcNow"] = DateTimeOffset.UtcNow.ToString("O"), ["RandGuid"] = Guid.NewGuid().ToString() } },
+    }.ToJsonString();
+}
+
+/// <summary>Finds shared/data beside the repository (never inside it); real-data tests log and return when it is absent.</summary>
+internal static class SharedData
+{
+    public static string? Find(string relative, Action<string> log)
+    {
+        var env = Environment.GetEnvironmentVariable("CLINICALFED_SHARED_DATA");
+        string? root = !string.IsNullOrEmpty(env) && Directory.Exists(env) ? env : null;
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null && root is null; dir = dir.Parent)
+            foreach (var candidate in new[] { Path.Combine(dir.FullName, "shared", "data"), Path.Combine(dir.FullName, "..", "shared", "data") })
+                if (root is null && Directory.Exists(candidate)) root = Path.GetFullPath(candidate);
+        var path = root is null ? null : Path.Combine(root, relative);
+        if (path is null || !File.Exists(path))
+        {
+            log($"SKIPPED: {relative} not found under shared/data; this real-data test did not run.");
+            return null;
+        }
+        return path;
+    }
+}
