@@ -1,4 +1,5 @@
 using ClinicalFed.Federation;
+using ClinicalFed.Trees;
 
 namespace ClinicalFed.Storage;
 
@@ -24,9 +25,13 @@ public sealed record RoundOutcome(RoundOutcomeStatus Status, RoundResult? Result
 /// <summary>
 /// Closes a round from the store alone, so that a stateless (serverless) function can run it: reads the manifest,
 /// the global model the round starts from and the server state that model's round left, then streams the round's
-/// updates one at a time through the manifest's strategy (memory O(parameters): one payload buffer plus the
-/// strategy's vectors, whatever the number of sites) and writes <c>result.json</c>, <c>server-state.bin</c> and
-/// <c>global.cfm</c>.
+/// updates one at a time through the manifest's strategy and writes <c>result.json</c>, <c>server-state.bin</c> and
+/// <c>global.cfm</c>. Updates are opened, read and verified a few at a time ahead of the strategy, on the thread pool,
+/// and accumulated in site order (so the arithmetic is the sequential one). Parameter-averaging strategies read
+/// float32 updates into a few reused payload buffers, one per update in flight (memory O(parameters) plus the
+/// strategy's vectors, whatever the number of sites) and write float32 global models; tree
+/// strategies read tree-ensemble updates (a few in memory at once; memory O(the merged ensemble)) and write the new global
+/// ensemble as a tree-ensemble model file.
 /// <para>
 /// The round closes when every expected site has uploaded, when the deadline has passed (clock from the injected
 /// <see cref="TimeProvider"/>), or when the caller forces it. Rejected updates (corrupt file, wrong round or
@@ -88,7 +93,7 @@ public sealed class RoundAggregator
                 $"{manifest.Sites.Count - missing.Length} of {manifest.Sites.Count} expected sites have uploaded; round {round} closes at {manifest.Deadline:O}");
         }
 
-        var strategy = StrategyFactory.Create(manifest.Strategy);
+        var strategy = StrategyFactory.CreateAny(manifest.Strategy);
         var notes = new List<string>();
         ModelFile? global = null;
         if (manifest.GlobalModel is not null)
@@ -106,47 +111,63 @@ public sealed class RoundAggregator
 
         strategy.Begin(global, manifest);
         int dimension = manifest.Model.Dimension;
-        var buffer = new float[dimension];
+        var payloads = RoundPayloads.For(strategy, global, dimension);
         var accepted = new List<AcceptedUpdate>();
         var rejected = new List<RejectedUpdate>();
         var metricSums = new SortedDictionary<string, (double Sum, double Weight)>(StringComparer.Ordinal);
         IReadOnlyList<string> candidates = existing is null ? uploaded : existing.Accepted.Select(a => a.Site).ToArray();
 
-        foreach (var site in candidates)
+        // Updates are opened, read and verified ahead on the thread pool (UpdateReadAhead) and accumulated here in order.
+        async Task<ReadUpdate> ReadAsync(string site, CancellationToken token)
         {
             string origin = StoreLayout.Update(federation, round, site);
-            var stream = await _store.OpenUpdateAsync(federation, round, site, ct).ConfigureAwait(false);
-            if (stream is null)
-            {
-                rejected.Add(new RejectedUpdate { Site = site, Reason = "the update is no longer in the store" });
-                continue;
-            }
-
-            UpdateHeader header;
-            double norm;
+            var stream = await _store.OpenUpdateAsync(federation, round, site, token).ConfigureAwait(false);
+            if (stream is null) return new ReadUpdate(site, null, "the update is no longer in the store");
             await using (stream.ConfigureAwait(false))
             {
                 try
                 {
-                    header = UpdateFile.ReadHeader(stream, origin);
+                    var header = UpdateFile.ReadHeader(stream, origin);
                     if (header.Dimension != dimension)
                         throw new UpdateRejectedException(site, [$"dimension {header.Dimension} does not match the model's {dimension}"]);
-                    UpdateFile.ReadPayload(stream, header, buffer, origin);
-                    norm = header.ParameterKind == ParameterKinds.Delta || global is null
-                        ? AggregationMath.L2Norm(buffer)
-                        : AggregationMath.L2Distance(buffer, global.Parameters);
-                    strategy.Accumulate(header, buffer);
+                    return new ReadUpdate(site, new UpdateHeaderAndPayload(header, payloads.Read(header, stream, origin)), null);
                 }
                 catch (FederationDataException e)
                 {
-                    rejected.Add(new RejectedUpdate { Site = site, Reason = string.Join("; ", e.Problems) });
-                    continue;
+                    return new ReadUpdate(site, null, string.Join("; ", e.Problems));
                 }
                 catch (UpdateRejectedException e)
                 {
-                    rejected.Add(new RejectedUpdate { Site = site, Reason = e.Reason });
-                    continue;
+                    return new ReadUpdate(site, null, e.Reason);
                 }
+            }
+        }
+
+        await using var reads = new UpdateReadAhead(candidates, ReadAsync, UpdateReadAhead.DefaultWindow, ct);
+        while (await reads.NextAsync().ConfigureAwait(false) is { } read)
+        {
+            string site = read.Site;
+            if (read.Update is not { } update)
+            {
+                rejected.Add(new RejectedUpdate { Site = site, Reason = read.Rejection! });
+                continue;
+            }
+
+            var header = update.Header;
+            double norm;
+            try
+            {
+                norm = payloads.Accumulate(header, update.Payload);
+            }
+            catch (FederationDataException e)
+            {
+                rejected.Add(new RejectedUpdate { Site = site, Reason = string.Join("; ", e.Problems) });
+                continue;
+            }
+            catch (UpdateRejectedException e)
+            {
+                rejected.Add(new RejectedUpdate { Site = site, Reason = e.Reason });
+                continue;
             }
 
             accepted.Add(new AcceptedUpdate
@@ -198,7 +219,21 @@ public sealed class RoundAggregator
                 $"round {round} closed with {accepted.Count} accepted update(s), fewer than its quorum of {manifest.Quorum}");
         }
 
-        var parameters = strategy.Finish();
+        var model = payloads.Finish(new ModelHeader
+        {
+            Federation = federation,
+            Round = round,
+            Site = null,
+            Kind = manifest.Model.Kind,
+            Dimension = dimension,
+            FeatureSpecId = manifest.Model.FeatureSpecId,
+            FeatureSpecVersion = manifest.Model.FeatureSpecVersion,
+            Strategy = strategy.Name,
+            Sites = result.Accepted.Select(a => a.Site).ToArray(),
+            ExampleCount = result.ExampleCount,
+            Metrics = result.Metrics,
+            CreatedAt = result.CompletedAt,
+        });
         if (existing is null) await _store.PutRoundResultAsync(result, ct).ConfigureAwait(false);
 
         var serverState = strategy.CaptureState();
@@ -214,21 +249,6 @@ public sealed class RoundAggregator
             }
         }
 
-        var model = ModelFile.FromParameters(new ModelHeader
-        {
-            Federation = federation,
-            Round = round,
-            Site = null,
-            Kind = manifest.Model.Kind,
-            Dimension = dimension,
-            FeatureSpecId = manifest.Model.FeatureSpecId,
-            FeatureSpecVersion = manifest.Model.FeatureSpecVersion,
-            Strategy = strategy.Name,
-            Sites = result.Accepted.Select(a => a.Site).ToArray(),
-            ExampleCount = result.ExampleCount,
-            Metrics = result.Metrics,
-            CreatedAt = result.CompletedAt,
-        }, parameters);
         try
         {
             await _store.PutGlobalModelAsync(model, ct).ConfigureAwait(false);
@@ -240,5 +260,91 @@ public sealed class RoundAggregator
 
         return new(RoundOutcomeStatus.Aggregated, result,
             $"round {round} aggregated {accepted.Count} update(s) from {examples} examples with {strategy.Name}");
+    }
+
+    /// <summary>
+    /// Reads each update's payload in the form the round's strategy aggregates, hands it over, and turns the result
+    /// into the global model file: float32 parameters through a few reused buffers (one per update read ahead), or
+    /// tree ensembles.
+    /// </summary>
+    private abstract class RoundPayloads
+    {
+        public static RoundPayloads For(IRoundStrategy strategy, ModelFile? global, int dimension) => strategy switch
+        {
+            IAggregationStrategy parameters => new FloatPayloads(parameters, global, dimension),
+            ITreeAggregationStrategy trees => new TreePayloads(trees, global),
+            _ => throw new NotSupportedException($"strategy '{strategy.Name}' aggregates neither float32 parameters nor tree ensembles"),
+        };
+
+        /// <summary>
+        /// Reads and verifies the payload after <paramref name="header"/> (on a read-ahead thread; must not touch the
+        /// strategy).
+        /// </summary>
+        public abstract object Read(UpdateHeader header, Stream payload, string origin);
+
+        /// <summary>Accumulates a payload <see cref="Read"/> produced (in site order) and returns its update norm.</summary>
+        public abstract double Accumulate(UpdateHeader header, object payload);
+
+        /// <summary>Finishes the strategy's round: the global model with <paramref name="header"/>.</summary>
+        public abstract ModelFile Finish(ModelHeader header);
+    }
+
+    private sealed class FloatPayloads(IAggregationStrategy strategy, ModelFile? global, int dimension) : RoundPayloads
+    {
+        // Payload buffers reused across updates: one per update being read ahead or accumulated.
+        private readonly System.Collections.Concurrent.ConcurrentBag<float[]> _buffers = [];
+
+        private sealed record Payload(float[] Values, double Norm);
+
+        public override object Read(UpdateHeader header, Stream payload, string origin)
+        {
+            var buffer = _buffers.TryTake(out var free) ? free : new float[dimension];
+            try
+            {
+                UpdateFile.ReadPayload(payload, header, buffer, origin);
+            }
+            catch
+            {
+                _buffers.Add(buffer);
+                throw;
+            }
+
+            double norm = header.ParameterKind == ParameterKinds.Delta || global is null
+                ? AggregationMath.L2Norm(buffer)
+                : AggregationMath.L2Distance(buffer, global.Parameters);
+            return new Payload(buffer, norm);
+        }
+
+        public override double Accumulate(UpdateHeader header, object payload)
+        {
+            var (values, norm) = (Payload)payload;
+            try
+            {
+                strategy.Accumulate(header, values);
+            }
+            finally
+            {
+                _buffers.Add(values);
+            }
+
+            return norm;
+        }
+
+        public override ModelFile Finish(ModelHeader header) => ModelFile.FromParameters(header, strategy.Finish());
+    }
+
+    private sealed class TreePayloads(ITreeAggregationStrategy strategy, ModelFile? global) : RoundPayloads
+    {
+        public override object Read(UpdateHeader header, Stream payload, string origin) => UpdateFile.ReadTreeEnsemble(payload, header, origin);
+
+        public override double Accumulate(UpdateHeader header, object payload)
+        {
+            var ensemble = (TreeEnsembleModel)payload;
+            double norm = TreeAggregationStrategy.UpdateNorm(ensemble, global?.TreeEnsemble);
+            strategy.Accumulate(header, ensemble);
+            return norm;
+        }
+
+        public override ModelFile Finish(ModelHeader header) => ModelFile.FromTreeEnsemble(header, strategy.Finish());
     }
 }

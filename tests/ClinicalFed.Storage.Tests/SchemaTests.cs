@@ -7,6 +7,7 @@ using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using ClinicalFed.Federation;
 using ClinicalFed.Storage;
+using ClinicalFed.Trees;
 
 namespace ClinicalFed.Storage.Tests;
 
@@ -68,14 +69,36 @@ public sealed class SchemaTests : IDisposable
         StrategySpec.From(new FedAdamOptions()),
         StrategySpec.From(new FedYogiOptions()),
         StrategySpec.From(new FedAdagradOptions()),
+        StrategySpec.From(new TreeBaggingOptions { Weighting = UpdateWeighting.Uniform }),
+        StrategySpec.From(new TreeCyclicOptions()),
     ];
+
+    /// <summary>A manifest for <paramref name="spec"/>, of model kind trees for the tree strategies.</summary>
+    private static RoundManifest ManifestFor(int round, StrategySpec spec) =>
+        StrategyNames.Trees.Contains(spec.Name) ? TreeManifest(round, spec) : Fixtures.Manifest(round, spec);
+
+    private static RoundManifest TreeManifest(int round, StrategySpec spec) => Fixtures.Manifest(round, spec, dimension: 108) with
+    {
+        Model = new ModelSpec { Kind = ModelKinds.Trees, Dimension = 108, FeatureSpecId = "sepsis-hourly", FeatureSpecVersion = "1.0.0" },
+    };
+
+    /// <summary>A two-tree ensemble over 108 features.</summary>
+    private static TreeEnsembleModel Ensemble() =>
+        new(108, -3.2, [new DecisionTree([7], [0.5f], [true], [~0], [~1], [0.1, -0.2]), DecisionTree.Constant(0.05)]);
+
+    private static byte[] TreeUpdateBytes(string site, long examples)
+    {
+        using var ms = new MemoryStream();
+        UpdateFile.Write(ms, Fixtures.Header(site, examples, dimension: 108), Ensemble());
+        return ms.ToArray();
+    }
 
     [Fact]
     public async Task Written_manifests_of_every_strategy_are_valid()
     {
         var specs = AllSpecs();
         for (int round = 0; round < specs.Length; round++)
-            await _temp.Store.PutManifestAsync(Fixtures.Manifest(round, specs[round]));
+            await _temp.Store.PutManifestAsync(ManifestFor(round, specs[round]));
 
         for (int round = 0; round < specs.Length; round++)
         {
@@ -104,11 +127,42 @@ public sealed class SchemaTests : IDisposable
             AssertValid(ModelSchema, Header(File.ReadAllBytes(store.FullPath(StoreLayout.PersonalizedModel("sepsis", 0, site)))));
     }
 
+    [Fact]
+    public async Task Written_tree_updates_and_tree_global_model_are_valid()
+    {
+        var store = _temp.Store;
+        await store.PutManifestAsync(TreeManifest(0, new StrategySpec { Name = StrategyNames.TreeBagging }));
+        foreach (var (site, examples) in new[] { ("A", 3L), ("B", 5L) })
+            await store.PutUpdateAsync("sepsis", 0, site, new MemoryStream(TreeUpdateBytes(site, examples)));
+        var outcome = await new RoundAggregator(store, new ManualClock(Fixtures.T0.AddHours(1))).AggregateAsync("sepsis", 0, closeNow: true);
+        Assert.Equal(RoundOutcomeStatus.Aggregated, outcome.Status);
+
+        foreach (var site in new[] { "A", "B" })
+        {
+            var header = Header(File.ReadAllBytes(store.FullPath(StoreLayout.Update("sepsis", 0, site))));
+            Assert.Equal("tree-ensemble", header.GetProperty("payload_encoding").GetString());
+            AssertValid(UpdateSchema, header);
+        }
+
+        var global = Header(File.ReadAllBytes(store.FullPath(StoreLayout.GlobalModel("sepsis", 0))));
+        Assert.Equal("tree-ensemble", global.GetProperty("payload_encoding").GetString());
+        AssertValid(ModelSchema, global);
+    }
+
     public static TheoryData<string, Type> SchemaRecords => new()
     {
         { "round-manifest.schema.json", typeof(RoundManifest) },
         { "update.schema.json", typeof(UpdateHeader) },
         { "model.schema.json", typeof(ModelHeader) },
+    };
+
+    /// <summary>
+    /// Properties a reader accepts without: an update's payload_encoding and payload_bytes, which float32 updates
+    /// leave out (as every update did before tree ensembles), and which the C# record does not write when null.
+    /// </summary>
+    private static readonly Dictionary<string, string[]> Optional = new()
+    {
+        ["update.schema.json"] = ["payload_bytes", "payload_encoding"],
     };
 
     [Theory]
@@ -119,7 +173,9 @@ public sealed class SchemaTests : IDisposable
         var root = schema.RootElement;
         var schemaProperties = root.GetProperty("properties").EnumerateObject().Select(p => p.Name).Order().ToArray();
         Assert.Equal(JsonNames(record), schemaProperties);
-        Assert.Equal(schemaProperties, root.GetProperty("required").EnumerateArray().Select(e => e.GetString()!).Order());
+        var optional = Optional.GetValueOrDefault(schemaFile, []);
+        Assert.Equal(schemaProperties.Except(optional), root.GetProperty("required").EnumerateArray().Select(e => e.GetString()!).Order());
+        Assert.Equal(optional, OmittedWhenNull(record));
         Assert.False(root.GetProperty("additionalProperties").GetBoolean());
     }
 
@@ -149,11 +205,14 @@ public sealed class SchemaTests : IDisposable
         }
 
         static string[] Values(JsonElement e) => e.EnumerateArray().Select(v => v.GetString()!).ToArray();
-        Assert.Equal(StrategyNames.All, Values(Enum("round-manifest.schema.json", "properties", "strategy", "properties", "name")));
+        Assert.Equal(StrategyNames.All.Concat(StrategyNames.Trees), Values(Enum("round-manifest.schema.json", "properties", "strategy", "properties", "name")));
+        var treeRule = JsonDocument.Parse(File.ReadAllText(Path.Combine(SchemaFolder, "round-manifest.schema.json"))).RootElement.GetProperty("allOf")[0];
+        Assert.Equal(StrategyNames.Trees, Values(treeRule.GetProperty("if").GetProperty("properties").GetProperty("strategy").GetProperty("properties").GetProperty("name").GetProperty("enum")));
         Assert.Equal(ModelKinds.All, Values(Enum("round-manifest.schema.json", "properties", "model", "properties", "kind")));
         Assert.Equal(ModelKinds.All, Values(Enum("model.schema.json", "properties", "kind")));
         Assert.Equal(ParameterKinds.All, Values(Enum("update.schema.json", "properties", "parameter_kind")));
         Assert.Equal(PayloadEncodings.All, Values(Enum("model.schema.json", "properties", "payload_encoding")));
+        Assert.Equal(UpdatePayloadEncodings.All, Values(Enum("update.schema.json", "properties", "payload_encoding")));
     }
 
     [Theory]
@@ -211,6 +270,14 @@ public sealed class SchemaTests : IDisposable
         var zeroQuorum = Manifest();
         zeroQuorum["quorum"] = 0;
         AssertInvalid(ManifestSchema, zeroQuorum, "$.quorum: 0 < minimum 1");
+
+        var baggingLogistic = Manifest();
+        baggingLogistic["strategy"] = new JsonObject { ["name"] = "tree-bagging", ["options"] = new JsonObject() };
+        AssertInvalid(ManifestSchema, baggingLogistic, "$.model.kind");
+        var cyclicMomentum = JsonNode.Parse(TreeManifest(0, new StrategySpec { Name = StrategyNames.TreeCyclic }).ToJsonBytes())!;
+        AssertValid(ManifestSchema, JsonDocument.Parse(cyclicMomentum.ToJsonString()).RootElement);
+        cyclicMomentum["strategy"]!["options"] = new JsonObject { ["server_momentum"] = 0.9 };
+        AssertInvalid(ManifestSchema, cyclicMomentum, "property name 'server_momentum'");
     }
 
     [Fact]
@@ -237,7 +304,28 @@ public sealed class SchemaTests : IDisposable
         var noSite = model.DeepClone().AsObject();
         noSite.Remove("site");
         AssertInvalid(ModelSchema, noSite, "required property 'site' is missing");
+        // Tree ensembles: the encoding ties payload_bytes, parameter_kind and kind.
+        static JsonObject Edited(JsonNode document, Action<JsonObject> edit)
+        {
+            var copy = document.DeepClone().AsObject();
+            edit(copy);
+            return copy;
+        }
+
+        var tree = JsonNode.Parse(Header(TreeUpdateBytes("A", 3)).GetRawText())!;
+        AssertInvalid(ModelSchema, Edited(model, m => m["payload_encoding"] = "tree-ensemble"), "$.kind");
+        AssertInvalid(UpdateSchema, Edited(tree, u => u.Remove("payload_bytes")), "required property 'payload_bytes' is missing");
+        AssertInvalid(UpdateSchema, Edited(tree, u => u["parameter_kind"] = "delta"), "$.parameter_kind");
+        AssertInvalid(UpdateSchema, Edited(tree, u => u["payload_encoding"] = "onnx"), "$.payload_encoding");
+        var floatSpelledOut = Edited(update, u => (u["payload_encoding"], u["payload_bytes"]) = ("float32", 12));
+        AssertValid(UpdateSchema, JsonDocument.Parse(floatSpelledOut.ToJsonString()).RootElement);
     }
+
+    private static string[] OmittedWhenNull(Type type) => type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+        .Where(p => p.GetCustomAttribute<JsonIgnoreAttribute>()?.Condition == JsonIgnoreCondition.WhenWritingNull)
+        .Select(p => p.GetCustomAttribute<JsonPropertyNameAttribute>()!.Name)
+        .Order()
+        .ToArray();
 
     private static string[] JsonNames(Type type) => type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
         .Select(p => p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name)

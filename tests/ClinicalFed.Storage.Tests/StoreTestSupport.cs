@@ -143,11 +143,12 @@ internal static class Fixtures
 /// </summary>
 internal sealed class CountingStore(FederationStore inner) : FederationStore
 {
-    private int _open;
+    private int _open, _opened, _maxOpen;
 
-    public int Opened { get; private set; }
+    // Thread-safe: the aggregator opens updates from several read-ahead threads.
+    public int Opened => Volatile.Read(ref _opened);
 
-    public int MaxOpenAtOnce { get; private set; }
+    public int MaxOpenAtOnce => Volatile.Read(ref _maxOpen);
 
     public int OpenNow => _open;
 
@@ -170,8 +171,11 @@ internal sealed class CountingStore(FederationStore inner) : FederationStore
     {
         var stream = await inner.OpenObjectAsync(path, cancellationToken);
         if (stream is null || !path.EndsWith(UpdateFile.Extension, StringComparison.Ordinal)) return stream;
-        Opened++;
-        MaxOpenAtOnce = Math.Max(MaxOpenAtOnce, Interlocked.Increment(ref _open));
+        Interlocked.Increment(ref _opened);
+        int now = Interlocked.Increment(ref _open);
+        for (int max = Volatile.Read(ref _maxOpen); now > max && Interlocked.CompareExchange(ref _maxOpen, now, max) != max; max = Volatile.Read(ref _maxOpen))
+        {
+        }
         return new Tracked(stream, () => Interlocked.Decrement(ref _open));
     }
 

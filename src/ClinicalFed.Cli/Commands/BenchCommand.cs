@@ -88,6 +88,21 @@ internal static class BenchCommand
             return 0;
         }));
         bench.Subcommands.Add(quality);
+
+        var aSites = new Option<int>("--sites") { Description = "Sites (update files) in the round.", DefaultValueFactory = _ => 100 };
+        var aParams = new Option<int>("--params") { Description = "float32 parameters per update.", DefaultValueFactory = _ => 1_000_000 };
+        var aStrategy = new Option<string>("--strategy") { Description = $"Aggregation strategy: {string.Join(", ", ClinicalFed.Federation.StrategyNames.All)}.", DefaultValueFactory = _ => ClinicalFed.Federation.StrategyNames.FedAvg };
+        var aStore = CliSupport.Optional("--store", "Folder store to write the round into (default: a temporary folder, deleted afterwards).");
+        var aRepeat = new Option<int>("--repeat") { Description = "Timed passes of each; the best is reported.", DefaultValueFactory = _ => 3 };
+        var aggregate = new Command("aggregate", "Write N random updates into a folder store, then time closing the round with RoundAggregator against a plain pass that reads the same files and sums their payloads; prints one JSON object.")
+            { aSites, aParams, aStrategy, aStore, aRepeat };
+        aggregate.SetAction(pr => CliSupport.Run(() =>
+        {
+            var result = AggregateBenchmark.Run(pr.GetValue(aSites), pr.GetValue(aParams), pr.GetValue(aStrategy)!, pr.GetValue(aStore), pr.GetValue(aRepeat));
+            Console.WriteLine(JsonSerializer.Serialize(result));
+            return 0;
+        }));
+        bench.Subcommands.Add(aggregate);
         return bench;
     }
 
@@ -136,5 +151,234 @@ internal static class BenchCommand
         int passes = 0;
         do { pass(); passes++; } while (sw.Elapsed.TotalSeconds < minSeconds);
         return (sw.Elapsed.TotalSeconds, passes);
+    }
+}
+
+/// <summary>
+/// <c>bench aggregate</c>: the aggregator's read path against the bare I/O it cannot avoid. Writes one round of N
+/// random float32 updates into a folder store, then alternates two timed passes over the same files (page cache
+/// warmed first): a baseline that opens every update and sums its payload as float32, and
+/// <see cref="ClinicalFed.Storage.RoundAggregator.AggregateAsync"/> closing the round (verify, accumulate, write the
+/// result and the global model). Best of <c>repeat</c> passes each; also the baseline plus a single-threaded SHA-256 of
+/// each payload, the verification any reader of the format owes. Memory: the process's working set sampled every
+/// millisecond during the aggregations, and the managed bytes one aggregation allocates.
+/// </summary>
+internal static class AggregateBenchmark
+{
+    internal sealed record Result(
+        int sites,
+        [property: System.Text.Json.Serialization.JsonPropertyName("params")] int parameters,
+        string strategy,
+        long bytes,
+        int repeat,
+        double aggregate_s,
+        double baseline_s,
+        double ratio,
+        double baseline_sha256_s,
+        double first_aggregate_s,
+        double aggregate_mb_per_s,
+        double baseline_mb_per_s,
+        double peak_mb,
+        double working_set_before_mb,
+        double managed_alloc_mb,
+        double payload_mb,
+        string peak_kind,
+        double setup_s);
+
+    public static Result Run(int sites, int parameters, string strategy, string? storeFolder, int repeat)
+    {
+        if (sites < 1) throw new ArgumentException("--sites must be at least 1");
+        if (parameters is < 1 or > ClinicalFed.Federation.WireLimits.MaxDimension)
+            throw new ArgumentException($"--params must be 1 to {ClinicalFed.Federation.WireLimits.MaxDimension}");
+        if (repeat < 1) throw new ArgumentException("--repeat must be at least 1");
+        if (!ClinicalFed.Federation.StrategyNames.All.Contains(strategy))
+            throw new ArgumentException($"--strategy '{strategy}' is not one of {string.Join(", ", ClinicalFed.Federation.StrategyNames.All)} (this benchmark aggregates float32 parameters)");
+
+        bool temporary = storeFolder is null;
+        var root = storeFolder ?? Path.Combine(Path.GetTempPath(), "clinicalfed-bench-aggregate-" + Guid.NewGuid().ToString("N")[..8]);
+        string federation = "bench-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            var store = new ClinicalFed.Storage.LocalFolderStore(root);
+            var setup = Stopwatch.StartNew();
+            long bytes = WriteRound(store, federation, sites, parameters, strategy);
+            double setupS = setup.Elapsed.TotalSeconds;
+            var roundFolder = store.FullPath(ClinicalFed.Storage.StoreLayout.Round(federation, 0));
+            int largest = store.ListUpdatesAsync(federation, 0).GetAwaiter().GetResult()
+                .Max(s => (int)new FileInfo(store.FullPath(ClinicalFed.Storage.StoreLayout.Update(federation, 0, s))).Length);
+            var buffer = new byte[largest + 1];
+
+            // Warm-up: the page cache holds every update for both, and the aggregator's code is jitted.
+            Baseline(store, federation, buffer, hash: false);
+            Baseline(store, federation, buffer, hash: true);
+            var first = Stopwatch.StartNew();
+            Aggregate(store, federation, sites);
+            double firstAggregate = first.Elapsed.TotalSeconds; // as a fresh process (a serverless invocation) would: code not yet optimized
+            ResetRound(roundFolder);
+
+            double bestBaseline = double.MaxValue, bestHashed = double.MaxValue, bestAggregate = double.MaxValue, alloc = 0;
+            long peak = 0, before = 0;
+            using var process = Process.GetCurrentProcess();
+            for (int i = 0; i < repeat; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                Baseline(store, federation, buffer, hash: false);
+                bestBaseline = Math.Min(bestBaseline, sw.Elapsed.TotalSeconds);
+                sw.Restart();
+                Baseline(store, federation, buffer, hash: true);
+                bestHashed = Math.Min(bestHashed, sw.Elapsed.TotalSeconds);
+
+                GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+                process.Refresh();
+                before = Math.Max(before, process.WorkingSet64);
+                long allocated = GC.GetTotalAllocatedBytes(precise: true);
+                using (var sampler = new WorkingSetSampler())
+                {
+                    sw.Restart();
+                    Aggregate(store, federation, sites);
+                    bestAggregate = Math.Min(bestAggregate, sw.Elapsed.TotalSeconds);
+                    peak = Math.Max(peak, sampler.Stop());
+                }
+
+                alloc = Math.Max(alloc, GC.GetTotalAllocatedBytes(precise: true) - allocated);
+                ResetRound(roundFolder);
+            }
+
+            const double MiB = 1 << 20;
+            return new Result(sites, parameters, strategy, bytes, repeat,
+                Math.Round(bestAggregate, 6), Math.Round(bestBaseline, 6), Math.Round(bestAggregate / bestBaseline, 2),
+                Math.Round(bestHashed, 6), Math.Round(firstAggregate, 6),
+                Math.Round(bytes / MiB / bestAggregate, 1), Math.Round(bytes / MiB / bestBaseline, 1),
+                Math.Round(peak / MiB, 1), Math.Round(before / MiB, 1), Math.Round(alloc / MiB, 1), Math.Round(parameters * 4 / MiB, 2),
+                "peak_mb: the process working set (RSS) at its highest during the timed aggregations, sampled every 1 ms; working_set_before_mb: just before them; managed_alloc_mb: managed bytes one aggregation allocates",
+                Math.Round(setupS, 2));
+        }
+        finally
+        {
+            if (temporary && Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+
+    /// <summary>The manifest of round 0 and one random update per site; returns the bytes of all updates.</summary>
+    private static long WriteRound(ClinicalFed.Storage.LocalFolderStore store, string federation, int sites, int parameters, string strategy)
+    {
+        var names = Enumerable.Range(1, sites).Select(i => $"site-{i:D5}").ToArray();
+        var opened = DateTimeOffset.UtcNow;
+        store.PutManifestAsync(new ClinicalFed.Federation.RoundManifest
+        {
+            Federation = federation,
+            Round = 0,
+            Strategy = new ClinicalFed.Federation.StrategySpec { Name = strategy },
+            Model = new ClinicalFed.Federation.ModelSpec { Kind = ClinicalFed.Federation.ModelKinds.Logistic, Dimension = parameters, FeatureSpecId = "bench", FeatureSpecVersion = "1.0.0" },
+            GlobalModel = null,
+            Quorum = sites,
+            Sites = names,
+            OpenedAt = opened,
+            Deadline = opened.AddDays(1),
+        }).GetAwaiter().GetResult();
+
+        var payload = new float[parameters];
+        using var file = new MemoryStream();
+        long bytes = 0;
+        for (int s = 0; s < sites; s++)
+        {
+            // xorshift32, seeded per site: values in [-1, 1), different for every site, reproducible.
+            uint x = 2463534242u ^ (uint)(s + 1) * 2654435761u;
+            for (int i = 0; i < payload.Length; i++)
+            {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                payload[i] = (x >> 8) * (2f / (1 << 24)) - 1f;
+            }
+
+            var header = new ClinicalFed.Federation.UpdateHeader
+            {
+                Federation = federation,
+                Round = 0,
+                Site = names[s],
+                ExampleCount = 100 + s,
+                ParameterKind = ClinicalFed.Federation.ParameterKinds.Full,
+                Dimension = parameters,
+                CreatedAt = opened,
+            };
+            file.SetLength(0);
+            ClinicalFed.Federation.UpdateFile.Write(file, header, payload);
+            bytes += file.Length;
+            file.Position = 0;
+            store.PutUpdateAsync(federation, 0, names[s], file).GetAwaiter().GetResult();
+        }
+
+        return bytes;
+    }
+
+    /// <summary>
+    /// The same reads as the aggregator, and nothing else: open each update, read it whole, sum the payload as float32.
+    /// With <paramref name="hash"/>, also the SHA-256 of each payload, on one thread: the verification every reader
+    /// of the format owes, reported beside the baseline as <c>baseline_sha256_s</c>.
+    /// </summary>
+    private static double Baseline(ClinicalFed.Storage.LocalFolderStore store, string federation, byte[] buffer, bool hash)
+    {
+        double total = 0;
+        foreach (var site in store.ListUpdatesAsync(federation, 0).GetAwaiter().GetResult())
+        {
+            using var stream = store.OpenUpdateAsync(federation, 0, site).GetAwaiter().GetResult()!;
+            int n = stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
+            int start = 9 + System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(buffer.AsSpan(5, 4));
+            if (hash) total += System.Security.Cryptography.SHA256.HashData(buffer.AsSpan(start, n - start))[0];
+            total += System.Numerics.Tensors.TensorPrimitives.Sum(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(buffer.AsSpan(start, n - start)));
+        }
+
+        return total;
+    }
+
+    private static void Aggregate(ClinicalFed.Storage.LocalFolderStore store, string federation, int sites)
+    {
+        var outcome = new ClinicalFed.Storage.RoundAggregator(store).AggregateAsync(federation, 0, closeNow: true).GetAwaiter().GetResult();
+        if (outcome.Status != ClinicalFed.Storage.RoundOutcomeStatus.Aggregated || outcome.Result!.Accepted.Count != sites)
+            throw new InvalidOperationException($"the benchmark round did not aggregate all {sites} updates: {outcome.Message}");
+    }
+
+    /// <summary>Removes what the aggregation wrote (this benchmark's own round) so that the next pass closes it again.</summary>
+    private static void ResetRound(string roundFolder)
+    {
+        foreach (var name in new[] { ClinicalFed.Storage.StoreLayout.ResultFileName, ClinicalFed.Storage.StoreLayout.GlobalModelFileName, ClinicalFed.Storage.StoreLayout.ServerStateFileName })
+            File.Delete(Path.Combine(roundFolder, name));
+    }
+
+    /// <summary>Samples the process's working set every millisecond on its own thread until stopped; returns the highest.</summary>
+    private sealed class WorkingSetSampler : IDisposable
+    {
+        private readonly Thread _thread;
+        private volatile bool _stop;
+        private long _peak;
+
+        public WorkingSetSampler()
+        {
+            _thread = new Thread(() =>
+            {
+                using var process = Process.GetCurrentProcess();
+                do
+                {
+                    process.Refresh();
+                    _peak = Math.Max(_peak, process.WorkingSet64);
+                    Thread.Sleep(1);
+                }
+                while (!_stop);
+            }) { IsBackground = true, Name = "working-set sampler" };
+            _thread.Start();
+        }
+
+        public long Stop()
+        {
+            _stop = true;
+            _thread.Join();
+            return _peak;
+        }
+
+        public void Dispose()
+        {
+            if (!_stop) Stop();
+        }
     }
 }

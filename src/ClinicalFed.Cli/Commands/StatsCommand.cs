@@ -40,7 +40,8 @@ internal static class StatsCommand
     {
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        File.WriteAllText(full + ".partial", text);
-        File.Move(full + ".partial", full, overwrite: true);
+        var partial = $"{full}.{Guid.NewGuid():N}.partial"; // unique: two writers never share a temporary file
+        File.WriteAllText(partial, text);
+        File.Move(partial, full, overwrite: true);
     }
 }

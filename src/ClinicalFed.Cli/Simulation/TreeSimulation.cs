@@ -5,6 +5,7 @@ using ClinicalFed.Federation;
 using ClinicalFed.Learning;
 using ClinicalFed.Learning.Trees;
 using ClinicalFed.Storage;
+using ClinicalFed.Trees;
 
 namespace ClinicalFed.Cli.Simulation;
 
@@ -12,7 +13,10 @@ namespace ClinicalFed.Cli.Simulation;
 /// Federated gradient-boosted trees (the project's second-order histogram booster, which can continue any ensemble):
 /// <b>bagging</b> (each site trains its own ensemble; the global model is their example-weighted average) or
 /// <b>cyclic boosting</b> (sites take turns adding trees fitted to the current ensemble's residuals on their rows).
-/// Personalization adds local trees on top of the global ensemble, kept when they help on the site's validation patients.
+/// Every exchange goes through the store as the serverless path will: a round manifest, one tree-ensemble update file
+/// per site, the round aggregator (strategy <c>tree-bagging</c>, or <c>tree-cyclic</c> with one round per site turn)
+/// and the global model file, which the sites read back. Personalization adds local trees on top of the global
+/// ensemble, kept when they help on the site's validation patients.
 /// </summary>
 internal static class TreeSimulation
 {
@@ -51,6 +55,43 @@ internal static class TreeSimulation
 
         var rounds = new List<RoundResult>();
         var bytesPerSite = sites.ToDictionary(s => s.Name, _ => 0L);
+        var aggregator = new RoundAggregator(store, time);
+        var strategy = StrategySpec.From(o.TreeMode == "bagging" ? new TreeBaggingOptions() : new TreeCyclicOptions());
+        int storeRounds = 0;
+        // One round of the store: the sites upload their ensembles, the aggregator closes the round, and the global
+        // ensemble is read back from the store. Returns it and the bytes of the update files.
+        (TreeEnsembleModel Global, long Bytes) StoreRound(IReadOnlyList<(PreparedSite Site, TreeEnsembleModel Ensemble)> uploads)
+        {
+            int round = storeRounds++;
+            var now = time.GetUtcNow();
+            store.PutManifestAsync(new RoundManifest
+            {
+                Federation = SimulationRunner.Federation, Round = round, Strategy = strategy,
+                Model = new ModelSpec { Kind = ModelKinds.Trees, Dimension = d, FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version },
+                GlobalModel = round == 0 ? null : GlobalModelPath.Format(SimulationRunner.Federation, round - 1),
+                Quorum = uploads.Count, Sites = uploads.Select(u => u.Site.Name).ToList(), OpenedAt = now, Deadline = now.AddHours(1),
+            }).GetAwaiter().GetResult();
+            long bytes = 0;
+            foreach (var (site, ensemble) in uploads)
+            {
+                using var file = new MemoryStream();
+                UpdateFile.Write(file, new UpdateHeader
+                {
+                    Federation = SimulationRunner.Federation, Round = round, Site = site.Name, ExampleCount = site.TrainRows,
+                    ParameterKind = ParameterKinds.Full, Dimension = d, CreatedAt = time.GetUtcNow(),
+                }, ensemble);
+                file.Position = 0;
+                store.PutUpdateAsync(SimulationRunner.Federation, round, site.Name, file).GetAwaiter().GetResult();
+                long size = new FileInfo(store.FullPath(StoreLayout.Update(SimulationRunner.Federation, round, site.Name))).Length;
+                bytesPerSite[site.Name] += size;
+                bytes += size;
+            }
+            var outcome = aggregator.AggregateAsync(SimulationRunner.Federation, round, closeNow: true).GetAwaiter().GetResult();
+            if (outcome.Status != RoundOutcomeStatus.Aggregated) throw new InvalidOperationException($"round {round}: {outcome.Status}: {outcome.Message}");
+            var model = store.GetGlobalModelAsync(SimulationRunner.Federation, round).GetAwaiter().GetResult()
+                        ?? throw new InvalidOperationException($"round {round}: no global model was written");
+            return (model.TreeEnsemble, bytes);
+        }
         TreeEnsembleModel global;
         void Record(int round, TreeEnsembleModel model, long bytes, double secs)
         {
@@ -66,15 +107,14 @@ internal static class TreeSimulation
         if (o.TreeMode == "bagging")
         {
             // One-shot: every site uploads its own ensemble (the local-only models), merged by example count.
-            global = TreeBagging.Merge(sites.Select((s, i) => new SiteEnsemble(local[i], s.TrainRows)).ToList());
-            long total = 0;
-            for (int i = 0; i < sites.Count; i++) { long b = local[i].ToBytes().Length; bytesPerSite[sites[i].Name] += b; total += b; }
+            (global, long total) = StoreRound(sites.Select((s, i) => (s, local[i])).ToList());
             Record(1, global, total, sw.Elapsed.TotalSeconds);
         }
         else
         {
             // Each turn adds trees fitted to the current ensemble's residuals; the trees per turn are chosen so the
-            // whole federation grows about as many trees as a local model.
+            // whole federation grows about as many trees as a local model. A turn is a round of the store whose one
+            // site uploads the whole ensemble it grew.
             int perTurn = Math.Max(1, o.Trees / Math.Max(1, o.Rounds * sites.Count / 2));
             global = Start(sites);
             for (int r = 0; r < o.Rounds; r++)
@@ -83,10 +123,8 @@ internal static class TreeSimulation
                 long roundBytes = 0;
                 for (int i = 0; i < sites.Count; i++)
                 {
-                    int before = global.Trees.Count;
-                    global = GradientTreeBooster.Boost(global, Matrix(sites[i]), Options(perTurn, o.Seed + 1000 * r + i));
-                    long b = global.ToBytes().Length - global.Prefix(before).ToBytes().Length; // the site uploads its new trees only
-                    bytesPerSite[sites[i].Name] += b;
+                    var grown = GradientTreeBooster.Boost(global, Matrix(sites[i]), Options(perTurn, o.Seed + 1000 * r + i));
+                    (global, long b) = StoreRound([(sites[i], grown)]);
                     roundBytes += b;
                     progress?.Invoke($"cyclic round {r + 1}/{o.Rounds}", (i + 1.0) / sites.Count);
                 }
@@ -95,15 +133,14 @@ internal static class TreeSimulation
         }
         seconds["federated"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
         sw.Restart();
-        int lastRound = rounds.Count - 1;
-        // Model files in the store: LightGBM model text, which ML.NET loads through LightGbm(Stream) as a normal model.
-        ModelFile TreeModel(TreeEnsembleModel m, string? site, long examples) => ModelFile.FromOpaque(new ModelHeader
+        int lastRound = storeRounds - 1;
+        // Personalized models in the store: LightGBM model text, which ML.NET loads through LightGbm(Stream) as a normal model.
+        ModelFile TreeModel(TreeEnsembleModel m, string site, long examples) => ModelFile.FromOpaque(new ModelHeader
         {
             Federation = SimulationRunner.Federation, Round = lastRound, Site = site, Kind = ModelKinds.Trees, Dimension = d,
-            FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version, Strategy = o.TreeMode, Sites = site is null ? sites.Select(x => x.Name).ToList() : [site],
+            FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version, Strategy = o.TreeMode, Sites = [site],
             ExampleCount = examples, CreatedAt = time.GetUtcNow(),
         }, Encoding.UTF8.GetBytes(m.ToLightGbmModelText()), PayloadEncodings.LightGbmText);
-        store.PutGlobalModelAsync(TreeModel(global, null, sites.Sum(x => (long)x.TrainRows))).GetAwaiter().GetResult();
 
         var results = new List<SiteResult>();
         for (int i = 0; i < sites.Count; i++)
@@ -144,7 +181,9 @@ internal static class TreeSimulation
             "Every model trains on each site's training patients minus its validation patients (about 1 in 6); the validation patients only choose the personalization.",
             $"Trees: the project's second-order histogram booster, {o.Leaves} leaves, learning rate 0.1; local-only and centralized {o.Trees} trees; " +
             (o.TreeMode == "bagging" ? "bagging merges the sites' local ensembles weighted by example count (one exchange)." : $"cyclic boosting over {o.Rounds} rounds."),
-            "Tree ensembles travel as ClinicalFed's compact ensemble encoding (TreeEnsembleModel.ToBytes); bytes_uploaded counts those bytes. Site ensembles are exchanged in-process, not yet through the store's update files; the global and personalized ensembles are written to the store as LightGBM model text.",
+            "Site ensembles travel through the store as update files whose payload is ClinicalFed's compact ensemble encoding (tree-ensemble); bytes_uploaded counts those files. " +
+            (o.TreeMode == "bagging" ? "The round aggregator merges them (strategy tree-bagging)" : "Each cyclic turn is a round of the store in which the site uploads the whole ensemble it grew (strategy tree-cyclic)") +
+            " and writes the global ensemble as a tree-ensemble model file, which the sites read back; personalized ensembles are written as LightGBM model text.",
         };
         return new SimulationRunner.RunResult(results, rounds, new BytesUploaded { Total = bytesPerSite.Values.Sum(), PerSite = bytesPerSite }, notes);
     }

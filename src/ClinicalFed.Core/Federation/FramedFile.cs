@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using ClinicalFed.Trees;
 
 namespace ClinicalFed.Federation;
 
@@ -9,7 +10,7 @@ namespace ClinicalFed.Federation;
 /// The framing shared by updates (<c>CFUP</c>), models (<c>CFMD</c>) and server states (<c>CFSS</c>): 5 bytes of
 /// magic (4 ASCII letters and a line feed), the header length as an int32 little-endian, the UTF-8 JSON header, then
 /// the payload to the end of the file. Float payloads are IEEE 754 float32 little-endian; their SHA-256 is taken
-/// over exactly those bytes.
+/// over exactly those bytes. Opaque payloads (a tree ensemble, LightGBM text) are hashed as they are stored.
 /// </summary>
 internal static class FramedFile
 {
@@ -149,6 +150,28 @@ internal static class FramedFile
         if (source.ReadByte() >= 0)
             problems.Add($"there are bytes after the payload: header field 'payload_bytes' = {length}");
         return bytes;
+    }
+
+    /// <summary>
+    /// Parses a tree-ensemble payload (<see cref="TreeEnsembleModel.FromBytes"/>) and checks that it reads
+    /// <paramref name="dimension"/> features; adds a problem naming the header field and returns null when it does not.
+    /// </summary>
+    public static TreeEnsembleModel? ParseTreeEnsemble(byte[] payload, int dimension, List<string> problems)
+    {
+        TreeEnsembleModel ensemble;
+        try
+        {
+            ensemble = TreeEnsembleModel.FromBytes(payload);
+        }
+        catch (InvalidDataException e)
+        {
+            problems.Add($"the payload is not a valid tree ensemble (header field 'payload_encoding' is tree-ensemble): {e.Message}");
+            return null;
+        }
+
+        if (ensemble.FeatureCount == dimension) return ensemble;
+        problems.Add($"header field 'dimension' is {dimension} but the tree ensemble in the payload reads {ensemble.FeatureCount} features");
+        return null;
     }
 
     /// <summary>

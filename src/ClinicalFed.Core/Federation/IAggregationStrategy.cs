@@ -1,17 +1,12 @@
 namespace ClinicalFed.Federation;
 
 /// <summary>
-/// A server-side aggregation strategy, driven one round at a time and one update at a time so that memory stays
-/// O(parameters) whatever the number of sites:
-/// <code>
-/// strategy.RestoreState(previousState);   // optional: resume a stateful strategy in a fresh process
-/// strategy.Begin(globalModel, manifest);
-/// foreach (update) strategy.Accumulate(header, payload);   // payload buffer may be reused right after the call
-/// float[] newGlobal = strategy.Finish();
-/// ServerState? state = strategy.CaptureState();            // persist for the next round
-/// </code>
+/// What every server-side strategy does around a round, whatever its updates carry: resume from the server state a
+/// previous round left, open the round, count what it accepted, and hand back the state to persist. The updates
+/// themselves go through <see cref="IAggregationStrategy"/> (float32 parameters) or
+/// <see cref="ClinicalFed.Trees.ITreeAggregationStrategy"/> (tree ensembles).
 /// </summary>
-public interface IAggregationStrategy
+public interface IRoundStrategy
 {
     /// <summary>The strategy's name (a <see cref="StrategyNames"/> value).</summary>
     string Name { get; }
@@ -24,10 +19,31 @@ public interface IAggregationStrategy
 
     /// <summary>
     /// Opens a round. <paramref name="global"/> is the model named by the manifest's <c>global_model</c> (null in a
-    /// round that starts from zeros); it must carry float32 parameters of the manifest's dimension.
+    /// round that starts from zeros); its payload must be what the strategy aggregates (float32 parameters of the
+    /// manifest's dimension, or a tree ensemble of the manifest's features).
     /// </summary>
     void Begin(ModelFile? global, RoundManifest manifest);
 
+    /// <summary>The server state to persist after the round is finished; null for stateless strategies.</summary>
+    ServerState? CaptureState();
+
+    /// <summary>Updates accepted in the current (or last) round.</summary>
+    int AcceptedCount { get; }
+}
+
+/// <summary>
+/// A server-side aggregation strategy of float32 parameters, driven one round at a time and one update at a time so
+/// that memory stays O(parameters) whatever the number of sites:
+/// <code>
+/// strategy.RestoreState(previousState);   // optional: resume a stateful strategy in a fresh process
+/// strategy.Begin(globalModel, manifest);
+/// foreach (update) strategy.Accumulate(header, payload);   // payload buffer may be reused right after the call
+/// float[] newGlobal = strategy.Finish();
+/// ServerState? state = strategy.CaptureState();            // persist for the next round
+/// </code>
+/// </summary>
+public interface IAggregationStrategy : IRoundStrategy
+{
     /// <summary>
     /// Adds one update to the round's running weighted sum. Throws <see cref="UpdateRejectedException"/>, leaving the
     /// round unchanged, when the update does not belong to this round or is unusable. The span is not kept.
@@ -36,10 +52,4 @@ public interface IAggregationStrategy
 
     /// <summary>Closes the round and returns the new global parameters (a new array owned by the caller).</summary>
     float[] Finish();
-
-    /// <summary>The server state to persist after <see cref="Finish"/>; null for stateless strategies.</summary>
-    ServerState? CaptureState();
-
-    /// <summary>Updates accepted in the current (or last) round.</summary>
-    int AcceptedCount { get; }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using ClinicalFed.Trees;
 
 namespace ClinicalFed.Federation;
 
@@ -25,7 +26,7 @@ public sealed record ModelHeader
     /// <summary><see cref="ModelKinds.Logistic"/> or <see cref="ModelKinds.Trees"/>.</summary>
     [JsonPropertyName("kind")] public required string Kind { get; init; }
 
-    /// <summary>float32-le: the number of parameters. lightgbm-text: the number of input features.</summary>
+    /// <summary>float32-le: the number of parameters. lightgbm-text, tree-ensemble: the number of input features.</summary>
     [JsonPropertyName("dimension")] public required int Dimension { get; init; }
 
     [JsonPropertyName("feature_spec_id")] public required string FeatureSpecId { get; init; }
@@ -45,7 +46,7 @@ public sealed record ModelHeader
 
     [JsonPropertyName("created_at")] public required DateTimeOffset CreatedAt { get; init; }
 
-    /// <summary><see cref="PayloadEncodings.Float32LittleEndian"/> (default) or <see cref="PayloadEncodings.LightGbmText"/>.</summary>
+    /// <summary><see cref="PayloadEncodings.Float32LittleEndian"/> (default), <see cref="PayloadEncodings.LightGbmText"/> or <see cref="PayloadEncodings.TreeEnsemble"/>.</summary>
     [JsonPropertyName("payload_encoding")] public string PayloadEncoding { get; init; } = PayloadEncodings.Float32LittleEndian;
 
     /// <summary>Payload length in bytes (4 × dimension for float32-le); filled in by <see cref="ModelFile"/>.</summary>
@@ -85,9 +86,9 @@ public sealed record ModelHeader
             if (PayloadBytes != 4L * Dimension)
                 p.Add($"'payload_bytes' is {PayloadBytes}; a float32-le payload of 'dimension' {Dimension} has {4L * Dimension}");
         }
-        else if (PayloadEncoding == PayloadEncodings.LightGbmText)
+        else if (PayloadEncoding is PayloadEncodings.LightGbmText or PayloadEncodings.TreeEnsemble)
         {
-            if (Kind != ModelKinds.Trees) p.Add($"'payload_encoding' lightgbm-text is only allowed for 'kind' trees, not '{Kind}'");
+            if (Kind != ModelKinds.Trees) p.Add($"'payload_encoding' {PayloadEncoding} is only allowed for 'kind' trees, not '{Kind}'");
             if (PayloadBytes is < 1 or > WireLimits.MaxOpaquePayloadBytes)
                 p.Add($"'payload_bytes' is {PayloadBytes}; expected 1 to {WireLimits.MaxOpaquePayloadBytes}");
         }
@@ -109,8 +110,9 @@ public sealed record ModelHeader
 /// <summary>
 /// A global or personalized model in memory, and its file format (<c>.cfm</c>): magic <c>"CFMD\n"</c>, the header
 /// length as int32 little-endian, the UTF-8 JSON <see cref="ModelHeader"/>, then <c>payload_bytes</c> bytes of
-/// payload — float32 little-endian parameters, or an opaque LightGBM text model for tree models. Instances are always
-/// consistent: the factories fill in <c>payload_encoding</c>, <c>payload_bytes</c> and <c>payload_sha256</c>.
+/// payload — float32 little-endian parameters, or for tree models a ClinicalFed tree ensemble (<c>tree-ensemble</c>,
+/// what the round aggregator writes; parsed and checked on every read) or an opaque LightGBM text model. Instances are
+/// always consistent: the factories fill in <c>payload_encoding</c>, <c>payload_bytes</c> and <c>payload_sha256</c>.
 /// </summary>
 public sealed class ModelFile
 {
@@ -118,12 +120,14 @@ public sealed class ModelFile
 
     private readonly float[] _parameters;
     private readonly byte[] _opaque;
+    private readonly TreeEnsembleModel? _ensemble;
 
-    private ModelFile(ModelHeader header, float[] parameters, byte[] opaque)
+    private ModelFile(ModelHeader header, float[] parameters, byte[] opaque, TreeEnsembleModel? ensemble = null)
     {
         Header = header;
         _parameters = parameters;
         _opaque = opaque;
+        _ensemble = ensemble;
     }
 
     /// <summary>The 5 magic bytes, <c>"CFMD\n"</c>.</summary>
@@ -134,11 +138,21 @@ public sealed class ModelFile
     /// <summary>The float32 parameters; empty for an opaque payload.</summary>
     public ReadOnlySpan<float> Parameters => _parameters;
 
-    /// <summary>The opaque payload (LightGBM text); empty for float32 parameters.</summary>
+    /// <summary>The payload bytes of a tree model (LightGBM text, or the tree ensemble's binary form); empty for float32 parameters.</summary>
     public ReadOnlySpan<byte> OpaquePayload => _opaque;
 
     /// <summary>True when the payload is float32 parameters.</summary>
     public bool HasParameters => Header.PayloadEncoding == PayloadEncodings.Float32LittleEndian;
+
+    /// <summary>True when the payload is a tree ensemble (<see cref="PayloadEncodings.TreeEnsemble"/>).</summary>
+    public bool HasTreeEnsemble => _ensemble is not null;
+
+    /// <summary>
+    /// The tree ensemble of a <see cref="PayloadEncodings.TreeEnsemble"/> payload, parsed and checked when the model
+    /// was built or read. Throws <see cref="InvalidOperationException"/> for other payloads.
+    /// </summary>
+    public TreeEnsembleModel TreeEnsemble => _ensemble
+        ?? throw new InvalidOperationException($"the model's payload is {Header.PayloadEncoding}, not {PayloadEncodings.TreeEnsemble}");
 
     /// <summary>A model with float32 parameters. The array is owned by the model from now on (not copied).</summary>
     public static ModelFile FromParameters(ModelHeader header, float[] parameters)
@@ -159,7 +173,11 @@ public sealed class ModelFile
         return new ModelFile(complete, parameters, []);
     }
 
-    /// <summary>A tree model whose payload ClinicalFed does not interpret (LightGBM text). The array is owned by the model.</summary>
+    /// <summary>
+    /// A tree model from its payload bytes: LightGBM text, which ClinicalFed does not interpret, or a tree ensemble's
+    /// binary form (<see cref="PayloadEncodings.TreeEnsemble"/>), which is parsed and must read <c>dimension</c>
+    /// features. The array is owned by the model.
+    /// </summary>
     public static ModelFile FromOpaque(ModelHeader header, byte[] payload, string encoding = PayloadEncodings.LightGbmText)
     {
         ArgumentNullException.ThrowIfNull(header);
@@ -173,8 +191,18 @@ public sealed class ModelFile
         var problems = complete.Validate().ToList();
         if (encoding == PayloadEncodings.Float32LittleEndian)
             problems.Add("use FromParameters for a float32-le payload");
+        var ensemble = problems.Count == 0 && encoding == PayloadEncodings.TreeEnsemble
+            ? FramedFile.ParseTreeEnsemble(payload, header.Dimension, problems)
+            : null;
         if (problems.Count > 0) throw new FederationDataException(Describe(header), problems);
-        return new ModelFile(complete, [], payload);
+        return new ModelFile(complete, [], payload, ensemble);
+    }
+
+    /// <summary>A tree model whose payload is <paramref name="ensemble"/> (<see cref="PayloadEncodings.TreeEnsemble"/>), reading <c>dimension</c> features.</summary>
+    public static ModelFile FromTreeEnsemble(ModelHeader header, TreeEnsembleModel ensemble)
+    {
+        ArgumentNullException.ThrowIfNull(ensemble);
+        return FromOpaque(header, ensemble.ToBytes(), PayloadEncodings.TreeEnsemble);
     }
 
     /// <summary>Writes the model file.</summary>
@@ -205,7 +233,10 @@ public sealed class ModelFile
         return header;
     }
 
-    /// <summary>Reads a whole model file, verifying length, SHA-256, finiteness (float32) and that nothing follows.</summary>
+    /// <summary>
+    /// Reads a whole model file, verifying length, SHA-256, that nothing follows, and the payload: finite values
+    /// (float32-le) or a valid ensemble of <c>dimension</c> features (tree-ensemble).
+    /// </summary>
     public static ModelFile Read(Stream source, string origin = "model")
     {
         var header = ReadHeader(source, origin);
@@ -219,8 +250,11 @@ public sealed class ModelFile
 
         var opaqueProblems = new List<string>();
         var payload = FramedFile.ReadOpaquePayload(source, header.PayloadBytes, header.PayloadSha256, opaqueProblems);
+        var ensemble = opaqueProblems.Count == 0 && header.PayloadEncoding == PayloadEncodings.TreeEnsemble
+            ? FramedFile.ParseTreeEnsemble(payload, header.Dimension, opaqueProblems)
+            : null;
         if (opaqueProblems.Count > 0) throw new FederationDataException(origin, opaqueProblems);
-        return new ModelFile(header, [], payload);
+        return new ModelFile(header, [], payload, ensemble);
     }
 
     public static ModelFile Read(ReadOnlySpan<byte> bytes, string origin = "model")

@@ -1,26 +1,23 @@
 using System.Numerics.Tensors;
+using ClinicalFed.Trees;
 
 namespace ClinicalFed.Federation;
 
 /// <summary>
-/// Shared machinery of the parameter-averaging strategies. Updates are accumulated as weighted differences from the
-/// global model (a delta update already is one; a full update is differenced first), so one running sum of
-/// <c>dimension</c> floats serves full and delta updates alike. <see cref="Finish"/> turns it into the weighted mean
-/// model and hands it to <see cref="ApplyServerUpdate"/>. Memory: the global model, the running sum and the
-/// strategy's state vectors, each <c>dimension</c> floats.
+/// The round lifecycle every strategy shares, whatever its updates carry: <see cref="Begin"/> checks the manifest and
+/// the global model (<see cref="StrategyChecks"/>) and opens the round; each update is checked against the round
+/// (<see cref="CheckUpdate"/>) before the strategy takes it in and <see cref="Accept"/>s its site; the round is
+/// finished once (<see cref="FinishRound{T}"/>), after which <see cref="CaptureState"/> hands back the server state.
 /// </summary>
-public abstract class ParameterAveragingStrategy : IAggregationStrategy
+public abstract class RoundStrategy : IRoundStrategy
 {
     private enum Phase { Idle, Open, Finished }
 
     private Phase _phase = Phase.Idle;
     private RoundManifest? _manifest;
-    private float[]? _weights;
-    private float[]? _sum;
-    private double _totalWeight;
     private readonly HashSet<string> _sites = new(StringComparer.Ordinal);
 
-    protected ParameterAveragingStrategy(StrategyOptions options)
+    protected RoundStrategy(StrategyOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         Options = options.EnsureValid();
@@ -32,14 +29,11 @@ public abstract class ParameterAveragingStrategy : IAggregationStrategy
 
     public int AcceptedCount => _sites.Count;
 
-    /// <summary>Sum of the accepted updates' weights (example counts, or 1 each with uniform weighting).</summary>
-    public double TotalWeight => _totalWeight;
-
-    /// <summary>Server optimizer steps taken (rounds finished, including those before a restored state).</summary>
-    public int Steps { get; private set; }
-
     /// <summary>The manifest of the current (or last) round.</summary>
     protected RoundManifest Manifest => _manifest ?? throw new InvalidOperationException("no round has begun");
+
+    /// <summary>True for the tree strategies (tree-ensemble updates and models), false for float32 parameters.</summary>
+    protected abstract bool AggregatesTrees { get; }
 
     public void Begin(ModelFile? global, RoundManifest manifest)
     {
@@ -47,41 +41,110 @@ public abstract class ParameterAveragingStrategy : IAggregationStrategy
         if (_phase == Phase.Open)
             throw new InvalidOperationException($"round {_manifest!.Round} is still open; call Finish before beginning round {manifest.Round}");
         manifest.EnsureValid($"manifest of round {manifest.Round}");
-        var problems = new List<string>();
-        if (manifest.Strategy.Name != Name) problems.Add($"the manifest names strategy '{manifest.Strategy.Name}' but this strategy is '{Name}'");
-        int dimension = manifest.Model.Dimension;
-        if (global is null && manifest.GlobalModel is not null)
-            problems.Add($"the manifest starts from global model '{manifest.GlobalModel}' but none was given");
-        if (global is not null)
-        {
-            if (manifest.GlobalModel is null) problems.Add("a global model was given but the manifest's 'global_model' is null (round starts from zeros)");
-            if (!global.HasParameters) problems.Add($"the global model's payload is {global.Header.PayloadEncoding}; {Name} averages float32 parameters");
-            else if (global.Header.Dimension != dimension) problems.Add($"the global model has dimension {global.Header.Dimension}, the manifest {dimension}");
-        }
-
-        CheckStateDimension(dimension, problems);
+        var problems = StrategyChecks.BeginProblems(Name, global, manifest, AggregatesTrees);
+        CheckBegin(manifest, problems);
         if (problems.Count > 0) throw new ArgumentException($"Cannot begin round {manifest.Round}: {string.Join("; ", problems)}", nameof(manifest));
 
         _manifest = manifest;
+        _sites.Clear();
+        StartRound(global, manifest);
+        _phase = Phase.Open;
+    }
+
+    public ServerState? CaptureState()
+    {
+        if (_phase != Phase.Finished) throw new InvalidOperationException("CaptureState is available after Finish");
+        return State();
+    }
+
+    public void RestoreState(ServerState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (_phase == Phase.Open) throw new InvalidOperationException("cannot restore server state while a round is open");
+        if (state.Header.Strategy != Name)
+            throw new ArgumentException($"server state of round {state.Header.Round} belongs to strategy '{state.Header.Strategy}', not '{Name}'", nameof(state));
+        LoadState(state);
+    }
+
+    /// <summary>
+    /// Every reason to reject <paramref name="header"/> that does not depend on the payload (empty when none);
+    /// throws <see cref="InvalidOperationException"/> when no round is open.
+    /// </summary>
+    protected List<string> CheckUpdate(UpdateHeader header)
+    {
+        ArgumentNullException.ThrowIfNull(header);
+        if (_phase != Phase.Open) throw new InvalidOperationException("Accumulate needs an open round: call Begin first");
+        return StrategyChecks.UpdateProblems(Name, header, _manifest!, _sites, AggregatesTrees);
+    }
+
+    /// <summary>Records that <paramref name="site"/>'s update went into the round.</summary>
+    protected void Accept(string site) => _sites.Add(site);
+
+    /// <summary>Closes the open round with <paramref name="result"/>; throws when no round is open or nothing was accepted.</summary>
+    protected T FinishRound<T>(Func<T> result)
+    {
+        if (_phase != Phase.Open) throw new InvalidOperationException("Finish needs an open round: call Begin first");
+        if (_sites.Count == 0) throw new InvalidOperationException($"round {_manifest!.Round}: no update was accepted, there is nothing to aggregate");
+        var value = result();
+        _phase = Phase.Finished;
+        return value;
+    }
+
+    /// <summary>Adds problems with beginning a round of <paramref name="manifest"/> that only the strategy knows.</summary>
+    protected virtual void CheckBegin(RoundManifest manifest, List<string> problems)
+    {
+    }
+
+    /// <summary>Sets up the round's running state (the checks have passed).</summary>
+    protected abstract void StartRound(ModelFile? global, RoundManifest manifest);
+
+    /// <summary>The server state after the finished round; null for stateless strategies.</summary>
+    protected abstract ServerState? State();
+
+    /// <summary>Loads a server state of this strategy.</summary>
+    protected abstract void LoadState(ServerState state);
+}
+
+/// <summary>
+/// Shared machinery of the parameter-averaging strategies. Updates are accumulated as weighted differences from the
+/// global model (a delta update already is one; a full update is differenced first), so one running sum of
+/// <c>dimension</c> floats serves full and delta updates alike. <see cref="Finish"/> turns it into the weighted mean
+/// model and hands it to <see cref="ApplyServerUpdate"/>. Memory: the global model, the running sum and the
+/// strategy's state vectors, each <c>dimension</c> floats.
+/// </summary>
+public abstract class ParameterAveragingStrategy : RoundStrategy, IAggregationStrategy
+{
+    private float[]? _weights;
+    private float[]? _sum;
+    private double _totalWeight;
+
+    protected ParameterAveragingStrategy(StrategyOptions options) : base(options)
+    {
+    }
+
+    /// <summary>Sum of the accepted updates' weights (example counts, or 1 each with uniform weighting).</summary>
+    public double TotalWeight => _totalWeight;
+
+    /// <summary>Server optimizer steps taken (rounds finished, including those before a restored state).</summary>
+    public int Steps { get; private set; }
+
+    protected sealed override bool AggregatesTrees => false;
+
+    protected sealed override void CheckBegin(RoundManifest manifest, List<string> problems) => CheckStateDimension(manifest.Model.Dimension, problems);
+
+    protected sealed override void StartRound(ModelFile? global, RoundManifest manifest)
+    {
+        int dimension = manifest.Model.Dimension;
         _weights = global is null ? new float[dimension] : global.Parameters.ToArray();
         _sum = new float[dimension];
         _totalWeight = 0;
-        _sites.Clear();
         OnBegin(dimension);
-        _phase = Phase.Open;
     }
 
     public void Accumulate(UpdateHeader header, ReadOnlySpan<float> parameters)
     {
-        ArgumentNullException.ThrowIfNull(header);
-        if (_phase != Phase.Open) throw new InvalidOperationException("Accumulate needs an open round: call Begin first");
-        var m = _manifest!;
-        var reasons = header.Validate(requireHash: false);
-        if (header.Federation != m.Federation) reasons.Add($"federation '{header.Federation}' is not this round's '{m.Federation}'");
-        if (header.Round != m.Round) reasons.Add($"round {header.Round} is not the open round {m.Round}");
-        if (!m.Sites.Contains(header.Site, StringComparer.Ordinal)) reasons.Add($"site '{header.Site}' is not among the round's expected sites");
-        if (_sites.Contains(header.Site)) reasons.Add($"site '{header.Site}' already contributed to round {m.Round}");
-        if (header.Dimension != m.Model.Dimension) reasons.Add($"dimension {header.Dimension} does not match the model's {m.Model.Dimension}");
+        var reasons = CheckUpdate(header);
+        var m = Manifest;
         if (parameters.Length != header.Dimension) reasons.Add($"the payload holds {parameters.Length} values but the header says {header.Dimension}");
         if (header.ExampleCount <= 0) reasons.Add($"example_count is {header.ExampleCount}; an update must come from at least one example");
         if (parameters.Length == m.Model.Dimension) FramedFile.CheckFinite(parameters, 0, reasons);
@@ -91,13 +154,11 @@ public abstract class ParameterAveragingStrategy : IAggregationStrategy
         if (header.ParameterKind == ParameterKinds.Delta) AggregationMath.Accumulate(_sum, parameters, weight);
         else AggregationMath.AccumulateDifference(_sum, parameters, _weights, weight);
         _totalWeight += weight;
-        _sites.Add(header.Site);
+        Accept(header.Site);
     }
 
-    public float[] Finish()
+    public float[] Finish() => FinishRound(() =>
     {
-        if (_phase != Phase.Open) throw new InvalidOperationException("Finish needs an open round: call Begin first");
-        if (_sites.Count == 0) throw new InvalidOperationException($"round {_manifest!.Round}: no update was accepted, there is nothing to aggregate");
         var sum = _sum!;
         var weights = _weights!;
         AggregationMath.FinalizeMean(sum, _totalWeight); // mean difference from the global model
@@ -106,23 +167,17 @@ public abstract class ParameterAveragingStrategy : IAggregationStrategy
         Steps++;
         _sum = null;
         _weights = null;
-        _phase = Phase.Finished;
         return weights;
-    }
+    });
 
-    public ServerState? CaptureState()
+    protected sealed override ServerState? State()
     {
-        if (_phase != Phase.Finished) throw new InvalidOperationException("CaptureState is available after Finish");
         var vectors = StateVectors();
-        return vectors.Count == 0 ? null : ServerState.Create(_manifest!.Federation, _manifest.Round, Name, Steps, vectors);
+        return vectors.Count == 0 ? null : ServerState.Create(Manifest.Federation, Manifest.Round, Name, Steps, vectors);
     }
 
-    public void RestoreState(ServerState state)
+    protected sealed override void LoadState(ServerState state)
     {
-        ArgumentNullException.ThrowIfNull(state);
-        if (_phase == Phase.Open) throw new InvalidOperationException("cannot restore server state while a round is open");
-        if (state.Header.Strategy != Name)
-            throw new ArgumentException($"server state of round {state.Header.Round} belongs to strategy '{state.Header.Strategy}', not '{Name}'", nameof(state));
         LoadStateVectors(state);
         Steps = state.Header.Steps;
     }
@@ -247,11 +302,19 @@ public sealed class AdaptiveStrategy : ParameterAveragingStrategy
     }
 }
 
-/// <summary>Builds strategies by name, as round manifests name them.</summary>
+/// <summary>
+/// Builds strategies by name, as round manifests name them: the parameter-averaging strategies
+/// (<see cref="Create(StrategySpec)"/>, <see cref="IAggregationStrategy"/>) and the tree strategies
+/// (<see cref="CreateTree(StrategySpec)"/>, <see cref="ITreeAggregationStrategy"/>); <see cref="CreateAny"/> builds
+/// either, for an aggregator that handles both.
+/// </summary>
 public static class StrategyFactory
 {
-    /// <summary>fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad.</summary>
+    /// <summary>The parameter-averaging strategies: fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad.</summary>
     public static IReadOnlyList<string> KnownNames => StrategyNames.All;
+
+    /// <summary>The tree strategies: tree-bagging, tree-cyclic.</summary>
+    public static IReadOnlyList<string> TreeNames => StrategyNames.Trees;
 
     /// <summary>
     /// Parses and validates a manifest's options for strategy <paramref name="name"/>. Throws
@@ -290,6 +353,12 @@ public static class StrategyFactory
             case StrategyNames.FedAdagrad:
                 parsed = ReadAdaptive(r, new FedAdagradOptions());
                 break;
+            case StrategyNames.TreeBagging:
+                parsed = new TreeBaggingOptions { Weighting = r.Weighting() };
+                break;
+            case StrategyNames.TreeCyclic:
+                parsed = new TreeCyclicOptions { Weighting = r.Weighting() };
+                break;
             default:
                 throw UnknownName(name);
         }
@@ -300,7 +369,6 @@ public static class StrategyFactory
         return parsed;
     }
 
-    /// <summary>A strategy by name with options from a manifest (null or empty: defaults).</summary>
     /// <summary>Reads the adaptive optimizers' options over their defaults (β2 only where the optimizer has one).</summary>
     private static AdaptiveOptions ReadAdaptive(OptionReader r, AdaptiveOptions defaults)
     {
@@ -314,27 +382,94 @@ public static class StrategyFactory
         return read is AdaptiveMomentOptions m ? m with { Beta2 = r.Number("beta2", m.Beta2) } : read;
     }
 
+    /// <summary>A parameter-averaging strategy by name with options from a manifest (null or empty: defaults).</summary>
     public static IAggregationStrategy Create(string name, IReadOnlyDictionary<string, System.Text.Json.JsonElement>? options = null) =>
         Create(ParseOptions(name, options));
 
-    /// <summary>The strategy a manifest names, with its options.</summary>
-    public static IAggregationStrategy Create(StrategySpec spec)
-    {
-        ArgumentNullException.ThrowIfNull(spec);
-        return Create(spec.Name, spec.Options);
-    }
+    /// <summary>The parameter-averaging strategy a manifest names, with its options.</summary>
+    public static IAggregationStrategy Create(StrategySpec spec) => Create(ParseOptions(spec));
 
-    /// <summary>The strategy for typed options (validated here).</summary>
-    public static IAggregationStrategy Create(StrategyOptions options) => options switch
+    /// <summary>The parameter-averaging strategy for typed options (validated here); a tree strategy is an <see cref="ArgumentException"/>.</summary>
+    public static IAggregationStrategy Create(StrategyOptions options) => CreateAny(options) as IAggregationStrategy
+        ?? throw new ArgumentException($"'{options.StrategyName}' aggregates tree ensembles, not float32 parameters; build it with CreateTree", nameof(options));
+
+    /// <summary>The tree strategy a manifest names, with its options; a parameter-averaging strategy is an <see cref="ArgumentException"/>.</summary>
+    public static ITreeAggregationStrategy CreateTree(StrategySpec spec) => CreateTree(ParseOptions(spec));
+
+    /// <summary>The tree strategy for typed options (validated here); a parameter-averaging strategy is an <see cref="ArgumentException"/>.</summary>
+    public static ITreeAggregationStrategy CreateTree(StrategyOptions options) => CreateAny(options) as ITreeAggregationStrategy
+        ?? throw new ArgumentException($"'{options.StrategyName}' averages float32 parameters, not tree ensembles; build it with Create", nameof(options));
+
+    /// <summary>The strategy a manifest names, of either family: an <see cref="IAggregationStrategy"/> or an <see cref="ITreeAggregationStrategy"/>.</summary>
+    public static IRoundStrategy CreateAny(StrategySpec spec) => CreateAny(ParseOptions(spec));
+
+    /// <summary>The strategy for typed options (validated here), of either family.</summary>
+    public static IRoundStrategy CreateAny(StrategyOptions options) => options switch
     {
         FedAvgOptions o => new FedAvgStrategy(o),
         FedProxOptions o => new FedProxStrategy(o),
         FedAvgMOptions o => new FedAvgMStrategy(o),
         AdaptiveOptions o => new AdaptiveStrategy(o),
+        TreeBaggingOptions o => new TreeBaggingStrategy(o),
+        TreeCyclicOptions o => new TreeCyclicStrategy(o),
         null => throw new ArgumentNullException(nameof(options)),
         _ => throw UnknownName(options.StrategyName),
     };
 
+    private static StrategyOptions ParseOptions(StrategySpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return ParseOptions(spec.Name, spec.Options);
+    }
+
     private static ArgumentException UnknownName(string? name) =>
-        new($"Unknown aggregation strategy '{name}'. Known strategies: {string.Join(", ", KnownNames)}.", nameof(name));
+        new($"Unknown aggregation strategy '{name}'. Known strategies: {string.Join(", ", KnownNames.Concat(TreeNames))}.", nameof(name));
+}
+
+/// <summary>The checks every strategy makes when a round begins and for each update, with the same wording.</summary>
+internal static class StrategyChecks
+{
+    /// <summary>
+    /// Problems with beginning a round of <paramref name="manifest"/> from <paramref name="global"/>: the manifest
+    /// names another strategy, the global model is missing or unexpected, or its payload is not what the strategy
+    /// aggregates (float32 parameters of the manifest's dimension; for <paramref name="trees"/>, a tree ensemble of
+    /// the manifest's features, and the manifest's model kind must be trees).
+    /// </summary>
+    public static List<string> BeginProblems(string name, ModelFile? global, RoundManifest manifest, bool trees)
+    {
+        var problems = new List<string>();
+        if (manifest.Strategy.Name != name) problems.Add($"the manifest names strategy '{manifest.Strategy.Name}' but this strategy is '{name}'");
+        if (trees && manifest.Model.Kind != ModelKinds.Trees)
+            problems.Add($"the manifest's model kind is '{manifest.Model.Kind}'; {name} aggregates tree ensembles (kind '{ModelKinds.Trees}')");
+        int dimension = manifest.Model.Dimension;
+        if (global is null && manifest.GlobalModel is not null)
+            problems.Add($"the manifest starts from global model '{manifest.GlobalModel}' but none was given");
+        if (global is not null)
+        {
+            if (manifest.GlobalModel is null) problems.Add("a global model was given but the manifest's 'global_model' is null (round starts from zeros)");
+            if (trees ? !global.HasTreeEnsemble : !global.HasParameters)
+                problems.Add($"the global model's payload is {global.Header.PayloadEncoding}; {name} {(trees ? "aggregates tree ensembles" : "averages float32 parameters")}");
+            else if (global.Header.Dimension != dimension) problems.Add($"the global model has dimension {global.Header.Dimension}, the manifest {dimension}");
+        }
+
+        return problems;
+    }
+
+    /// <summary>
+    /// Reasons to reject an update whatever its payload: an invalid header, another federation or round, a site that
+    /// is not expected or already contributed, a dimension other than the manifest's, or a payload encoding the
+    /// strategy does not aggregate.
+    /// </summary>
+    public static List<string> UpdateProblems(string name, UpdateHeader header, RoundManifest m, IReadOnlySet<string> accepted, bool trees)
+    {
+        var reasons = header.Validate(requireHash: false);
+        if (header.Federation != m.Federation) reasons.Add($"federation '{header.Federation}' is not this round's '{m.Federation}'");
+        if (header.Round != m.Round) reasons.Add($"round {header.Round} is not the open round {m.Round}");
+        if (!m.Sites.Contains(header.Site, StringComparer.Ordinal)) reasons.Add($"site '{header.Site}' is not among the round's expected sites");
+        if (accepted.Contains(header.Site)) reasons.Add($"site '{header.Site}' already contributed to round {m.Round}");
+        if (header.Dimension != m.Model.Dimension) reasons.Add($"dimension {header.Dimension} does not match the model's {m.Model.Dimension}");
+        if (header.IsTreeEnsemble != trees)
+            reasons.Add($"the payload is {header.PayloadEncoding ?? UpdatePayloadEncodings.Float32}; {name} {(trees ? "aggregates tree ensembles" : "averages float32 parameters")}");
+        return reasons;
+    }
 }

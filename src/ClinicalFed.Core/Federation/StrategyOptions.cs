@@ -14,7 +14,17 @@ public static class StrategyNames
     public const string FedYogi = "fedyogi";
     public const string FedAdagrad = "fedadagrad";
 
+    /// <summary>Example-weighted bagging of the sites' tree ensembles (tree-ensemble updates).</summary>
+    public const string TreeBagging = "tree-bagging";
+
+    /// <summary>One site's turn of cyclic boosting: the global model is the ensemble it extended (tree-ensemble updates).</summary>
+    public const string TreeCyclic = "tree-cyclic";
+
+    /// <summary>The strategies that aggregate float32 parameters (<see cref="IAggregationStrategy"/>; logistic regression).</summary>
     public static IReadOnlyList<string> All { get; } = [FedAvg, FedAvgM, FedProx, FedAdam, FedYogi, FedAdagrad];
+
+    /// <summary>The strategies that aggregate tree ensembles (<see cref="ClinicalFed.Trees.ITreeAggregationStrategy"/>; model kind trees).</summary>
+    public static IReadOnlyList<string> Trees { get; } = [TreeBagging, TreeCyclic];
 }
 
 /// <summary>How the mean of a round's updates weighs each site (option <c>weighting</c>).</summary>
@@ -209,6 +219,36 @@ public sealed record FedAdagradOptions : AdaptiveOptions
     public FedAdagradOptions() => Beta1 = 0;
 
     public override string StrategyName => StrategyNames.FedAdagrad;
+}
+
+/// <summary>Options of the tree strategies: <c>weighting</c> only, which they read like the other strategies.</summary>
+public abstract record TreeStrategyOptions : StrategyOptions
+{
+    protected sealed override IEnumerable<(string Key, double Value)> NumericOptions() => [];
+
+    protected sealed override void AddProblems(List<string> problems)
+    {
+    }
+}
+
+/// <summary>
+/// Tree bagging: every site uploads the ensemble it trained (a tree-ensemble update), and the new global model is
+/// their average in log-odds, weighted by <c>example_count</c> (or uniformly): all the sites' trees, each weighted by
+/// its site's share (<see cref="ClinicalFed.Trees.TreeBagging"/>).
+/// </summary>
+public sealed record TreeBaggingOptions : TreeStrategyOptions
+{
+    public override string StrategyName => StrategyNames.TreeBagging;
+}
+
+/// <summary>
+/// Cyclic tree boosting, one site's turn per round: the round expects exactly one site, whose update is the whole
+/// ensemble it grew on top of the round's global model, and that ensemble becomes the new global model. The update
+/// must extend the global model (same base score and first trees). <c>weighting</c> is accepted but has no effect.
+/// </summary>
+public sealed record TreeCyclicOptions : TreeStrategyOptions
+{
+    public override string StrategyName => StrategyNames.TreeCyclic;
 }
 
 /// <summary>Reads a manifest's flat options object, collecting every problem (wrong types, unknown keys).</summary>

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using ClinicalFed.Trees;
 
 namespace ClinicalFed.Federation;
 
@@ -24,7 +25,7 @@ public sealed record UpdateHeader
     /// <summary><see cref="ParameterKinds.Full"/> or <see cref="ParameterKinds.Delta"/>.</summary>
     [JsonPropertyName("parameter_kind")] public required string ParameterKind { get; init; }
 
-    /// <summary>Number of float32 values in the payload.</summary>
+    /// <summary>float32: the number of float32 values in the payload. tree-ensemble: the number of features the trees read.</summary>
     [JsonPropertyName("dimension")] public required int Dimension { get; init; }
 
     /// <summary>Metrics of local training or validation (loss, AUROC, ...); aggregates only.</summary>
@@ -32,8 +33,24 @@ public sealed record UpdateHeader
 
     [JsonPropertyName("created_at")] public required DateTimeOffset CreatedAt { get; init; }
 
-    /// <summary>Lower-case hex SHA-256 of the payload bytes; <see cref="UpdateFile.Write"/> fills it in.</summary>
+    /// <summary>
+    /// <see cref="UpdatePayloadEncodings.TreeEnsemble"/>, or null (the field is absent) for float32 values, the
+    /// default: float32 updates leave the field out, so they are exactly the files written before it existed.
+    /// </summary>
+    [JsonPropertyName("payload_encoding")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? PayloadEncoding { get; init; }
+
+    /// <summary>Payload length in bytes; required for tree-ensemble (filled in by <see cref="UpdateFile.Write(Stream, UpdateHeader, TreeEnsembleModel)"/>), absent for float32 (4 × dimension if given).</summary>
+    [JsonPropertyName("payload_bytes")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public long? PayloadBytes { get; init; }
+
+    /// <summary>Lower-case hex SHA-256 of the payload bytes; <see cref="UpdateFile.Write(Stream, UpdateHeader, ReadOnlySpan{float})"/> fills it in.</summary>
     [JsonPropertyName("payload_sha256")] public string PayloadSha256 { get; init; } = "";
+
+    /// <summary>True when the payload is a tree ensemble rather than float32 values.</summary>
+    [JsonIgnore] public bool IsTreeEnsemble => PayloadEncoding == UpdatePayloadEncodings.TreeEnsemble;
 
     /// <summary>Every problem with the header (empty when valid), each naming its field.</summary>
     public IReadOnlyList<string> Validate() => Validate(requireHash: true);
@@ -50,6 +67,22 @@ public sealed record UpdateHeader
         if (!ParameterKinds.All.Contains(ParameterKind))
             p.Add($"'parameter_kind' is '{ParameterKind}'; expected one of {string.Join(", ", ParameterKinds.All)}");
         if (Dimension is < 1 or > WireLimits.MaxDimension) p.Add($"'dimension' is {Dimension}; expected 1 to {WireLimits.MaxDimension}");
+        if (IsTreeEnsemble)
+        {
+            if (ParameterKind != ParameterKinds.Full)
+                p.Add($"'parameter_kind' is '{ParameterKind}'; a tree-ensemble payload is the site's whole ensemble, so it must be '{ParameterKinds.Full}'");
+            if (PayloadBytes is not (>= 1 and <= WireLimits.MaxOpaquePayloadBytes))
+                p.Add($"'payload_bytes' is {PayloadBytes?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "missing"}; a tree-ensemble payload needs 1 to {WireLimits.MaxOpaquePayloadBytes}");
+        }
+        else if (PayloadEncoding is not (null or UpdatePayloadEncodings.Float32))
+        {
+            p.Add($"'payload_encoding' is '{PayloadEncoding}'; expected one of {string.Join(", ", UpdatePayloadEncodings.All)} (absent means {UpdatePayloadEncodings.Float32})");
+        }
+        else if (PayloadBytes is { } bytes && bytes != 4L * Dimension)
+        {
+            p.Add($"'payload_bytes' is {bytes}; a float32 payload of 'dimension' {Dimension} has {4L * Dimension}");
+        }
+
         FederationJson.CheckMetrics(LocalMetrics, "local_metrics", p);
         if (requireHash && !FederationJson.IsSha256Hex(PayloadSha256))
             p.Add($"'payload_sha256' is '{PayloadSha256}'; expected 64 lower-case hex digits");
@@ -64,10 +97,13 @@ public sealed record UpdateHeader
 
 /// <summary>
 /// A site's update file (<c>.cfu</c>): magic <c>"CFUP\n"</c>, the header length as int32 little-endian, the UTF-8
-/// JSON <see cref="UpdateHeader"/>, then exactly <c>dimension</c> float32 little-endian values. Read streaming: the
-/// header first, then the payload straight into a caller's buffer, so an aggregator needs one buffer for all updates.
-/// Every read check (framing, header fields, payload length, SHA-256, finite values, nothing after the payload) fails
-/// with a <see cref="FederationDataException"/> naming the file and the field.
+/// JSON <see cref="UpdateHeader"/>, then the payload its <c>payload_encoding</c> names: exactly <c>dimension</c>
+/// float32 little-endian values (the default), or a tree ensemble of <c>payload_bytes</c> bytes (<c>tree-ensemble</c>,
+/// <see cref="TreeEnsembleModel.ToBytes"/>). Read streaming: the header first, then a float32 payload straight into a
+/// caller's buffer, so an aggregator needs one buffer for all updates; a tree ensemble is read whole and parsed. Every
+/// read check (framing, header fields, payload length, SHA-256, finite values or a valid ensemble of
+/// <c>dimension</c> features, nothing after the payload) fails with a <see cref="FederationDataException"/> naming
+/// the file and the field.
 /// </summary>
 public static class UpdateFile
 {
@@ -77,7 +113,7 @@ public static class UpdateFile
     public static ReadOnlySpan<byte> Magic => "CFUP\n"u8;
 
     /// <summary>
-    /// Writes an update. The payload must hold <c>header.Dimension</c> finite values; the header's
+    /// Writes a float32 update. The payload must hold <c>header.Dimension</c> finite values; the header's
     /// <c>payload_sha256</c> is computed here (an existing value must match). Returns the header as written.
     /// Nothing is written when a check fails.
     /// </summary>
@@ -85,27 +121,59 @@ public static class UpdateFile
     {
         ArgumentNullException.ThrowIfNull(destination);
         ArgumentNullException.ThrowIfNull(header);
-        var problems = header.Validate(requireHash: false);
+        // float32 is the default and is left out of the header, which stays exactly what earlier writers wrote.
+        var normalized = header.PayloadEncoding == UpdatePayloadEncodings.Float32 ? header with { PayloadEncoding = null } : header;
+        var problems = normalized.Validate(requireHash: false);
+        if (normalized.IsTreeEnsemble) problems.Add("'payload_encoding' is tree-ensemble; write a tree ensemble with the TreeEnsembleModel overload");
         if (payload.Length != header.Dimension)
             problems.Add($"'dimension' is {header.Dimension} but the payload holds {payload.Length} values");
         FramedFile.CheckFinite(payload, 0, problems);
         string sha = FramedFile.Sha256Hex(payload);
-        if (header.PayloadSha256.Length > 0 && header.PayloadSha256 != sha)
-            problems.Add($"'payload_sha256' is '{header.PayloadSha256}' but the payload hashes to '{sha}'");
-        string origin = $"update of site '{header.Site}' for round {header.Round}";
-        if (problems.Count > 0) throw new FederationDataException(origin, problems);
-
-        var written = header with { PayloadSha256 = sha };
+        var written = Finish(normalized, sha, problems);
         FramedFile.WriteFrame(destination, Magic, FederationJson.Serialize(written, indented: false));
         FramedFile.WriteFloats(destination, payload);
         return written;
     }
 
+    /// <summary>
+    /// Writes a tree-ensemble update: the header's <c>payload_encoding</c> becomes tree-ensemble and its
+    /// <c>payload_bytes</c> and <c>payload_sha256</c> are computed here (an existing hash must match). The ensemble must
+    /// read <c>header.Dimension</c> features and the parameter kind must be full. Returns the header as written;
+    /// nothing is written when a check fails.
+    /// </summary>
+    public static UpdateHeader Write(Stream destination, UpdateHeader header, TreeEnsembleModel ensemble)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        ArgumentNullException.ThrowIfNull(header);
+        ArgumentNullException.ThrowIfNull(ensemble);
+        var bytes = ensemble.ToBytes();
+        var tree = header with { PayloadEncoding = UpdatePayloadEncodings.TreeEnsemble, PayloadBytes = bytes.LongLength };
+        var problems = tree.Validate(requireHash: false);
+        if (ensemble.FeatureCount != header.Dimension)
+            problems.Add($"'dimension' is {header.Dimension} but the tree ensemble reads {ensemble.FeatureCount} features");
+        var written = Finish(tree, FramedFile.Sha256Hex(bytes), problems);
+        FramedFile.WriteFrame(destination, Magic, FederationJson.Serialize(written, indented: false));
+        destination.Write(bytes);
+        return written;
+    }
+
+    /// <summary>The header with its hash, after checking a given hash; throws listing every problem.</summary>
+    private static UpdateHeader Finish(UpdateHeader header, string sha, List<string> problems)
+    {
+        if (header.PayloadSha256.Length > 0 && header.PayloadSha256 != sha)
+            problems.Add($"'payload_sha256' is '{header.PayloadSha256}' but the payload hashes to '{sha}'");
+        string origin = $"update of site '{header.Site}' for round {header.Round}";
+        if (problems.Count > 0) throw new FederationDataException(origin, problems);
+        return header with { PayloadSha256 = sha };
+    }
+
     /// <summary>Reads and validates the header; the stream is left at the first payload byte.</summary>
-    public static UpdateHeader ReadHeader(Stream source, string origin = "update")
+    public static UpdateHeader ReadHeader(Stream source, string origin = "update") => ReadHeader(source, origin, out _);
+
+    private static UpdateHeader ReadHeader(Stream source, string origin, out byte[] json)
     {
         ArgumentNullException.ThrowIfNull(source);
-        var json = FramedFile.ReadFrame(source, Magic, WireLimits.MaxHeaderBytes, "update", origin);
+        json = FramedFile.ReadFrame(source, Magic, WireLimits.MaxHeaderBytes, "update", origin);
         var header = FederationJson.Deserialize<UpdateHeader>(json, origin);
         var problems = header.Validate();
         if (problems.Count > 0) throw new FederationDataException(origin, problems.Select(p => "header field " + p).ToList());
@@ -113,21 +181,24 @@ public static class UpdateFile
     }
 
     /// <summary>
-    /// Reads the payload that follows <paramref name="header"/> into <paramref name="destination"/> (whose length must
-    /// equal the header's dimension), verifying length, SHA-256, finiteness and that nothing follows. On failure the
-    /// destination's contents are unspecified.
+    /// Reads the float32 payload that follows <paramref name="header"/> into <paramref name="destination"/> (whose
+    /// length must equal the header's dimension), verifying length, SHA-256, finiteness and that nothing follows. On
+    /// failure the destination's contents are unspecified. A tree-ensemble update is an error here
+    /// (<see cref="ReadTreeEnsemble(Stream, UpdateHeader, string)"/> reads it).
     /// </summary>
     public static void ReadPayload(Stream source, UpdateHeader header, Span<float> destination, string origin = "update")
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(header);
+        if (header.IsTreeEnsemble)
+            throw new FederationDataException(origin, "header field 'payload_encoding' is tree-ensemble: the payload is a tree ensemble, not float32 values");
         if (destination.Length != header.Dimension)
             throw new FederationDataException(origin, $"header field 'dimension' is {header.Dimension} but {destination.Length} values were expected");
         var problems = FramedFile.ReadFloatPayload(source, destination, header.PayloadSha256);
         if (problems.Count > 0) throw new FederationDataException(origin, problems);
     }
 
-    /// <summary>Reads a whole update file: header, then payload into <paramref name="destination"/>. Returns the header.</summary>
+    /// <summary>Reads a whole float32 update file: header, then payload into <paramref name="destination"/>. Returns the header.</summary>
     public static UpdateHeader ReadPayload(Stream source, Span<float> destination, string origin = "update")
     {
         var header = ReadHeader(source, origin);
@@ -135,32 +206,67 @@ public static class UpdateFile
         return header;
     }
 
-    /// <summary>Reads a whole update file into a new array.</summary>
+    /// <summary>Reads a whole float32 update file into a new array.</summary>
     public static (UpdateHeader Header, float[] Payload) Read(Stream source, string origin = "update")
     {
         var header = ReadHeader(source, origin);
-        var payload = new float[header.Dimension];
+        var payload = new float[header.IsTreeEnsemble ? 0 : header.Dimension];
         ReadPayload(source, header, payload, origin);
         return (header, payload);
     }
 
     /// <summary>
+    /// Reads the tree-ensemble payload that follows <paramref name="header"/> and parses it, verifying length,
+    /// SHA-256, that nothing follows, that it is a valid ensemble and that it reads <c>dimension</c> features. A
+    /// float32 update is an error here.
+    /// </summary>
+    public static TreeEnsembleModel ReadTreeEnsemble(Stream source, UpdateHeader header, string origin = "update")
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(header);
+        if (!header.IsTreeEnsemble)
+            throw new FederationDataException(origin, $"header field 'payload_encoding' is {header.PayloadEncoding ?? UpdatePayloadEncodings.Float32}: the payload is float32 values, not a tree ensemble");
+        var (_, ensemble) = ReadTreePayload(source, header, origin);
+        return ensemble;
+    }
+
+    /// <summary>Reads a whole tree-ensemble update file: the header and the parsed ensemble.</summary>
+    public static (UpdateHeader Header, TreeEnsembleModel Ensemble) ReadTreeEnsemble(Stream source, string origin = "update")
+    {
+        var header = ReadHeader(source, origin);
+        return (header, ReadTreeEnsemble(source, header, origin));
+    }
+
+    /// <summary>
     /// Copies an update file from <paramref name="source"/> to <paramref name="destination"/> while verifying it
-    /// completely, in constant memory (the header is copied byte for byte). Throws
-    /// <see cref="FederationDataException"/> on the first invalid part; the destination then holds a partial copy
-    /// that the caller must discard. Returns the header.
+    /// completely (the header is copied byte for byte). A float32 payload is copied in constant memory; a tree
+    /// ensemble is read whole (at most <see cref="WireLimits.MaxOpaquePayloadBytes"/>) and parsed before it is
+    /// copied. Throws <see cref="FederationDataException"/> on the first invalid part; the destination then holds a
+    /// partial copy that the caller must discard. Returns the header.
     /// </summary>
     public static UpdateHeader CopyVerified(Stream source, Stream destination, string origin = "update")
     {
-        ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(destination);
-        var json = FramedFile.ReadFrame(source, Magic, WireLimits.MaxHeaderBytes, "update", origin);
-        var header = FederationJson.Deserialize<UpdateHeader>(json, origin);
-        var headerProblems = header.Validate();
-        if (headerProblems.Count > 0) throw new FederationDataException(origin, headerProblems.Select(p => "header field " + p).ToList());
+        var header = ReadHeader(source, origin, out var json);
         FramedFile.WriteFrame(destination, Magic, json);
+        if (header.IsTreeEnsemble)
+        {
+            var (bytes, _) = ReadTreePayload(source, header, origin);
+            destination.Write(bytes);
+            return header;
+        }
+
         var problems = FramedFile.CopyFloatPayload(source, destination, header.Dimension, header.PayloadSha256);
         if (problems.Count > 0) throw new FederationDataException(origin, problems);
         return header;
+    }
+
+    private static (byte[] Bytes, TreeEnsembleModel Ensemble) ReadTreePayload(Stream source, UpdateHeader header, string origin)
+    {
+        var problems = new List<string>();
+        var bytes = FramedFile.ReadOpaquePayload(source, header.PayloadBytes!.Value, header.PayloadSha256, problems);
+        var ensemble = problems.Count == 0 ? FramedFile.ParseTreeEnsemble(bytes, header.Dimension, problems) : null;
+        if (problems.Count > 0) throw new FederationDataException(origin, problems);
+        return (bytes, ensemble!);
     }
 }

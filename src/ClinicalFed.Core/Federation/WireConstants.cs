@@ -6,7 +6,8 @@ public static class ModelKinds
     /// <summary>Logistic regression: a float32 parameter vector (weights then bias).</summary>
     public const string Logistic = "logistic";
 
-    /// <summary>Gradient-boosted trees: float32 parameters or an opaque LightGBM text model.</summary>
+    /// <summary>Gradient-boosted trees: <c>tree-ensemble</c> updates and models (a ClinicalFed tree ensemble, CFTE), or
+    /// an opaque LightGBM text model; <c>dimension</c> is the number of features the trees read.</summary>
     public const string Trees = "trees";
 
     public static IReadOnlyList<string> All { get; } = [Logistic, Trees];
@@ -24,7 +25,7 @@ public static class ParameterKinds
     public static IReadOnlyList<string> All { get; } = [Full, Delta];
 }
 
-/// <summary>How a model file's payload is encoded (<c>payload_encoding</c>).</summary>
+/// <summary>How a model file's payload is encoded (<c>payload_encoding</c> of a model header).</summary>
 public static class PayloadEncodings
 {
     /// <summary><c>dimension</c> IEEE 754 float32 values, little-endian.</summary>
@@ -33,7 +34,32 @@ public static class PayloadEncodings
     /// <summary>A LightGBM text model (UTF-8), opaque to ClinicalFed; tree models only.</summary>
     public const string LightGbmText = "lightgbm-text";
 
-    public static IReadOnlyList<string> All { get; } = [Float32LittleEndian, LightGbmText];
+    /// <summary>
+    /// A ClinicalFed tree ensemble in its binary form (<c>CFTE</c>, <see cref="ClinicalFed.Trees.TreeEnsembleModel.ToBytes"/>),
+    /// reading <c>dimension</c> features; tree models only. Readers parse it, so a damaged ensemble is an error.
+    /// </summary>
+    public const string TreeEnsemble = "tree-ensemble";
+
+    public static IReadOnlyList<string> All { get; } = [Float32LittleEndian, LightGbmText, TreeEnsemble];
+}
+
+/// <summary>
+/// How an update's payload is encoded (<c>payload_encoding</c> of an update header). Absent in every update written
+/// before tree ensembles travelled through the store, and still left out for float32 payloads, which therefore stay
+/// byte for byte what earlier writers wrote and earlier readers read.
+/// </summary>
+public static class UpdatePayloadEncodings
+{
+    /// <summary>The default: <c>dimension</c> IEEE 754 float32 values, little-endian.</summary>
+    public const string Float32 = "float32";
+
+    /// <summary>
+    /// A ClinicalFed tree ensemble (<c>CFTE</c>, <see cref="ClinicalFed.Trees.TreeEnsembleModel.ToBytes"/>) of
+    /// <c>payload_bytes</c> bytes, reading <c>dimension</c> features.
+    /// </summary>
+    public const string TreeEnsemble = PayloadEncodings.TreeEnsemble;
+
+    public static IReadOnlyList<string> All { get; } = [Float32, TreeEnsemble];
 }
 
 /// <summary>Outcome of a round (<c>status</c> of a round result).</summary>
@@ -57,6 +83,6 @@ public static class WireLimits
     /// <summary>Largest JSON header of an update, model or server-state file.</summary>
     public const int MaxHeaderBytes = 1 << 20;
 
-    /// <summary>Largest opaque (LightGBM text) model payload.</summary>
+    /// <summary>Largest opaque payload: a LightGBM text model, or a tree ensemble in a model or update file.</summary>
     public const long MaxOpaquePayloadBytes = 1L << 30;
 }

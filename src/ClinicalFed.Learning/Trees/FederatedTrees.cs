@@ -1,49 +1,7 @@
 using ClinicalFed.Data;
+using ClinicalFed.Trees;
 
 namespace ClinicalFed.Learning.Trees;
-
-/// <summary>One site's ensemble and its weight in a bagging merge (normally its training example count).</summary>
-public readonly record struct SiteEnsemble(TreeEnsembleModel Model, double Weight);
-
-/// <summary>
-/// Federated tree bagging: every site trains its own ensemble (for example with <see cref="MlNetTreeTrainer"/>), and
-/// the merged model is their example-weighted average. With shares w_k = n_k / Σ n the merged ensemble is every
-/// site's trees, concatenated, with each tree's weight multiplied by its site's share, and base score Σ w_k·b_k, so
-/// its raw score is exactly Σ_k w_k · score_k(x) (averaging in log-odds).
-/// </summary>
-public static class TreeBagging
-{
-    public static TreeEnsembleModel Merge(IReadOnlyList<SiteEnsemble> sites)
-    {
-        ArgumentNullException.ThrowIfNull(sites);
-        if (sites.Count == 0) throw new ArgumentException("no site ensembles to merge");
-        double total = 0;
-        foreach (var s in sites)
-        {
-            if (s.Model is null) throw new ArgumentException("a site ensemble is null");
-            if (!(s.Weight >= 0) || !double.IsFinite(s.Weight)) throw new ArgumentException($"site weight {s.Weight} must be finite and >= 0");
-            sites[0].Model.EnsureSameFeatures(s.Model);
-            total += s.Weight;
-        }
-        if (!(total > 0)) throw new ArgumentException("site weights sum to 0");
-
-        var trees = new List<DecisionTree>();
-        var weights = new List<double>();
-        double baseScore = 0;
-        foreach (var s in sites)
-        {
-            double share = s.Weight / total;
-            baseScore += share * s.Model.BaseScore;
-            for (int t = 0; t < s.Model.Trees.Count; t++)
-            {
-                trees.Add(s.Model.Trees[t]);
-                weights.Add(share * s.Model.TreeWeights[t]);
-            }
-        }
-        var names = sites.Select(s => s.Model.FeatureNames).FirstOrDefault(n => n is not null);
-        return new TreeEnsembleModel(sites[0].Model.FeatureCount, baseScore, trees, weights, names);
-    }
-}
 
 /// <summary>
 /// Federated cyclic boosting: the ensemble travels from site to site; each site adds

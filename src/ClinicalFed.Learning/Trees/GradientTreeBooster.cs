@@ -1,4 +1,5 @@
 using ClinicalFed.Data;
+using ClinicalFed.Trees;
 
 namespace ClinicalFed.Learning.Trees;
 

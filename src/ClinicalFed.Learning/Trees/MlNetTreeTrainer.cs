@@ -1,4 +1,5 @@
 using ClinicalFed.Data;
+using ClinicalFed.Trees;
 using Microsoft.ML;
 using Microsoft.ML.Trainers.FastTree;
 using Microsoft.ML.Trainers.LightGbm;
@@ -61,7 +62,7 @@ public static class MlNetTreeTrainer
             NumberOfThreads = options.NumberOfThreads,
             Seed = options.Seed,
         });
-        return TreeEnsembleModel.FromFastTree(trainer.Fit(matrix.ToDataView()), matrix.ColumnNames);
+        return TreeEnsembleMlNet.FromFastTree(trainer.Fit(matrix.ToDataView()), matrix.ColumnNames);
     }
 
     /// <summary>ML.NET LightGBM on the site's table; missing values (NaN) are routed by LightGBM's learned default
@@ -93,7 +94,7 @@ public static class MlNetTreeTrainer
             Verbose = false,
             Silent = true,
         });
-        return TreeEnsembleModel.FromLightGbm(trainer.Fit(matrix.ToDataView()), matrix.ColumnNames);
+        return TreeEnsembleMlNet.FromLightGbm(trainer.Fit(matrix.ToDataView()), matrix.ColumnNames);
     }
 
     internal static int CountRowsWithMissing(FeatureMatrix matrix)

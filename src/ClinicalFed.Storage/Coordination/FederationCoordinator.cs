@@ -227,8 +227,9 @@ public sealed class FederationCoordinator
                 {
                     var active = config.ActiveSites;
                     var sent = (await _store.ListSiteStatisticsAsync(federation, cancellationToken).ConfigureAwait(false)).Where(active.Contains).ToArray();
-                    if (active.Count == 0 || sent.Length < active.Count)
-                        return new TickOutcome { Federation = federation, Action = "waiting", Message = $"statistics from {sent.Length} of {active.Count} active site(s)" };
+                    // Merge only once the quorum has registered: a site that registers later could no longer send its statistics.
+                    if (active.Count == 0 || active.Count < config.Quorum || sent.Length < active.Count)
+                        return new TickOutcome { Federation = federation, Action = "waiting", Message = $"statistics from {sent.Length} of {active.Count} active site(s) (quorum {config.Quorum})" };
                     var sets = new List<StatisticsSet>();
                     foreach (var site in sent.Order(StringComparer.Ordinal))
                         sets.Add((await _store.GetSiteStatisticsAsync(federation, site, cancellationToken).ConfigureAwait(false))!);

@@ -15,14 +15,14 @@ public sealed class WireFormatTests
         return ms.ToArray();
     }
 
-    private static (JsonObject Header, int PayloadOffset) SplitHeader(byte[] file)
+    internal static (JsonObject Header, int PayloadOffset) SplitHeader(byte[] file)
     {
         int length = BinaryPrimitives.ReadInt32LittleEndian(file.AsSpan(5));
         return (JsonNode.Parse(file.AsSpan(9, length))!.AsObject(), 9 + length);
     }
 
     /// <summary>Rebuilds a file with an edited header and the given payload bytes (no re-hashing).</summary>
-    private static byte[] Frame(string magic, JsonObject header, ReadOnlySpan<byte> payload)
+    internal static byte[] Frame(string magic, JsonObject header, ReadOnlySpan<byte> payload)
     {
         var json = Encoding.UTF8.GetBytes(header.ToJsonString());
         var file = new byte[9 + json.Length + payload.Length];
@@ -244,7 +244,7 @@ public sealed class WireFormatTests
         var bad = TestData.Manifest(round: 2) with
         {
             Federation = "a/b",
-            GlobalModel = null,
+            GlobalModel = "federations/x/rounds/1/global.cfm",
             Sites = ["A", "a", "CON"],
             Quorum = 4,
             Deadline = TestData.T0.AddHours(-1),
@@ -252,7 +252,7 @@ public sealed class WireFormatTests
         };
         var problems = bad.Validate();
         Assert.Contains(problems, p => p.StartsWith("'federation' 'a/b' is not valid"));
-        Assert.Contains(problems, p => p.StartsWith("'global_model' is null but round 2"));
+        Assert.Contains(problems, p => p.StartsWith("'global_model' 'federations/x/rounds/1/global.cfm' is not a global model path"));
         Assert.Contains(problems, p => p.Contains("'sites[1]' 'a' repeats another site"));
         Assert.Contains(problems, p => p.Contains("'sites[2]' 'CON'") && p.Contains("reserved device name"));
         Assert.Contains(problems, p => p.StartsWith("'quorum' is 4"));

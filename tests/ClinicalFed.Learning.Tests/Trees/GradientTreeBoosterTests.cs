@@ -1,4 +1,5 @@
 using ClinicalFed.Learning.Trees;
+using ClinicalFed.Trees;
 
 namespace ClinicalFed.Learning.Tests.Trees;
 
@@ -22,6 +23,16 @@ public class GradientTreeBoosterTests
         double ours = TreeTestData.Auroc(model.ScoreTable(test), test.Labels), theirs = TreeTestData.Auroc(lightGbm.ScoreTable(test), test.Labels);
         Assert.True(ours > 0.75, $"booster AUROC {ours:F4}");
         Assert.True(ours > theirs - 0.015, $"booster AUROC {ours:F4} vs LightGBM {theirs:F4}");
+    }
+
+    [Fact]
+    public void Trained_ensemble_round_trips_through_bytes()
+    {
+        var site = TreeTestData.Site("A", 1500, seed: 5, missingRate: 0.2);
+        var model = GradientTreeBooster.Train(site, new TreeBoostingOptions { NumberOfTrees = 15, NumberOfLeaves = 8 });
+        var back = TreeEnsembleModel.FromBytes(model.ToBytes());
+        Assert.True(model.StructurallyEquals(back));
+        Assert.Equal(model.ScoreTable(site), back.ScoreTable(site));
     }
 
     [Fact]

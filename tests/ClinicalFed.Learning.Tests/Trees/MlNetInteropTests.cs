@@ -1,5 +1,7 @@
 using System.Runtime.InteropServices;
 using ClinicalFed.Learning.Trees;
+using ClinicalFed.Testing;
+using ClinicalFed.Trees;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -20,7 +22,7 @@ public class MlNetInteropTests
         public float Probability { get; set; }
     }
 
-    private static PredictionEngine<Row, Prediction> Engine(MLContext ml, ITransformer model, int featureCount)
+    internal static PredictionEngine<Row, Prediction> Engine(MLContext ml, ITransformer model, int featureCount)
     {
         var schema = SchemaDefinition.Create(typeof(Row));
         schema[nameof(Row.Features)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, featureCount);
@@ -35,14 +37,14 @@ public class MlNetInteropTests
         var trainer = ml.BinaryClassification.Trainers.FastTree(new Microsoft.ML.Trainers.FastTree.FastTreeBinaryTrainer.Options
         { NumberOfTrees = 10, NumberOfLeaves = 8, NumberOfThreads = 1, LearningRate = 0.2 });
         var transformer = trainer.Fit(site.ToDataView());
-        var model = TreeEnsembleModel.FromFastTree(transformer, TreeTestData.Names);
+        var model = TreeEnsembleMlNet.FromFastTree(transformer, TreeTestData.Names);
         Assert.Equal(10, model.Trees.Count);
         Assert.Equal(TreeTestData.Features, model.FeatureCount);
 
         var engine = Engine(ml, transformer, model.FeatureCount);
         double slope = transformer.Model.Calibrator.Slope;
         int nanRows = 0;
-        foreach (var row in TreeTestData.RandomRows(400, 7, model))
+        foreach (var row in TreeTestRows.Random(400, 7, model))
         {
             if (row.Any(float.IsNaN)) nanRows++;
             var p = engine.Predict(new Row { Features = row });
@@ -68,14 +70,14 @@ public class MlNetInteropTests
         var transformer = ml.BinaryClassification.Trainers.LightGbm(new Microsoft.ML.Trainers.LightGbm.LightGbmBinaryTrainer.Options
         { NumberOfIterations = 15, NumberOfLeaves = 8, NumberOfThreads = 1, MinimumExampleCountPerLeaf = 20, Seed = 1, Deterministic = true })
             .Fit(site.ToDataView());
-        var model = TreeEnsembleModel.FromLightGbm(transformer);
+        var model = TreeEnsembleMlNet.FromLightGbm(transformer);
         // LightGBM learned NaN routing for the features with missing values: both directions must occur.
         var nanNodes = model.Trees.SelectMany(t => Enumerable.Range(0, t.NodeCount).Where(i => t.SplitFeature[i] >= 5).Select(i => t.DefaultLeft[i])).ToList();
         Assert.Contains(true, nanNodes);
 
         var engine = Engine(ml, transformer, model.FeatureCount);
         double slope = transformer.Model.Calibrator.Slope; // ML.NET's default LightGBM sigmoid is 0.5
-        foreach (var row in TreeTestData.RandomRows(400, 8, model, nanRate: 0.3))
+        foreach (var row in TreeTestRows.Random(400, 8, model, nanRate: 0.3))
         {
             var p = engine.Predict(new Row { Features = row });
             Assert.Equal(-slope * p.Score, model.Score(row), 1e-5);
@@ -127,7 +129,7 @@ public class MlNetInteropTests
             var loaded = ml.Model.Load(path, out var inputSchema);
             Assert.Equal(model.FeatureCount, ((VectorDataViewType)inputSchema["Features"].Type).Size);
             var engine = Engine(ml, loaded, model.FeatureCount);
-            var rows = TreeTestData.RandomRows(500, 31, model, nanRate: 0.25);
+            var rows = TreeTestRows.Random(500, 31, model, nanRate: 0.25);
             rows = [.. rows, rows[0].Select(_ => float.NaN).ToArray()];
             foreach (var row in rows)
             {
@@ -145,7 +147,7 @@ public class MlNetInteropTests
     {
         var model = TextCase(name);
         var back = model.RoundTripThroughMlNet(new MLContext(0));
-        foreach (var row in TreeTestData.RandomRows(300, 41, model, nanRate: 0.25))
+        foreach (var row in TreeTestRows.Random(300, 41, model, nanRate: 0.25))
             Assert.Equal(model.Score(row), back.Score(row), 1e-9);
     }
 
@@ -154,7 +156,7 @@ public class MlNetInteropTests
     public void LightGbm_text_is_valid_for_native_LightGBM(string name)
     {
         var model = TextCase(name);
-        var rows = TreeTestData.RandomRows(300, 51, model, nanRate: 0.25);
+        var rows = TreeTestRows.Random(300, 51, model, nanRate: 0.25);
         var raw = NativeLightGbm.PredictRaw(model.ToLightGbmModelText(), rows, model.FeatureCount);
         for (int i = 0; i < rows.Length; i++)
             Assert.Equal(model.Score(rows[i]), raw[i], 1e-9);

@@ -1,4 +1,5 @@
 using ClinicalFed.Learning.Trees;
+using ClinicalFed.Trees;
 
 namespace ClinicalFed.Learning.Tests.Trees;
 

@@ -1,5 +1,6 @@
 using ClinicalFed.Data;
-using ClinicalFed.Learning.Trees;
+using ClinicalFed.Testing;
+using ClinicalFed.Trees;
 
 namespace ClinicalFed.Learning.Tests.Trees;
 
@@ -22,7 +23,7 @@ internal static class TreeTestData
         for (int i = 0; i < rows; i++)
         {
             var x = values.AsSpan(i * Features, Features);
-            for (int j = 0; j < Features; j++) x[j] = (float)(shift + Gaussian(rng));
+            for (int j = 0; j < Features; j++) x[j] = (float)(shift + TreeTestRows.Gaussian(rng));
             bool x5Missing = false;
             for (int j = 5; j < Features; j++)
                 if (rng.NextDouble() < missingRate) { x[j] = float.NaN; if (j == 5) x5Missing = true; }
@@ -45,33 +46,6 @@ internal static class TreeTestData
 
     public static FeatureTable Pool(params FeatureTable[] tables) =>
         Table("pooled", tables.SelectMany(t => t.Values).ToArray(), tables.SelectMany(t => t.Labels).ToArray());
-
-    /// <summary>Random rows for score comparisons: wide range, a share of NaN cells, and some values exactly on
-    /// the model's thresholds.</summary>
-    public static float[][] RandomRows(int count, int seed, TreeEnsembleModel? model = null, double nanRate = 0.15)
-    {
-        var rng = new Random(seed);
-        var thresholds = model?.Trees.SelectMany(t => Enumerable.Range(0, t.NodeCount).Select(i => (t.SplitFeature[i], t.Threshold[i]))).ToArray() ?? [];
-        var rows = new float[count][];
-        for (int i = 0; i < count; i++)
-        {
-            var r = new float[model?.FeatureCount ?? Features];
-            for (int j = 0; j < r.Length; j++) r[j] = rng.NextDouble() < nanRate ? float.NaN : (float)(3 * Gaussian(rng));
-            if (thresholds.Length > 0 && i % 3 == 0)
-            {
-                var (f, t) = thresholds[rng.Next(thresholds.Length)];
-                r[f] = t; // exactly on a split: must go left everywhere
-            }
-            rows[i] = r;
-        }
-        return rows;
-    }
-
-    public static double Gaussian(Random rng)
-    {
-        double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
-        return Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
-    }
 
     /// <summary>Area under the ROC curve (Mann–Whitney, ties counted half).</summary>
     public static double Auroc(double[] scores, float[] labels)

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Reflection;
 using System.Text;
+using ClinicalFed.Federation;
+using ClinicalFed.Trees;
 using Microsoft.ML;
 using Microsoft.ML.Calibrators;
 using Microsoft.ML.Data;
@@ -9,12 +11,17 @@ using Microsoft.ML.Trainers.LightGbm;
 
 namespace ClinicalFed.Learning.Trees;
 
-public sealed partial class TreeEnsembleModel
+/// <summary>
+/// The ML.NET side of <see cref="TreeEnsembleModel"/> (which lives in ClinicalFed.Core, without ML.NET): extraction
+/// from trained ML.NET FastTree and LightGBM models, LightGBM model text, and loading an ensemble — or a tree model
+/// file from the federation store — as an ordinary ML.NET model.
+/// </summary>
+public static class TreeEnsembleMlNet
 {
     // ---------------------------------------------------------------- extraction from ML.NET
 
     /// <summary>Extracts a trained ML.NET FastTree binary model (what <c>FastTree(...).Fit</c> returns).
-    /// The Platt calibrator is folded in, so <see cref="Score"/> is the log-odds whose sigmoid is ML.NET's
+    /// The Platt calibrator is folded in, so <see cref="TreeEnsembleModel.Score"/> is the log-odds whose sigmoid is ML.NET's
     /// <c>Probability</c>. ML.NET FastTree never routes missing values specially: a NaN fails <c>x &lt;= t</c> and goes
     /// right, and that is what the extracted trees record.</summary>
     public static TreeEnsembleModel FromFastTree(BinaryPredictionTransformer<CalibratedModelParametersBase<FastTreeBinaryModelParameters, PlattCalibrator>> transformer,
@@ -112,7 +119,7 @@ public sealed partial class TreeEnsembleModel
     /// The ensemble as LightGBM model text (format v4, objective <c>binary sigmoid:1</c>), loadable by LightGBM itself
     /// and by ML.NET's public <c>BinaryClassification.Trainers.LightGbm(Stream)</c>. Tree weights are multiplied into
     /// the leaf values and the base score is added to the first tree's leaves (LightGBM has no separate bias), so the
-    /// raw score LightGBM or ML.NET computes is <see cref="Score"/> and ML.NET's probability is σ(score). Every split is
+    /// raw score LightGBM or ML.NET computes is <see cref="TreeEnsembleModel.Score"/> and ML.NET's probability is σ(score). Every split is
     /// written with missing type NaN and its default direction.
     /// </summary>
     /// <remarks>
@@ -126,23 +133,24 @@ public sealed partial class TreeEnsembleModel
     /// the single input value <c>float.Epsilon</c>. Models trained here never produce thresholds of exactly 0.
     /// Thresholds must be finite.
     /// </remarks>
-    public string ToLightGbmModelText()
+    public static string ToLightGbmModelText(this TreeEnsembleModel model)
     {
+        ArgumentNullException.ThrowIfNull(model);
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
         sb.Append("tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\n");
-        sb.Append("max_feature_idx=").Append(FeatureCount - 1).Append('\n');
+        sb.Append("max_feature_idx=").Append(model.FeatureCount - 1).Append('\n');
         sb.Append("objective=binary sigmoid:1\n");
-        sb.Append("feature_names=").AppendJoin(' ', Enumerable.Range(0, FeatureCount).Select(LightGbmFeatureName)).Append('\n');
-        sb.Append("feature_infos=").AppendJoin(' ', Enumerable.Repeat("none", FeatureCount)).Append('\n');
+        sb.Append("feature_names=").AppendJoin(' ', Enumerable.Range(0, model.FeatureCount).Select(i => LightGbmFeatureName(model, i))).Append('\n');
+        sb.Append("feature_infos=").AppendJoin(' ', Enumerable.Repeat("none", model.FeatureCount)).Append('\n');
         sb.Append('\n');
 
-        int treeCount = Math.Max(1, _trees.Length);
+        int treeCount = Math.Max(1, model.Trees.Count);
         for (int t = 0; t < treeCount; t++)
         {
-            var tree = _trees.Length == 0 ? DecisionTree.Constant(0) : _trees[t];
-            double weight = _trees.Length == 0 ? 1 : _weights[t];
-            double shift = t == 0 ? BaseScore : 0;
+            var tree = model.Trees.Count == 0 ? DecisionTree.Constant(0) : model.Trees[t];
+            double weight = model.Trees.Count == 0 ? 1 : model.TreeWeights[t];
+            double shift = t == 0 ? model.BaseScore : 0;
             var leaves = new double[tree.LeafCount];
             for (int i = 0; i < leaves.Length; i++) leaves[i] = weight * tree.LeafValue[i] + shift;
 
@@ -180,9 +188,9 @@ public sealed partial class TreeEnsembleModel
         return sb.ToString();
     }
 
-    private string LightGbmFeatureName(int i)
+    private static string LightGbmFeatureName(TreeEnsembleModel model, int i)
     {
-        var name = FeatureNames?[i];
+        var name = model.FeatureNames?[i];
         if (string.IsNullOrEmpty(name)) return "Column_" + i.ToString(CultureInfo.InvariantCulture);
         var chars = name.Select(c => char.IsWhiteSpace(c) || c is '=' or ':' or '[' or ']' or ',' or '"' or '{' or '}' ? '_' : c).ToArray();
         return new string(chars);
@@ -221,19 +229,47 @@ public sealed partial class TreeEnsembleModel
     /// <summary>
     /// Loads the ensemble into an ordinary ML.NET model through the public <c>LightGbm(Stream)</c> trainer overload
     /// (no training happens; the stream is parsed). The result can be saved with <c>MLContext.Model.Save</c>, loaded
-    /// back, and used with a <c>PredictionEngine</c>: its <c>Score</c> is <see cref="Score"/> and its
+    /// back, and used with a <c>PredictionEngine</c>: its <c>Score</c> is <see cref="TreeEnsembleModel.Score"/> and its
     /// <c>Probability</c> σ(score). The input is the <see cref="FeatureData.FeaturesColumn"/> float vector of
-    /// <see cref="FeatureCount"/> slots.
+    /// <see cref="TreeEnsembleModel.FeatureCount"/> slots.
     /// </summary>
-    public BinaryPredictionTransformer<CalibratedModelParametersBase<LightGbmBinaryModelParameters, PlattCalibrator>> ToMlNetModel(MLContext mlContext)
+    public static BinaryPredictionTransformer<CalibratedModelParametersBase<LightGbmBinaryModelParameters, PlattCalibrator>> ToMlNetModel(
+        this TreeEnsembleModel model, MLContext mlContext)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return LoadLightGbmText(mlContext, Encoding.UTF8.GetBytes(model.ToLightGbmModelText()), model.FeatureCount, model.FeatureNames);
+    }
+
+    /// <summary>
+    /// Loads a tree model file of the federation store (a round's <c>global.cfm</c> or a site's personalized model)
+    /// as an ordinary ML.NET model, as <see cref="ToMlNetModel(TreeEnsembleModel, MLContext)"/> does: a
+    /// <c>tree-ensemble</c> payload (what the round aggregator writes) is parsed and exported as LightGBM text, a
+    /// <c>lightgbm-text</c> payload is handed to ML.NET as it is. The input is a float vector of the header's
+    /// <c>dimension</c> slots.
+    /// </summary>
+    public static BinaryPredictionTransformer<CalibratedModelParametersBase<LightGbmBinaryModelParameters, PlattCalibrator>> ToMlNetModel(
+        this ModelFile model, MLContext mlContext)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return model.Header.PayloadEncoding switch
+        {
+            PayloadEncodings.TreeEnsemble => model.TreeEnsemble.ToMlNetModel(mlContext),
+            PayloadEncodings.LightGbmText => LoadLightGbmText(mlContext, model.OpaquePayload.ToArray(), model.Header.Dimension, null),
+            _ => throw new ArgumentException($"the model's payload is {model.Header.PayloadEncoding}, not a tree model ({PayloadEncodings.TreeEnsemble} or {PayloadEncodings.LightGbmText})", nameof(model)),
+        };
+    }
+
+    private static BinaryPredictionTransformer<CalibratedModelParametersBase<LightGbmBinaryModelParameters, PlattCalibrator>> LoadLightGbmText(
+        MLContext mlContext, byte[] text, int featureCount, IReadOnlyList<string>? featureNames)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
-        using var stream = new MemoryStream(Encoding.UTF8.GetBytes(ToLightGbmModelText()));
+        using var stream = new MemoryStream(text, writable: false);
         var trainer = mlContext.BinaryClassification.Trainers.LightGbm(stream, FeatureData.FeaturesColumn);
-        return trainer.Fit(new FeatureMatrix([], FeatureCount, [], columnNames: FeatureNames).ToDataView());
+        return trainer.Fit(new FeatureMatrix([], featureCount, [], columnNames: featureNames).ToDataView());
     }
 
     /// <summary>Round trip through ML.NET: the ensemble ML.NET builds from <see cref="ToLightGbmModelText"/>,
     /// extracted again (tree weights folded into leaves, base score inside the first tree).</summary>
-    internal TreeEnsembleModel RoundTripThroughMlNet(MLContext mlContext) => FromLightGbm(ToMlNetModel(mlContext), FeatureNames);
+    internal static TreeEnsembleModel RoundTripThroughMlNet(this TreeEnsembleModel model, MLContext mlContext) =>
+        FromLightGbm(model.ToMlNetModel(mlContext), model.FeatureNames);
 }

@@ -1,6 +1,7 @@
-using ClinicalFed.Learning.Trees;
+using ClinicalFed.Testing;
+using ClinicalFed.Trees;
 
-namespace ClinicalFed.Learning.Tests.Trees;
+namespace ClinicalFed.Core.Tests.Trees;
 
 public class TreeEnsembleModelTests
 {
@@ -46,7 +47,7 @@ public class TreeEnsembleModelTests
         var back = TreeEnsembleModel.FromBytes(bytes);
         Assert.True(model.StructurallyEquals(back));
         Assert.Equal(["age", "lactate"], back.FeatureNames!);
-        foreach (var row in TreeTestData.RandomRows(200, 1, model))
+        foreach (var row in TreeTestRows.Random(200, 1, model))
             Assert.Equal(model.Score(row), back.Score(row));
         Assert.True(bytes.Length < 250, $"{bytes.Length} bytes");
 
@@ -61,16 +62,6 @@ public class TreeEnsembleModelTests
     }
 
     [Fact]
-    public void Trained_ensemble_round_trips_through_bytes()
-    {
-        var site = TreeTestData.Site("A", 1500, seed: 5, missingRate: 0.2);
-        var model = GradientTreeBooster.Train(site, new TreeBoostingOptions { NumberOfTrees = 15, NumberOfLeaves = 8 });
-        var back = TreeEnsembleModel.FromBytes(model.ToBytes());
-        Assert.True(model.StructurallyEquals(back));
-        Assert.Equal(model.ScoreTable(site), back.ScoreTable(site));
-    }
-
-    [Fact]
     public void Append_prefix_and_unit_weights_keep_the_function()
     {
         var a = new TreeEnsembleModel(2, 0.1, [SmallTree()], [0.5]);
@@ -79,7 +70,33 @@ public class TreeEnsembleModelTests
         Assert.True(a.StructurallyEquals(grown.Prefix(1)));
         var unit = grown.WithUnitWeights();
         Assert.All(unit.TreeWeights, w => Assert.Equal(1.0, w));
-        foreach (var row in TreeTestData.RandomRows(100, 2, grown))
+        foreach (var row in TreeTestRows.Random(100, 2, grown))
             Assert.Equal(grown.Score(row), unit.Score(row), 12);
+    }
+
+    [Fact]
+    public void Extends_recognizes_an_ensemble_grown_from_another()
+    {
+        var start = new TreeEnsembleModel(2, 0.1, [SmallTree()], [0.5], ["age", "lactate"]);
+        var grown = start.Append([DecisionTree.Constant(1.0)]);
+        Assert.True(grown.Extends(start));
+        Assert.True(start.Extends(start));
+        Assert.True(grown.Extends(TreeEnsembleModel.Constant(2, 0.1)));
+        Assert.False(start.Extends(grown));                                                       // shorter
+        Assert.False(grown.Extends(new TreeEnsembleModel(2, 0.2, [SmallTree()], [0.5])));        // base score
+        Assert.False(grown.Extends(new TreeEnsembleModel(2, 0.1, [SmallTree()], [0.25])));       // tree weight
+        Assert.False(grown.Extends(new TreeEnsembleModel(2, 0.1, [SmallTree().ShiftLeaves(1)], [0.5]))); // leaves
+        Assert.False(grown.Extends(new TreeEnsembleModel(2, 0.1, [SmallTree()], [0.5], ["age", "x"])));  // names
+    }
+
+    [Fact]
+    public void Leaf_norm_is_the_norm_of_weighted_leaf_values()
+    {
+        // Trees 1 and 2: weight 2 × leaves [0.5, −1, 2] and weight −1 × leaf [0.1]: √(1 + 4 + 16 + 0.01).
+        var model = new TreeEnsembleModel(2, 5.0, [DecisionTree.Constant(9), SmallTree(), DecisionTree.Constant(0.1)], [1.0, 2.0, -1.0]);
+        Assert.Equal(Math.Sqrt(21.01), model.LeafNorm(1), 12);
+        Assert.Equal(Math.Sqrt(81 + 21.01), model.LeafNorm(), 12);
+        Assert.Equal(0, model.LeafNorm(3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.LeafNorm(4));
     }
 }

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace ClinicalFed.Learning.Trees;
+namespace ClinicalFed.Trees;
 
 public sealed partial class TreeEnsembleModel
 {

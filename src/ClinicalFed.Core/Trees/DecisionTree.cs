@@ -1,4 +1,4 @@
-namespace ClinicalFed.Learning.Trees;
+namespace ClinicalFed.Trees;
 
 /// <summary>
 /// One binary regression tree with numerical splits, in the LightGBM / ML.NET layout. Internal nodes are numbered

@@ -1,11 +1,12 @@
-namespace ClinicalFed.Learning.Trees;
+namespace ClinicalFed.Trees;
 
 /// <summary>
 /// A binary-classification boosted tree ensemble as plain data, in log-odds units:
 /// <c>Score(x) = BaseScore + Σ_t TreeWeights[t] · Trees[t](x)</c> and <c>P(y = 1 | x) = σ(Score(x))</c>.
-/// It is what a site sends as a federated tree update (<see cref="ToBytes"/>), what the federated modes merge and grow,
-/// and what becomes an ordinary ML.NET model again through <see cref="ToLightGbmModelText"/> /
-/// <see cref="ToMlNetModel"/>. Immutable.
+/// It is what a site sends as a federated tree update (<see cref="ToBytes"/>, the <c>tree-ensemble</c> payload of an
+/// update or model file), what the tree strategies merge (<see cref="TreeBagging"/>) and what cyclic boosting grows.
+/// Plain data without ML.NET: ClinicalFed.Learning turns it into an ordinary ML.NET model again
+/// (<c>TreeEnsembleMlNet.ToLightGbmModelText</c> / <c>ToMlNetModel</c>). Immutable.
 /// </summary>
 public sealed partial class TreeEnsembleModel
 {
@@ -130,6 +131,39 @@ public sealed partial class TreeEnsembleModel
             for (int i = 0; i < FeatureCount; i++)
                 if (!string.Equals(FeatureNames[i], other.FeatureNames[i], StringComparison.Ordinal))
                     throw new ArgumentException($"ensembles disagree on feature {i}: '{FeatureNames[i]}' vs '{other.FeatureNames[i]}'");
+    }
+
+    /// <summary>
+    /// True when this ensemble starts with <paramref name="start"/>: same features (count and names when both carry
+    /// them), same base score, and <paramref name="start"/>'s trees and weights, bit for bit, as its first trees. A
+    /// cyclic boosting turn or local personalization extends the ensemble it started from.
+    /// </summary>
+    public bool Extends(TreeEnsembleModel start)
+    {
+        ArgumentNullException.ThrowIfNull(start);
+        if (start.FeatureCount != FeatureCount || start.BaseScore != BaseScore || start._trees.Length > _trees.Length) return false;
+        if (FeatureNames is not null && start.FeatureNames is not null && !FeatureNames.SequenceEqual(start.FeatureNames, StringComparer.Ordinal)) return false;
+        if (!_weights.AsSpan(0, start._weights.Length).SequenceEqual(start._weights)) return false;
+        for (int t = 0; t < start._trees.Length; t++)
+            if (!_trees[t].StructurallyEquals(start._trees[t])) return false;
+        return true;
+    }
+
+    /// <summary>
+    /// The L2 norm of the weighted leaf values (tree weight × leaf value) of the trees from <paramref name="firstTree"/>
+    /// on: the size of what those trees add to the score, the tree counterpart of a parameter update's norm.
+    /// </summary>
+    public double LeafNorm(int firstTree = 0)
+    {
+        if (firstTree < 0 || firstTree > _trees.Length) throw new ArgumentOutOfRangeException(nameof(firstTree));
+        double sum = 0;
+        for (int t = firstTree; t < _trees.Length; t++)
+            foreach (var v in _trees[t].LeafValue)
+            {
+                double x = _weights[t] * v;
+                sum += x * x;
+            }
+        return Math.Sqrt(sum);
     }
 
     /// <summary>Exact structural equality (same trees, thresholds, leaf values, weights, base score).</summary>
