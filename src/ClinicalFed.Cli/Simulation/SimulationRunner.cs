@@ -39,7 +39,8 @@ public static class SimulationRunner
         seconds["total"] = Math.Round(total.Elapsed.TotalSeconds, 2);
         var report = new SimulationReport
         {
-            Task = o.Task, Model = o.Model, TreeMode = o.Model == "trees" ? o.TreeMode : null, Strategy = o.Strategy,
+            Task = o.Task, Model = o.Model, TreeMode = o.Model == "trees" ? o.TreeMode : null,
+            Strategy = o.Model == "trees" ? (o.TreeMode == "cyclic" ? StrategyNames.TreeCyclic : StrategyNames.TreeBagging) : o.Strategy,
             RoundsRequested = o.Rounds, Seed = o.Seed, FeatureSpec = $"{spec.Id} {spec.Version}",
             Sites = run.Sites, Rounds = run.Rounds, BytesUploaded = run.Bytes, Seconds = seconds, Notes = run.Notes,
         };
