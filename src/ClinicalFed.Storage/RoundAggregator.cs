@@ -143,7 +143,7 @@ public sealed class RoundAggregator
             }
         }
 
-        await using var reads = new UpdateReadAhead(candidates, ReadAsync, UpdateReadAhead.DefaultWindow, ct);
+        await using var reads = new UpdateReadAhead(candidates, ReadAsync, UpdateReadAhead.WindowFor(4L * dimension), ct);
         while (await reads.NextAsync().ConfigureAwait(false) is { } read)
         {
             string site = read.Site;

@@ -10,11 +10,12 @@ internal sealed record ReadUpdate(string Site, UpdateHeaderAndPayload? Update, s
 internal sealed record UpdateHeaderAndPayload(ClinicalFed.Federation.UpdateHeader Header, object Payload);
 
 /// <summary>
-/// Reads a round's updates ahead of the aggregator, in order: up to <c>window</c> updates are opened, read and
+/// Reads a round's updates ahead of the aggregator, in order: up to <c>window</c> updates at once are opened, read and
 /// verified (framing, header, SHA-256, finite values) on the thread pool while the consumer accumulates the current
 /// one, so hashing, I/O and accumulation overlap on several cores and against a remote store's latency. Results come
 /// back in the order of the sites, so the aggregation (and its floating-point arithmetic) is exactly the sequential
-/// one. Memory: at most <c>window + 1</c> payloads at once, whatever the number of sites.
+/// one. Memory: at most <c>window + 1</c> payloads at once, whatever the number of sites (with window 0, each update
+/// is read in turn on the consumer's thread).
 /// </summary>
 internal sealed class UpdateReadAhead : IAsyncDisposable
 {
@@ -27,24 +28,35 @@ internal sealed class UpdateReadAhead : IAsyncDisposable
 
     public UpdateReadAhead(IReadOnlyList<string> sites, Func<string, CancellationToken, Task<ReadUpdate>> read, int window, CancellationToken cancellationToken)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(window, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(window);
         _sites = sites;
         _read = read;
         _window = window;
         _cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
     }
 
-    /// <summary>Reads ahead by the number of cores (2 to 4): enough to keep them busy, a constant number of payloads in memory.</summary>
-    public static int DefaultWindow => int.TryParse(Environment.GetEnvironmentVariable("CF_RA"), out var w) ? w : Math.Clamp(Environment.ProcessorCount, 2, 4);
+    /// <summary>The most updates read ahead at once.</summary>
+    public const int MaxWindow = 4;
+
+    /// <summary>The most payload bytes read ahead at once (256 MiB).</summary>
+    public const long MaxBytesInFlight = 256L << 20;
+
+    /// <summary>
+    /// How many updates of <paramref name="payloadBytes"/> each to read ahead: up to <see cref="MaxWindow"/> (enough
+    /// to overlap hashing with I/O and to hide a blob store's latency) within <see cref="MaxBytesInFlight"/>, and 0
+    /// (each update read in turn, one buffer) for payloads larger than that.
+    /// </summary>
+    public static int WindowFor(long payloadBytes) => (int)Math.Clamp(MaxBytesInFlight / Math.Max(1, payloadBytes), 0, MaxWindow);
 
     /// <summary>The next site's update, in order, or null after the last.</summary>
     public async Task<ReadUpdate?> NextAsync()
     {
+        if (_window == 0) return _next < _sites.Count ? await _read(_sites[_next++], _cancel.Token).ConfigureAwait(false) : null;
         Fill();
         if (_inFlight.Count == 0) return null;
-        var next = _inFlight.Dequeue();
+        var next = await _inFlight.Dequeue().ConfigureAwait(false);
         Fill(); // keep the window full while the consumer works on this one
-        return await next.ConfigureAwait(false);
+        return next;
     }
 
     private void Fill()

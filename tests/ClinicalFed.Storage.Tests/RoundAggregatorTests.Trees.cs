@@ -65,7 +65,7 @@ public sealed partial class RoundAggregatorTests
         Assert.Equal(Math.Sqrt(1 + 1), result.Accepted[1].UpdateNorm, 12);     // B's 0.5·2 and 1·(−1)
         Assert.Equal((1 * 0.6 + 3 * 0.8) / 4, result.Metrics["auroc"], 12);
         Assert.Null(await Store.GetServerStateAsync("sepsis", 0));
-        Assert.InRange(counting.MaxOpenAtOnce, 1, UpdateReadAhead.DefaultWindow);
+        Assert.InRange(counting.MaxOpenAtOnce, 1, UpdateReadAhead.MaxWindow);
         Assert.Equal(2, counting.Opened);
     }
 

@@ -57,7 +57,7 @@ public sealed partial class RoundAggregatorTests : IDisposable
 
         // Streaming: each update was opened once and closed; at most the read-ahead window of them at once.
         Assert.Equal(3, counting.Opened);
-        Assert.InRange(counting.MaxOpenAtOnce, 1, UpdateReadAhead.DefaultWindow);
+        Assert.InRange(counting.MaxOpenAtOnce, 1, UpdateReadAhead.MaxWindow);
         Assert.Equal(0, counting.OpenNow);
     }
 
