@@ -103,11 +103,11 @@ public abstract class FederationStore : IFederationStore
         return null;
     }
 
-    public Task<UpdateHeader> PutUpdateAsync(string federation, int round, string site, Stream updateFile, CancellationToken cancellationToken = default)
+    public async Task<UpdateHeader> PutUpdateAsync(string federation, int round, string site, Stream updateFile, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(updateFile);
         string path = StoreLayout.Update(federation, round, site);
-        return PutObjectAsync(path, (destination, ct) =>
+        var header = await PutObjectAsync(path, (destination, ct) =>
         {
             // Verified copy in 64 KiB chunks: the whole update is checked before it becomes visible.
             var header = UpdateFile.CopyVerified(updateFile, destination, path);
@@ -117,14 +117,71 @@ public abstract class FederationStore : IFederationStore
             if (header.Site != site) mismatches.Add($"header field 'site' is '{header.Site}' but the update is stored for site '{site}'");
             if (mismatches.Count > 0) throw new FederationDataException(path, mismatches);
             return Task.FromResult(header);
-        }, cancellationToken);
+        }, cancellationToken).ConfigureAwait(false);
+
+        // The SHA-256 was just verified while copying: record it with the stored object's version, so that closing the
+        // round need not hash the payload again unless the object changed since (then it is verified in full).
+        var stored = await OpenObjectWithVersionAsync(path, cancellationToken).ConfigureAwait(false);
+        if (stored is { Version: { } version })
+        {
+            await stored.Value.Stream.DisposeAsync().ConfigureAwait(false);
+            var record = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new UploadVerification(header.PayloadSha256, version));
+            try
+            {
+                await PutBytesAsync(StoreLayout.UpdateVerification(federation, round, site), record, cancellationToken).ConfigureAwait(false);
+            }
+            catch (StoreObjectExistsException)
+            {
+                // A record of an earlier attempt: it names the version it saw, and a mismatch only costs a full check.
+            }
+        }
+        else if (stored is { } s)
+        {
+            await s.Stream.DisposeAsync().ConfigureAwait(false);
+        }
+
+        return header;
+    }
+
+    /// <summary>
+    /// Opens a stored update. When the store verified it on upload (<see cref="PutUpdateAsync(string, int, string, Stream, CancellationToken)"/>)
+    /// and the object's version is still the one recorded then, the stream is a <see cref="VerifiedUpdateStream"/>
+    /// carrying the verified payload hash, and readers may skip recomputing it.
+    /// </summary>
+    public async Task<Stream?> OpenUpdateAsync(string federation, int round, string site, CancellationToken cancellationToken = default)
+    {
+        var opened = await OpenObjectWithVersionAsync(StoreLayout.Update(federation, round, site), cancellationToken).ConfigureAwait(false);
+        if (opened is not { } o) return null;
+        if (o.Version is null) return o.Stream;
+        var bytes = await ReadAllBytesAsync(StoreLayout.UpdateVerification(federation, round, site), cancellationToken).ConfigureAwait(false);
+        UploadVerification? record = null;
+        try
+        {
+            record = bytes is null ? null : System.Text.Json.JsonSerializer.Deserialize<UploadVerification>(bytes);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // An unreadable record is no record: the update is verified in full.
+        }
+
+        return record is not null && record.Version == o.Version && record.PayloadSha256 is { Length: 64 } h && h.All(char.IsAsciiHexDigitLower)
+            ? new VerifiedUpdateStream(o.Stream, record.PayloadSha256)
+            : o.Stream;
+    }
+
+    /// <summary>
+    /// Opens an object together with a version token that changes whenever the object's bytes could have changed
+    /// (an ETag; a local file's length and modification time, read from the opened handle), or null as the version
+    /// when the store cannot tell. The default has no versions.
+    /// </summary>
+    public virtual async Task<(Stream Stream, string? Version)?> OpenObjectWithVersionAsync(string path, CancellationToken cancellationToken = default)
+    {
+        var stream = await OpenObjectAsync(path, cancellationToken).ConfigureAwait(false);
+        return stream is null ? null : (stream, null);
     }
 
     public Task<IReadOnlyList<string>> ListUpdatesAsync(string federation, int round, CancellationToken cancellationToken = default) =>
         ListNamesAsync(StoreLayout.Updates(federation, round), UpdateFile.Extension, cancellationToken);
-
-    public Task<Stream?> OpenUpdateAsync(string federation, int round, string site, CancellationToken cancellationToken = default) =>
-        OpenObjectAsync(StoreLayout.Update(federation, round, site), cancellationToken);
 
     public Task PutGlobalModelAsync(ModelFile model, CancellationToken cancellationToken = default)
     {
@@ -312,4 +369,39 @@ public abstract class FederationStore : IFederationStore
         if (site != expectedSite) p.Add($"header field 'site' is '{site ?? "null"}', the path says '{expectedSite ?? "null"}'");
         if (p.Count > 0) throw new FederationDataException(path, p);
     }
+}
+
+/// <summary>What <c>updates/&lt;site&gt;.verified.json</c> records: the payload hash verified on upload and the stored object's version then.</summary>
+internal sealed record UploadVerification(
+    [property: System.Text.Json.Serialization.JsonPropertyName("payload_sha256")] string PayloadSha256,
+    [property: System.Text.Json.Serialization.JsonPropertyName("version")] string Version);
+
+/// <summary>
+/// An update stream whose payload hash the store verified on upload, unchanged since: readers may trust
+/// <see cref="PayloadSha256"/> instead of hashing the payload again (they still check its length and values).
+/// </summary>
+public sealed class VerifiedUpdateStream(Stream inner, string payloadSha256) : Stream
+{
+    public string PayloadSha256 { get; } = payloadSha256;
+
+    public override bool CanRead => inner.CanRead;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+    public override int Read(Span<byte> buffer) => inner.Read(buffer);
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) inner.Dispose();
+        base.Dispose(disposing);
+    }
+
+    public override ValueTask DisposeAsync() => inner.DisposeAsync();
 }

@@ -42,6 +42,16 @@ public sealed class LocalFolderStore : FederationStore
     public override Task<Stream?> OpenObjectAsync(string path, CancellationToken cancellationToken = default) =>
         Task.FromResult<Stream?>(OpenRead(path));
 
+    /// <summary>The version of a local object: its length and last-write time, read from the opened handle (so they
+    /// describe the bytes this stream reads).</summary>
+    public override Task<(Stream Stream, string? Version)?> OpenObjectWithVersionAsync(string path, CancellationToken cancellationToken = default)
+    {
+        var stream = OpenRead(path);
+        if (stream is null) return Task.FromResult<(Stream, string?)?>(null);
+        string version = $"{stream.Length}:{File.GetLastWriteTimeUtc(stream.SafeFileHandle).Ticks}";
+        return Task.FromResult<(Stream, string?)?>((stream, version));
+    }
+
     public override Task<bool> ExistsAsync(string path, CancellationToken cancellationToken = default) =>
         Task.FromResult(File.Exists(FullPath(path)));
 

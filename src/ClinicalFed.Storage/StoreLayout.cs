@@ -60,6 +60,10 @@ public static class StoreLayout
     public static string Update(string federation, int round, string site) =>
         $"{Updates(federation, round)}/{FederationNames.Validate(site, "site", nameof(site))}{UpdateFile.Extension}";
 
+    /// <summary>The record of an update's verification on upload (its payload hash and the stored object's version then).</summary>
+    public static string UpdateVerification(string federation, int round, string site) =>
+        $"{Updates(federation, round)}/{FederationNames.Validate(site, "site", nameof(site))}.verified.json";
+
     /// <summary>Same string as <see cref="GlobalModelPath.Format"/>, which round manifests use.</summary>
     public static string GlobalModel(string federation, int round) => $"{Round(federation, round)}/{GlobalModelFileName}";
 

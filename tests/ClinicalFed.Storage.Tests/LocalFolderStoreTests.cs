@@ -18,6 +18,32 @@ public sealed class LocalFolderStoreTests : FederationStoreContractTests, IDispo
 
     private LocalFolderStore Local => _temp.Store;
 
+    [Fact]
+    public async Task An_update_verified_on_upload_is_not_hashed_again_until_it_changes()
+    {
+        await Local.PutManifestAsync(Fixtures.Manifest(round: 0, sites: ["A", "B"]));
+        await Local.PutUpdateAsync(Fixtures.Header("A", 1), new float[] { 1, 1, 1 });
+        await Local.PutUpdateAsync(Fixtures.Header("B", 1), new float[] { 3, 3, 3 });
+        Assert.NotNull(await Local.ReadAllBytesAsync(StoreLayout.UpdateVerification("sepsis", 0, "A")));
+        string sha = UpdateFile.ReadHeader(new MemoryStream(Fixtures.UpdateBytes(Fixtures.Header("A", 1), [1, 1, 1]))).PayloadSha256;
+        await using (var s = await Local.OpenUpdateAsync("sepsis", 0, "A"))
+            Assert.Equal(sha, Assert.IsType<VerifiedUpdateStream>(s).PayloadSha256);
+
+        // Tampering with B's payload afterwards changes the file's version: it is verified in full and rejected.
+        var path = Local.FullPath(StoreLayout.Update("sepsis", 0, "B"));
+        var bytes = await File.ReadAllBytesAsync(path);
+        bytes[^1] ^= 0x01;
+        await Task.Delay(20); // a different modification time, as any later write has
+        await File.WriteAllBytesAsync(path, bytes);
+        await using (var s = await Local.OpenUpdateAsync("sepsis", 0, "B"))
+            Assert.IsNotType<VerifiedUpdateStream>(s);
+        var outcome = await new RoundAggregator(Local, new ManualClock(Fixtures.T0)).AggregateAsync("sepsis", 0, closeNow: true);
+        var rejected = Assert.Single(outcome.Result!.Rejected);
+        Assert.Equal("B", rejected.Site);
+        Assert.Contains("payload_sha256", rejected.Reason);
+        Assert.Equal(["A"], outcome.Result.Accepted.Select(a => a.Site));
+    }
+
     private byte[] Bytes(string storePath) => File.ReadAllBytes(Local.FullPath(storePath));
 
     [Fact]

@@ -107,7 +107,9 @@ internal static class FramedFile
     /// Reads exactly <c>destination.Length</c> float32 values (streaming, straight into the destination), then checks
     /// the SHA-256, that every value is finite and that nothing follows. Returns every problem found.
     /// </summary>
-    public static List<string> ReadFloatPayload(Stream source, Span<float> destination, string expectedSha256)
+    /// <param name="expectedSha256">The header's payload hash; null skips hashing (the payload was verified when it was
+    /// stored and has not changed since: see FederationStore's upload verification records).</param>
+    public static List<string> ReadFloatPayload(Stream source, Span<float> destination, string? expectedSha256)
     {
         var problems = new List<string>();
         var bytes = MemoryMarshal.AsBytes(destination);
@@ -118,9 +120,13 @@ internal static class FramedFile
             return problems;
         }
 
-        string actual = Sha256Hex(bytes);
-        if (!string.Equals(actual, expectedSha256, StringComparison.Ordinal))
-            problems.Add($"the payload does not match header field 'payload_sha256' (header {expectedSha256}, payload {actual}): the file is corrupt or was altered");
+        if (expectedSha256 is not null)
+        {
+            string actual = Sha256Hex(bytes);
+            if (!string.Equals(actual, expectedSha256, StringComparison.Ordinal))
+                problems.Add($"the payload does not match header field 'payload_sha256' (header {expectedSha256}, payload {actual}): the file is corrupt or was altered");
+        }
+
         if (!BitConverter.IsLittleEndian)
         {
             var ints = MemoryMarshal.Cast<float, int>(destination);
