@@ -171,11 +171,25 @@ public sealed partial class ClinicalFedFunctions(FederationCoordinator coordinat
     {
         var f = FunctionCatalog.RegisterSite;
         if (SiteRoute(f, request, out var federation, out var site) is { } badRoute) return badRoute;
+        // Optional body {"signing_public_key": "<PEM or base64 DER SubjectPublicKeyInfo>"}: the key that verifies the site's update signatures.
+        string? signingKey = null;
+        if (!string.IsNullOrWhiteSpace(request.Body))
+        {
+            if (ParseObject(f, request.Body, """{"signing_public_key": "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE..."}""", out var keyBody) is { } bad) return bad;
+            foreach (var (name, value) in keyBody!)
+            {
+                if (name != "signing_public_key")
+                    return Error(f, 400, "bad_request", $"unknown property '{Shorten(name)}' in the body; the only property is 'signing_public_key'", name);
+                if (value is not JsonValue v || !v.TryGetValue(out signingKey) || Privacy.Signing.SigningKeys.PublicKeyProblem(signingKey) is not null)
+                    return Error(f, 400, "bad_request", "'signing_public_key' must be an ECDSA P-256 public key: PEM or base64 DER SubjectPublicKeyInfo", "signing_public_key");
+            }
+        }
+
         if (await store.GetFederationAsync(federation, cancellationToken).ConfigureAwait(false) is null)
             return Error(f, 404, "not_found", $"federation '{federation}' does not exist", "federation");
 
         SiteRegistration? registration = null;
-        if (await ChangeAsync(f, async () => registration = await coordinator.RegisterSiteAsync(federation, site, cancellationToken).ConfigureAwait(false))
+        if (await ChangeAsync(f, async () => registration = await coordinator.RegisterSiteAsync(federation, site, signingKey, cancellationToken).ConfigureAwait(false))
                 .ConfigureAwait(false) is { } refused)
             return refused;
 

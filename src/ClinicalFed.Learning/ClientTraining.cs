@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using ClinicalFed.Federation;
+using ClinicalFed.Privacy;
 
 namespace ClinicalFed.Learning;
 
@@ -18,6 +19,12 @@ public sealed record ClientTrainingSettings
     public const string LearningRateKey = "client_learning_rate";
     public const string L2Key = "client_l2";
     public const string SeedKey = "client_seed";
+    public const string DpEpsilonKey = "client_dp_epsilon";
+    public const string DpDeltaKey = "client_dp_delta";
+    public const string DpClipNormKey = "client_dp_clip_norm";
+    public const string DpNoiseMultiplierKey = "client_dp_noise_multiplier";
+    public const string DpRoundsKey = "client_dp_rounds";
+    public const string DpPatientGradientKey = "client_dp_patient_gradient";
 
     public int LocalEpochs { get; init; } = 1;
     public int BatchSize { get; init; } = 256;
@@ -25,6 +32,28 @@ public sealed record ClientTrainingSettings
     public double L2 { get; init; } = 1e-4;
     public double ProximalMu { get; init; }
     public int Seed { get; init; } = 1;
+
+    /// <summary>
+    /// Record-level DP-SGD with the patient as the unit: every site's (ε, δ) budget (null: no DP). With DP the batch size
+    /// is the expected number of <em>patients</em> per batch (Poisson sampling by patient).
+    /// </summary>
+    public double? DpEpsilon { get; init; }
+    public double DpDelta { get; init; } = 1e-5;
+    /// <summary>C, the per-patient gradient clipping bound.</summary>
+    public double DpClipNorm { get; init; } = 1.0;
+    /// <summary>σ; null: each site calibrates it from its own number of patients so that <see cref="DpRounds"/> rounds spend exactly ε.</summary>
+    public double? DpNoiseMultiplier { get; init; }
+    /// <summary>Rounds the budget is planned for (calibration); the ledger refuses any round beyond the budget regardless.</summary>
+    public int DpRounds { get; init; } = 10;
+    /// <summary>
+    /// How a patient's rows form the gradient that is clipped: <c>mean</c> (the default: the mean of its rows' gradients) or
+    /// <c>sum</c> (their sum, so long stays weigh as many rows until clipped; the batch is then divided by the expected
+    /// rows). Either way one patient moves the batch sum by at most C.
+    /// </summary>
+    public string DpPatientGradient { get; init; } = "mean";
+
+    /// <summary>True when the sites train with DP-SGD.</summary>
+    public bool DifferentiallyPrivate => DpEpsilon is not null;
 
     /// <summary>Every problem at once (empty when valid), each naming its option key.</summary>
     public IReadOnlyList<string> Validate()
@@ -35,18 +64,38 @@ public sealed record ClientTrainingSettings
         if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) p.Add($"'{LearningRateKey}' is {LearningRate}; it must be a positive number");
         if (!(L2 >= 0) || !double.IsFinite(L2)) p.Add($"'{L2Key}' is {L2}; it must be a non-negative number");
         if (!(ProximalMu >= 0) || !double.IsFinite(ProximalMu)) p.Add($"'proximal_mu' is {ProximalMu}; it must be a non-negative number");
+        if (DpEpsilon is { } eps && (!(eps > 0) || !double.IsFinite(eps))) p.Add($"'{DpEpsilonKey}' is {eps}; it must be a positive number");
+        if (!(DpDelta > 0 && DpDelta < 1)) p.Add($"'{DpDeltaKey}' is {DpDelta}; expected a number in (0, 1)");
+        if (!(DpClipNorm > 0) || !double.IsFinite(DpClipNorm)) p.Add($"'{DpClipNormKey}' is {DpClipNorm}; it must be a positive number");
+        if (DpNoiseMultiplier is { } nm && (!(nm > 0) || !double.IsFinite(nm))) p.Add($"'{DpNoiseMultiplierKey}' is {nm}; it must be a positive number");
+        if (DpRounds is < 1 or > 100_000) p.Add($"'{DpRoundsKey}' is {DpRounds}; expected 1 to 100000");
+        if (DpPatientGradient is not ("mean" or "sum")) p.Add($"'{DpPatientGradientKey}' is '{DpPatientGradient}'; expected mean or sum");
         return p;
     }
 
     /// <summary>The <c>client_</c> options to put in a strategy spec.</summary>
-    public IReadOnlyDictionary<string, JsonElement> ToClientOptions() => new Dictionary<string, JsonElement>(StringComparer.Ordinal)
+    public IReadOnlyDictionary<string, JsonElement> ToClientOptions()
     {
-        [LocalEpochsKey] = JsonSerializer.SerializeToElement(LocalEpochs),
-        [BatchSizeKey] = JsonSerializer.SerializeToElement(BatchSize),
-        [LearningRateKey] = JsonSerializer.SerializeToElement(LearningRate),
-        [L2Key] = JsonSerializer.SerializeToElement(L2),
-        [SeedKey] = JsonSerializer.SerializeToElement(Seed),
-    };
+        var o = new Dictionary<string, JsonElement>(StringComparer.Ordinal)
+        {
+            [LocalEpochsKey] = JsonSerializer.SerializeToElement(LocalEpochs),
+            [BatchSizeKey] = JsonSerializer.SerializeToElement(BatchSize),
+            [LearningRateKey] = JsonSerializer.SerializeToElement(LearningRate),
+            [L2Key] = JsonSerializer.SerializeToElement(L2),
+            [SeedKey] = JsonSerializer.SerializeToElement(Seed),
+        };
+        if (DpEpsilon is { } eps)
+        {
+            o[DpEpsilonKey] = JsonSerializer.SerializeToElement(eps);
+            o[DpDeltaKey] = JsonSerializer.SerializeToElement(DpDelta);
+            o[DpClipNormKey] = JsonSerializer.SerializeToElement(DpClipNorm);
+            o[DpRoundsKey] = JsonSerializer.SerializeToElement(DpRounds);
+            if (DpNoiseMultiplier is { } nm) o[DpNoiseMultiplierKey] = JsonSerializer.SerializeToElement(nm);
+            if (DpPatientGradient != "mean") o[DpPatientGradientKey] = JsonSerializer.SerializeToElement(DpPatientGradient);
+        }
+
+        return o;
+    }
 
     /// <summary>Reads the settings from a round's strategy spec (defaults for absent keys); throws listing every problem.</summary>
     public static ClientTrainingSettings From(StrategySpec strategy)
@@ -63,6 +112,12 @@ public sealed record ClientTrainingSettings
             LearningRate = ReadDouble(o, LearningRateKey, d.LearningRate, problems),
             L2 = ReadDouble(o, L2Key, d.L2, problems),
             Seed = ReadInt(o, SeedKey, d.Seed, problems),
+            DpEpsilon = o.ContainsKey(DpEpsilonKey) ? ReadDouble(o, DpEpsilonKey, 0, problems) : null,
+            DpDelta = ReadDouble(o, DpDeltaKey, d.DpDelta, problems),
+            DpClipNorm = ReadDouble(o, DpClipNormKey, d.DpClipNorm, problems),
+            DpNoiseMultiplier = o.ContainsKey(DpNoiseMultiplierKey) ? ReadDouble(o, DpNoiseMultiplierKey, 0, problems) : null,
+            DpRounds = ReadInt(o, DpRoundsKey, d.DpRounds, problems),
+            DpPatientGradient = o.TryGetValue(DpPatientGradientKey, out var pg) && pg.ValueKind == JsonValueKind.String ? pg.GetString()! : d.DpPatientGradient,
             ProximalMu = typed is FedProxOptions fp ? fp.ProximalMu : 0,
         };
         problems.AddRange(settings.Validate());
@@ -75,6 +130,9 @@ public sealed record ClientTrainingSettings
     {
         Epochs = LocalEpochs, BatchSize = BatchSize, LearningRate = LearningRateSchedule.Cosine(LearningRate), L2 = (float)L2,
         ProximalMu = (float)ProximalMu, Seed = Seed + 1000 * round + siteIndex,
+        SamplingUnit = DifferentiallyPrivate ? SamplingUnit.Group : SamplingUnit.Row,
+        BatchSampling = DifferentiallyPrivate ? BatchSampling.Poisson : BatchSampling.Shuffle,
+        GroupGradient = DpPatientGradient == "sum" ? GroupGradient.SumOfRows : GroupGradient.MeanOfRows,
     };
 
     private static int ReadInt(IReadOnlyDictionary<string, JsonElement> o, string key, int fallback, List<string> problems)
@@ -102,6 +160,50 @@ public static class ClientTraining
     {
         ArgumentNullException.ThrowIfNull(settings);
         return ProximalSgdOptimizer.Train(data, global, settings.ForRound(round, siteIndex));
+    }
+
+    /// <summary>
+    /// DP-SGD training of one round with the patient as the privacy unit (the settings must enable DP and
+    /// <paramref name="data"/> must carry patient groups: <see cref="GroupedMatrix"/>). Checks the site's ledger first —
+    /// <see cref="PrivacyBudgetExceededException"/> when this round would exceed its budget, before any training — then
+    /// trains with Poisson sampling by patient, per-patient clipping and Gaussian noise from <paramref name="privacy"/>'s
+    /// cryptographic generator, records the spend and returns the update header's <c>privacy</c> object.
+    /// </summary>
+    public static (ProximalSgdResult Result, UpdatePrivacy Privacy) TrainRoundPrivately(
+        FeatureMatrix data, LinearWeights? global, ClientTrainingSettings settings, int round, int siteIndex, SitePrivacy privacy)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(privacy);
+        if (!settings.DifferentiallyPrivate) throw new ArgumentException("The training settings do not enable differential privacy.", nameof(settings));
+        if (data.GroupIds is null) throw new ArgumentException("DP-SGD needs the patient of every row (the privacy unit): build the matrix with ClientTraining.GroupedMatrix.", nameof(data));
+        var options = settings.ForRound(round, siteIndex) with { Seed = privacy.Gaussian.NextSeed() };
+        var plan = privacy.Plan(settings, data);
+        privacy.Ledger.EnsureCanSpend(plan.SamplingRate, plan.NoiseMultiplier, plan.StepsPerRound, privacy.Site);
+        var processor = new DpSgdGradientProcessor((float)settings.DpClipNorm, plan.NoiseMultiplier, privacy.Gaussian);
+        var result = ProximalSgdOptimizer.Train(data, global, options, processor);
+        var spend = privacy.Ledger.Spend(plan.SamplingRate, plan.NoiseMultiplier, result.Steps, privacy.Site);
+        privacy.Saved();
+        return (result, new UpdatePrivacy
+        {
+            Mechanism = PrivacyMechanisms.DpSgdPatient, EpsilonRound = spend.EpsilonRound, EpsilonTotal = spend.EpsilonTotal, Delta = privacy.Ledger.Delta,
+            NoiseMultiplier = plan.NoiseMultiplier, ClipNorm = settings.DpClipNorm, SamplingRate = plan.SamplingRate, Steps = result.Steps,
+        });
+    }
+
+    /// <summary>A training matrix whose groups are the rows' patients (dense indices in order of first appearance).</summary>
+    public static FeatureMatrix GroupedMatrix(float[] x, int width, float[] y, IReadOnlyList<string> patients)
+    {
+        ArgumentNullException.ThrowIfNull(patients);
+        var ids = new Dictionary<string, int>(StringComparer.Ordinal);
+        var groups = new int[patients.Count];
+        for (int i = 0; i < groups.Length; i++)
+        {
+            if (!ids.TryGetValue(patients[i], out int id)) ids.Add(patients[i], id = ids.Count);
+            groups[i] = id;
+        }
+
+        return new FeatureMatrix(x, width, y, null, groups, ids.Count);
     }
 
     /// <summary>The update header's local metrics: the last epoch's training loss when finite.</summary>

@@ -116,6 +116,8 @@ public sealed class RoundAggregator
         var rejected = new List<RejectedUpdate>();
         var metricSums = new SortedDictionary<string, (double Sum, double Weight)>(StringComparer.Ordinal);
         IReadOnlyList<string> candidates = existing is null ? uploaded : existing.Accepted.Select(a => a.Site).ToArray();
+        // Signed updates: the federation document (if any) holds the sites' signing public keys and require_signatures.
+        var signing = (await _store.GetFederationAsync(federation, ct).ConfigureAwait(false))?.Config;
 
         // Updates are opened, read and verified ahead on the thread pool (UpdateReadAhead) and accumulated here in order.
         async Task<ReadUpdate> ReadAsync(string site, CancellationToken token)
@@ -130,6 +132,9 @@ public sealed class RoundAggregator
                     var header = UpdateFile.ReadHeader(stream, origin);
                     if (header.Dimension != dimension)
                         throw new UpdateRejectedException(site, [$"dimension {header.Dimension} does not match the model's {dimension}"]);
+                    if (signing is not null && Privacy.Signing.UpdateSignature.Rejection(header, federation, round, site,
+                            signing.FindSite(site)?.SigningPublicKey, signing.RequireSignatures) is { } unsigned)
+                        throw new UpdateRejectedException(site, [unsigned]);
                     return new ReadUpdate(site, new UpdateHeaderAndPayload(header, payloads.Read(header, stream, origin)), null);
                 }
                 catch (FederationDataException e)
@@ -301,7 +306,9 @@ public sealed class RoundAggregator
             var buffer = _buffers.TryTake(out var free) ? free : new float[dimension];
             try
             {
-                UpdateFile.ReadPayload(payload, header, buffer, origin);
+                // Hashed again only when the store cannot vouch that the payload is the one it verified on upload.
+                bool verified = payload is VerifiedUpdateStream v && v.PayloadSha256 == header.PayloadSha256;
+                UpdateFile.ReadPayload(payload, header, buffer, origin, verifyHash: !verified);
             }
             catch
             {

@@ -103,6 +103,7 @@ internal static class BenchCommand
             return 0;
         }));
         bench.Subcommands.Add(aggregate);
+        bench.Subcommands.Add(SecAggBenchmark.Command());
         return bench;
     }
 

@@ -76,8 +76,9 @@ internal static class FederationCommand
         var l2 = new Option<double>("--l2") { Description = "Sites' L2 penalty.", DefaultValueFactory = _ => 1e-4 };
         var seed = new Option<int>("--seed") { Description = "Seed base of the sites' training.", DefaultValueFactory = _ => 1 };
         var description = CliSupport.Optional("--description", "Free text: the study, the data, the contact.");
+        var requireSignatures = new Option<bool>("--require-signatures") { Description = "Reject every unsigned update, also of sites that registered no signing public key (sites with a key must sign either way)." };
         var cmd = new Command("create", "Create a federation (no sites yet): model, strategy, the sites' training settings, rounds, quorum, round length.")
-            { federation, task, strategy, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description };
+            { federation, task, strategy, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description, requireSignatures };
         store.AddTo(cmd);
         cmd.SetAction(pr => RunAsync(async () =>
         {
@@ -88,7 +89,7 @@ internal static class FederationCommand
                 Description = pr.GetValue(description) ?? "",
                 Client = new ClientTrainingSettings { LocalEpochs = pr.GetValue(epochs), LearningRate = pr.GetValue(lr), L2 = pr.GetValue(l2), Seed = pr.GetValue(seed) },
             };
-            var config = await new FederationCoordinator(store.Open(pr)).CreateFederationAsync(setup.ToConfig(DateTimeOffset.UtcNow));
+            var config = await new FederationCoordinator(store.Open(pr)).CreateFederationAsync(setup.ToConfig(DateTimeOffset.UtcNow) with { RequireSignatures = pr.GetValue(requireSignatures) });
             Console.WriteLine($"created federation '{config.Federation}': {config.Model.FeatureSpecId} {config.Model.FeatureSpecVersion}, {config.Strategy.Name}, {config.Rounds} round(s) of {config.RoundSeconds} s, quorum {config.Quorum}");
             return 0;
         }));
@@ -101,11 +102,13 @@ internal static class FederationCommand
         var federation = FederationOption();
         var site = CliSupport.Required("--site", "Site name.");
         var keyFile = CliSupport.Optional("--key-file", "Write the site's key to this file (mode 600) instead of printing it.");
-        var cmd = new Command("register", "Register a site; its key is shown once (the store keeps only its SHA-256). Give it to the site over a secure channel.") { federation, site, keyFile };
+        var publicKey = CliSupport.Optional("--public-key", "File with the site's ECDSA P-256 signing public key (PEM or base64), as `clinicalfed site keygen` prints it; its updates must then be signed.");
+        var cmd = new Command("register", "Register a site; its key is shown once (the store keeps only its SHA-256). Give it to the site over a secure channel.") { federation, site, keyFile, publicKey };
         store.AddTo(cmd);
         cmd.SetAction(pr => RunAsync(async () =>
         {
-            var reg = await new FederationCoordinator(store.Open(pr)).RegisterSiteAsync(pr.GetValue(federation)!, pr.GetValue(site)!);
+            string? signingKey = pr.GetValue(publicKey) is { } keyPath ? await File.ReadAllTextAsync(keyPath) : null;
+            var reg = await new FederationCoordinator(store.Open(pr)).RegisterSiteAsync(pr.GetValue(federation)!, pr.GetValue(site)!, signingKey);
             if (pr.GetValue(keyFile) is { } path)
             {
                 await File.WriteAllTextAsync(path, reg.Key + "\n");
@@ -183,9 +186,24 @@ internal static class FederationCommand
     });
 }
 
-/// <summary><c>clinicalfed site run</c>: the site agent.</summary>
+/// <summary><c>clinicalfed site run</c>: the site agent; <c>clinicalfed site keygen</c>: its signing key.</summary>
 internal static class SiteCommand
 {
+    private static Command KeygenCommand()
+    {
+        var work = CliSupport.Required("--work", "This site's own folder; the private key is kept there (signing-key.pem, mode 600) and never leaves it.");
+        var cmd = new Command("keygen", "Create this site's ECDSA P-256 signing key in its work folder (or keep the existing one) and print the public key (PEM) to register with `clinicalfed federation register --public-key FILE`.") { work };
+        cmd.SetAction(pr => CliSupport.Run(() =>
+        {
+            string path = Path.Combine(Path.GetFullPath(pr.GetValue(work)!), Privacy.Signing.SigningKeys.PrivateKeyFileName);
+            using var key = Privacy.Signing.SigningKeys.LoadOrCreatePrivateKey(path, out bool created);
+            Console.Error.WriteLine(created ? $"created a signing key in {path}" : $"using the existing signing key in {path}");
+            Console.WriteLine(Privacy.Signing.SigningKeys.PublicKeyPem(key));
+            return 0;
+        }));
+        return cmd;
+    }
+
     public const string KeyVariable = "CLINICALFED_SITE_KEY";
 
     public static Command Create()
@@ -229,6 +247,7 @@ internal static class SiteCommand
         }));
         var cmd = new Command("site", "The site agent: take part in a federation from next to the EHR.");
         cmd.Subcommands.Add(run);
+        cmd.Subcommands.Add(KeygenCommand());
         return cmd;
     }
 }

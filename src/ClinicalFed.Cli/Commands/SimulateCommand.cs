@@ -23,8 +23,16 @@ internal static class SimulateCommand
         var seed = new Option<int>("--seed") { Description = "Seed of every random choice.", DefaultValueFactory = _ => 1 };
         var trees = new Option<int>("--trees") { Description = "Trees of the local-only and centralized ensembles (the federation grows about as many).", DefaultValueFactory = _ => 100 };
         var leaves = new Option<int>("--leaves") { Description = "Leaves per tree.", DefaultValueFactory = _ => 31 };
+        var dpEpsilon = new Option<double?>("--dp-epsilon") { Description = "Record-level DP-SGD at every site with this ε budget (the patient is the unit: Poisson sampling, clipping and noise per patient); σ is calibrated per site from its patients, --dp-batch and epochs × rounds." };
+        var dpDelta = new Option<double>("--dp-delta") { Description = "δ of every site's budget (with --dp-epsilon).", DefaultValueFactory = _ => 1e-5 };
+        var dpClip = new Option<double>("--dp-clip") { Description = "Per-patient gradient clipping norm C (with --dp-epsilon).", DefaultValueFactory = _ => 1.0 };
+        var dpBatch = new Option<int>("--dp-batch") { Description = "Expected patients per DP-SGD batch (with --dp-epsilon).", DefaultValueFactory = _ => 1024 };
+        var dpUnitGradient = new Option<string>("--dp-patient-gradient") { Description = "How a patient's rows form the gradient that is clipped (with --dp-epsilon): mean or sum.", DefaultValueFactory = _ => "mean" };
+        var dpNoise = new Option<double?>("--dp-noise") { Description = "Fix the noise multiplier σ instead of calibrating it (with --dp-epsilon; the budget is still enforced)." };
+        var secureAggregation = new Option<bool>("--secure-aggregation") { Description = "Secure aggregation (pairwise additive masking, SecAgg+): the aggregator sees only masked vectors and their sum (logistic)." };
+        var secaggDropout = new Option<int>("--secagg-dropout") { Description = "With --secure-aggregation: K sites drop out after masking in the middle round; the round still completes.", DefaultValueFactory = _ => 0 };
         var cmd = new Command("simulate", "Simulate a federation of N sites in one process over the folder store: local-only, centralized, federated and personalized models on each site's protocol test split; report.json and report.html.")
-            { task, site, split, model, treeMode, strategy, rounds, output, epochs, baselineEpochs, mu, lr, seed, trees, leaves };
+            { task, site, split, model, treeMode, strategy, rounds, output, epochs, baselineEpochs, mu, lr, seed, trees, leaves, dpEpsilon, dpDelta, dpClip, dpBatch, dpNoise, dpUnitGradient, secureAggregation, secaggDropout };
         cmd.SetAction(pr => CliSupport.Run(() =>
         {
             var console = CliSupport.Console();
@@ -41,6 +49,8 @@ internal static class SimulateCommand
                 Model = pr.GetValue(model)!, TreeMode = pr.GetValue(treeMode)!, Strategy = pr.GetValue(strategy)!, Rounds = pr.GetValue(rounds),
                 OutputDirectory = pr.GetValue(output)!, LocalEpochs = pr.GetValue(epochs), BaselineEpochs = pr.GetValue(baselineEpochs),
                 ProximalMu = pr.GetValue(mu), LearningRate = pr.GetValue(lr), Seed = pr.GetValue(seed), Trees = pr.GetValue(trees), Leaves = pr.GetValue(leaves),
+                DpEpsilon = pr.GetValue(dpEpsilon), DpDelta = pr.GetValue(dpDelta), DpClipNorm = pr.GetValue(dpClip), DpBatchSize = pr.GetValue(dpBatch), DpNoiseMultiplier = pr.GetValue(dpNoise), DpPatientGradient = pr.GetValue(dpUnitGradient)!,
+                SecureAggregation = pr.GetValue(secureAggregation), SecAggDropout = pr.GetValue(secaggDropout),
             };
             var report = Run(o);
             Summarize(console, report, o.OutputDirectory);

@@ -58,11 +58,38 @@ public static class HtmlReport
             }
         }
         sb.Append("</div>");
+        if (r.Privacy is { } privacy) sb.Append(PrivacySection(privacy));
         sb.Append("<h2>Where the time went</h2><table><tr><th>phase</th><th>seconds</th></tr>");
         foreach (var (k, v) in r.Seconds) sb.Append($"<tr><td>{E(k)}</td><td>{v.ToString("F1", CultureInfo.InvariantCulture)}</td></tr>");
         sb.Append("</table>");
         if (r.Notes.Count > 0) { sb.Append("<h2>Notes</h2><ul>"); foreach (var n in r.Notes) sb.Append($"<li>{E(n)}</li>"); sb.Append("</ul>"); }
         sb.Append("</body></html>");
+        return sb.ToString();
+    }
+
+    /// <summary>The privacy section: each site's budget table, the mechanisms, and what the aggregator could see.</summary>
+    private static string PrivacySection(PrivacyReport p)
+    {
+        static string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
+        var sb = new StringBuilder();
+        sb.Append($"<h2>Privacy</h2><p>Privacy unit: the {E(p.Unit)} (all of a patient's rows are one record).</p>");
+        sb.Append("<table><tr><th>site</th><th>patients</th><th>ε spent</th><th>ε budget</th><th>δ</th><th>noise multiplier σ</th><th>clip norm C</th><th>sampling rate q</th><th>steps</th><th>rounds</th></tr>");
+        foreach (var s in p.Sites)
+        {
+            sb.Append($"<tr><td>{E(s.Name)}</td><td>{s.Patients:N0}</td><td>{F(s.EpsilonSpent, "F3")}</td><td>{F(s.EpsilonBudget, "G4")}</td><td>{F(s.Delta, "G3")}</td>" +
+                      $"<td>{F(s.NoiseMultiplier, "F3")}</td><td>{F(s.ClipNorm, "G4")}</td><td>{F(s.SamplingRate, "G4")}</td><td>{s.Steps:N0}</td><td>{s.Rounds}</td></tr>");
+        }
+
+        sb.Append("</table><h3>Mechanisms</h3><ul>");
+        foreach (var m in p.Mechanisms) sb.Append($"<li>{E(m)}</li>");
+        sb.Append($"</ul><h3>What the aggregator could see</h3><p>{E(p.AggregatorView)}</p>");
+        if (p.Notes.Count > 0)
+        {
+            sb.Append("<ul>");
+            foreach (var n in p.Notes) sb.Append($"<li>{E(n)}</li>");
+            sb.Append("</ul>");
+        }
+
         return sb.ToString();
     }
 

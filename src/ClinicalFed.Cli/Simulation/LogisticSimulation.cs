@@ -45,16 +45,35 @@ internal static class LogisticSimulation
             ? new Dictionary<string, System.Text.Json.JsonElement> { ["proximal_mu"] = System.Text.Json.JsonSerializer.SerializeToElement(o.ProximalMu) }
             : null);
         // The sites' training settings travel in the manifest (client_ options), exactly as in a serverless federation.
-        var strategySpec = StrategySpec.From(strategyOptions, new ClientTrainingSettings
+        var strategySpec = StrategySpec.From(strategyOptions, PrivateSimulation.Settings(o, new ClientTrainingSettings
         {
             LocalEpochs = o.LocalEpochs, BatchSize = 256, LearningRate = o.LearningRate, L2 = o.L2, Seed = o.Seed,
-        }.ToClientOptions());
+        }).ToClientOptions());
         var client = ClientTrainingSettings.From(strategySpec);
         var aggregator = new RoundAggregator(store, time);
         var rounds = new List<RoundResult>();
         var bytesPerSite = sites.ToDictionary(s => s.Name, _ => 0L);
-        var fitMatrices = sites.Select(s => Train(s)).ToArray();
+        var dp = new PrivateSimulation(o, sites, client);
+        var fitMatrices = sites.Select(dp.Matrix).ToArray();
         LinearWeights global = LinearWeights.Zeros(d);
+        // Signed updates, as site agents send them: one in-memory key per site, registered in the store's federation
+        // document with require_signatures, so the aggregator verifies every update exactly as in a real federation.
+        var signingKeys = sites.Select(_ => Privacy.Signing.SigningKeys.Create()).ToArray();
+        using var disposeKeys = new Privacy.Signing.KeyRing(signingKeys);
+        store.PutFederationAsync(new FederationConfig
+        {
+            Federation = SimulationRunner.Federation, Description = "clinicalfed simulate (in-process sites)",
+            Model = new ModelSpec { Kind = ModelKinds.Logistic, Dimension = d + 1, FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version },
+            Strategy = strategySpec, Rounds = o.Rounds, Quorum = sites.Count, RoundSeconds = 3600, Statistics = false, RequireSignatures = true,
+            Sites = sites.Select((s, i) => new RegisteredSite
+            {
+                Name = s.Name, KeySha256 = Storage.Coordination.FederationCoordinator.HashKey(Guid.NewGuid().ToString("N")), Status = SiteStatuses.Active,
+                RegisteredAt = time.GetUtcNow(), SigningPublicKey = Privacy.Signing.SigningKeys.PublicKeyBase64(signingKeys[i]),
+            }).ToArray(),
+            CreatedAt = time.GetUtcNow(),
+        }, null).GetAwaiter().GetResult();
+        double secAggSiteSeconds = 0, secAggAggregatorSeconds = 0;
+        var secAggDropouts = new List<string>();
         for (int r = 0; r < o.Rounds; r++)
         {
             var roundWatch = Stopwatch.StartNew();
@@ -64,26 +83,53 @@ internal static class LogisticSimulation
                 Federation = SimulationRunner.Federation, Round = r, Strategy = strategySpec,
                 Model = new ModelSpec { Kind = ModelKinds.Logistic, Dimension = d + 1, FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version },
                 GlobalModel = r == 0 ? null : GlobalModelPath.Format(SimulationRunner.Federation, r - 1),
-                Quorum = sites.Count, Sites = sites.Select(s => s.Name).ToList(), OpenedAt = now, Deadline = now.AddHours(1),
+                Quorum = Math.Max(1, sites.Count - (o.SecureAggregation ? o.SecAggDropout : 0)), Sites = sites.Select(s => s.Name).ToList(), OpenedAt = now, Deadline = now.AddHours(1),
             };
             store.PutManifestAsync(manifest).GetAwaiter().GetResult();
             long roundBytes = 0;
+            var secureInputs = new List<Storage.SecureAggregation.SecureSiteInput>();
             for (int i = 0; i < sites.Count; i++)
             {
-                var result = ClientTraining.TrainRound(fitMatrices[i], r == 0 ? null : global, client, r, i);
+                var (result, privacy) = dp.Train(fitMatrices[i], r == 0 ? null : global, client, r, i);
                 var header = new UpdateHeader
                 {
                     Federation = SimulationRunner.Federation, Round = r, Site = sites[i].Name, ExampleCount = sites[i].TrainRows,
                     ParameterKind = ParameterKinds.Full, Dimension = d + 1, CreatedAt = time.GetUtcNow(),
-                    LocalMetrics = ClientTraining.LocalMetrics(result),
+                    LocalMetrics = ClientTraining.LocalMetrics(result), Privacy = privacy,
                 };
-                store.PutUpdateAsync(header, result.Weights.ToParameterVector()).GetAwaiter().GetResult();
+                var parameters = result.Weights.ToParameterVector();
+                if (o.SecureAggregation)
+                {
+                    // Masked through the secure round below: no plain update file is written.
+                    secureInputs.Add(new Storage.SecureAggregation.SecureSiteInput(sites[i].Name, parameters, sites[i].TrainRows, header.LocalMetrics));
+                    progress?.Invoke($"round {r + 1}/{o.Rounds}", (i + 1.0) / (sites.Count + 1));
+                    continue;
+                }
+                store.PutUpdateAsync(Privacy.Signing.UpdateSignature.Sign(header, parameters, signingKeys[i]), parameters).GetAwaiter().GetResult();
                 long size = new FileInfo(store.FullPath(StoreLayout.Update(SimulationRunner.Federation, r, sites[i].Name))).Length;
                 bytesPerSite[sites[i].Name] += size;
                 roundBytes += size;
                 progress?.Invoke($"round {r + 1}/{o.Rounds}", (i + 1.0) / (sites.Count + 1));
             }
-            var outcome = aggregator.AggregateAsync(SimulationRunner.Federation, r, closeNow: true).GetAwaiter().GetResult();
+            RoundOutcome outcome;
+            if (o.SecureAggregation)
+            {
+                // Dropout: in the middle round the last K sites (ordinal) mask but never upload; their masks are removed from their Shamir-shared keys.
+                var drop = r == o.Rounds / 2 && o.SecAggDropout > 0
+                    ? sites.Select(s => s.Name).Order(StringComparer.Ordinal).TakeLast(o.SecAggDropout).ToHashSet(StringComparer.Ordinal) : null;
+                var secure = Storage.SecureAggregation.InProcessSecureRound.RunAsync(store, manifest, secureInputs, drop, time: time).GetAwaiter().GetResult();
+                outcome = secure.Outcome;
+                secAggSiteSeconds += secure.SiteSeconds;
+                secAggAggregatorSeconds += secure.AggregatorSeconds;
+                if (secure.Dropped.Count > 0) secAggDropouts.Add($"round {r + 1}: {string.Join(", ", secure.Dropped)} dropped after masking; the round completed with the survivors");
+                foreach (var s in secureInputs.Where(s => !secure.Dropped.Contains(s.Site)))
+                {
+                    long size = new FileInfo(store.FullPath(new Storage.SecureAggregation.SecAggStore(store, SimulationRunner.Federation, r).MaskedPath(s.Site))).Length;
+                    bytesPerSite[s.Site] += size;
+                    roundBytes += size;
+                }
+            }
+            else outcome = aggregator.AggregateAsync(SimulationRunner.Federation, r, closeNow: true).GetAwaiter().GetResult();
             if (outcome.Status != RoundOutcomeStatus.Aggregated) throw new InvalidOperationException($"round {r}: {outcome.Status}: {outcome.Message}");
             var model = store.GetGlobalModelAsync(SimulationRunner.Federation, r).GetAwaiter().GetResult()
                         ?? throw new InvalidOperationException($"round {r}: no global model was written");
@@ -99,6 +145,11 @@ internal static class LogisticSimulation
             progress?.Invoke($"round {r + 1}/{o.Rounds}", 1);
         }
         seconds["federated"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
+        if (o.SecureAggregation)
+        {
+            seconds["secagg_site_masking"] = Math.Round(secAggSiteSeconds, 2);
+            seconds["secagg_aggregator"] = Math.Round(secAggAggregatorSeconds, 2);
+        }
         sw.Restart();
 
         // Personalization, chosen on each site's own validation patients (carved from its training patients).
@@ -150,6 +201,13 @@ internal static class LogisticSimulation
             "Imputation medians and standardization come from federated statistics of the sites' training rows (aggregates only).",
             "Every model trains on each site's training patients minus its validation patients (about 1 in 6); the validation patients only choose the personalization.",
         };
-        return new SimulationRunner.RunResult(results, rounds, bytes, notes);
+        if (o.SecureAggregation)
+        {
+            notes.Add("Secure aggregation (pairwise additive masking with ECDH P-256, AES-CTR masks, fixed point in Z/2^32, Shamir-shared keys and self masks; " +
+                "threshold a strict majority): the aggregator saw only masked vectors (secagg/masked/*.cfm32) and the unmasked sum of the survivors; no plain update file was written. " +
+                $"Sites' masking work: {secAggSiteSeconds:F3} s in total; aggregator unmasking: {secAggAggregatorSeconds:F3} s.");
+            notes.AddRange(secAggDropouts);
+        }
+        return new SimulationRunner.RunResult(results, rounds, bytes, notes, dp.Report(client));
     }
 }

@@ -24,6 +24,21 @@ public sealed record SimulationOptions
     public int Seed { get; init; } = 1;
     public int Trees { get; init; } = 100;
     public int Leaves { get; init; } = 31;
+    /// <summary>Record-level DP-SGD at every site with this ε budget (null: no DP); the patient is the unit.</summary>
+    public double? DpEpsilon { get; init; }
+    public double DpDelta { get; init; } = 1e-5;
+    /// <summary>Per-patient clipping norm C.</summary>
+    public double DpClipNorm { get; init; } = 1.0;
+    /// <summary>Expected patients per DP-SGD batch (Poisson sampling).</summary>
+    public int DpBatchSize { get; init; } = 1024;
+    /// <summary>σ fixed instead of calibrated per site from ε, δ, its patients, the batch size and epochs × rounds.</summary>
+    public double? DpNoiseMultiplier { get; init; }
+    /// <summary>How a patient's rows form its clipped gradient under DP: mean or sum.</summary>
+    public string DpPatientGradient { get; init; } = "mean";
+    /// <summary>Secure aggregation (pairwise masking): the aggregator sees only masked vectors.</summary>
+    public bool SecureAggregation { get; init; }
+    /// <summary>Sites that drop out after masking in the middle round (with <see cref="SecureAggregation"/>).</summary>
+    public int SecAggDropout { get; init; }
 
     public IReadOnlyList<string> Validate()
     {
@@ -47,6 +62,19 @@ public sealed record SimulationOptions
         if (!(LearningRate > 0)) e.Add("--learning-rate: must be positive");
         if (Trees is < 1 or > 10000) e.Add($"--trees: {Trees} (expected 1 to 10000)");
         if (Leaves is < 2 or > 1024) e.Add($"--leaves: {Leaves} (expected 2 to 1024)");
+        if (DpEpsilon is { } eps)
+        {
+            if (!(eps > 0) || !double.IsFinite(eps)) e.Add($"--dp-epsilon: {eps} (expected a positive number)");
+            if (Model != "logistic") e.Add("--dp-epsilon: DP-SGD needs --model logistic");
+        }
+        if (!(DpDelta > 0 && DpDelta < 1)) e.Add($"--dp-delta: {DpDelta} (expected a number in (0, 1))");
+        if (!(DpClipNorm > 0) || !double.IsFinite(DpClipNorm)) e.Add($"--dp-clip: {DpClipNorm} (expected a positive number)");
+        if (DpPatientGradient is not ("mean" or "sum")) e.Add($"--dp-patient-gradient: '{DpPatientGradient}' (expected mean or sum)");
+        if (DpBatchSize is < 1 or > 1 << 20) e.Add($"--dp-batch: {DpBatchSize} (expected 1 to {1 << 20})");
+        if (DpNoiseMultiplier is { } nm && (!(nm > 0) || !double.IsFinite(nm))) e.Add($"--dp-noise: {nm} (expected a positive number)");
+        if (SecureAggregation && Model != "logistic") e.Add("--secure-aggregation: needs --model logistic");
+        if (SecAggDropout != 0 && !SecureAggregation) e.Add("--secagg-dropout: needs --secure-aggregation");
+        if (SecAggDropout < 0) e.Add($"--secagg-dropout: {SecAggDropout} (expected 0 or more)");
         if (string.IsNullOrWhiteSpace(OutputDirectory)) e.Add("--out: required");
         return e;
     }

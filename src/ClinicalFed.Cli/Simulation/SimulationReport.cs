@@ -77,8 +77,37 @@ public sealed record SimulationReport
     [JsonPropertyName("bytes_uploaded")] public required BytesUploaded BytesUploaded { get; init; }
     [JsonPropertyName("seconds")] public required IReadOnlyDictionary<string, double> Seconds { get; init; }
     [JsonPropertyName("notes")] public IReadOnlyList<string> Notes { get; init; } = [];
+    /// <summary>Differential privacy of the run (null without DP): mechanisms, what the aggregator sees, each site's budget.</summary>
+    [JsonPropertyName("privacy")] public PrivacyReport? Privacy { get; init; }
 
     public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+}
+
+/// <summary>One site's differential-privacy budget and spend in a simulation.</summary>
+public sealed record SitePrivacyReport
+{
+    [JsonPropertyName("name")] public required string Name { get; init; }
+    [JsonPropertyName("epsilon_spent")] public double EpsilonSpent { get; init; }
+    [JsonPropertyName("epsilon_budget")] public double EpsilonBudget { get; init; }
+    [JsonPropertyName("delta")] public double Delta { get; init; }
+    [JsonPropertyName("noise_multiplier")] public double NoiseMultiplier { get; init; }
+    [JsonPropertyName("clip_norm")] public double ClipNorm { get; init; }
+    [JsonPropertyName("sampling_rate")] public double SamplingRate { get; init; }
+    [JsonPropertyName("steps")] public long Steps { get; init; }
+    [JsonPropertyName("rounds")] public int Rounds { get; init; }
+    [JsonPropertyName("patients")] public int Patients { get; init; }
+}
+
+/// <summary>The <c>privacy</c> section of <c>report.json</c>.</summary>
+public sealed record PrivacyReport
+{
+    /// <summary>The privacy unit ("patient": all rows of one patient are one record).</summary>
+    [JsonPropertyName("unit")] public required string Unit { get; init; }
+    [JsonPropertyName("mechanisms")] public required IReadOnlyList<string> Mechanisms { get; init; }
+    /// <summary>What the aggregator (and anyone reading the store) could see.</summary>
+    [JsonPropertyName("aggregator_view")] public required string AggregatorView { get; init; }
+    [JsonPropertyName("sites")] public required IReadOnlyList<SitePrivacyReport> Sites { get; init; }
+    [JsonPropertyName("notes")] public IReadOnlyList<string> Notes { get; init; } = [];
 }

@@ -42,14 +42,14 @@ public static class SimulationRunner
             Task = o.Task, Model = o.Model, TreeMode = o.Model == "trees" ? o.TreeMode : null,
             Strategy = o.Model == "trees" ? (o.TreeMode == "cyclic" ? StrategyNames.TreeCyclic : StrategyNames.TreeBagging) : o.Strategy,
             RoundsRequested = o.Rounds, Seed = o.Seed, FeatureSpec = $"{spec.Id} {spec.Version}",
-            Sites = run.Sites, Rounds = run.Rounds, BytesUploaded = run.Bytes, Seconds = seconds, Notes = run.Notes,
+            Sites = run.Sites, Rounds = run.Rounds, BytesUploaded = run.Bytes, Seconds = seconds, Notes = run.Notes, Privacy = run.Privacy,
         };
         File.WriteAllText(Path.Combine(root, "report.json"), report.ToJson());
         File.WriteAllText(Path.Combine(root, "report.html"), HtmlReport.Render(report));
         return (report, prep);
     }
 
-    internal sealed record RunResult(IReadOnlyList<SiteResult> Sites, IReadOnlyList<RoundResult> Rounds, BytesUploaded Bytes, IReadOnlyList<string> Notes);
+    internal sealed record RunResult(IReadOnlyList<SiteResult> Sites, IReadOnlyList<RoundResult> Rounds, BytesUploaded Bytes, IReadOnlyList<string> Notes, PrivacyReport? Privacy = null);
 
     internal static float[] Predict(LinearWeights w, float[] x, int d)
     {

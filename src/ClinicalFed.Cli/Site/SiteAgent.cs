@@ -87,6 +87,8 @@ public sealed class SiteAgent
     private readonly ISiteUploader _uploader;
     private readonly TimeProvider _time;
     private readonly Action<string> _log;
+    private System.Security.Cryptography.ECDsa? _signingKey;
+    private SitePrivacy? _privacy;
 
     public SiteAgent(SiteAgentOptions options, IFederationStore store, ISiteUploader uploader, Action<string>? log = null, TimeProvider? time = null)
     {
@@ -106,6 +108,8 @@ public sealed class SiteAgent
             ?? throw new ArgumentException($"federation '{f}' does not exist in the store");
         if (config.FindSite(site) is not { Status: SiteStatuses.Active })
             throw new ArgumentException($"site '{site}' is not an active site of federation '{f}'");
+        using var signingKey = LoadSigningKey(config.FindSite(site)!);
+        _signingKey = signingKey;
 
         var table = LoadOrBuildTable();
         var spec = FeatureSpec.Load(_o.Task);
@@ -121,7 +125,8 @@ public sealed class SiteAgent
             throw new ArgumentException($"federation '{f}' has model dimension {config.Model.Dimension}, but this site's features give {d + 1}");
         _log($"prepared {prepared.TrainRows:N0} training, {prepared.ValidationY.Length:N0} validation and {prepared.TestRows:N0} test rows × {d} features");
 
-        var matrix = new FeatureMatrix(prepared.TrainX, d, prepared.TrainY);
+        // Rows grouped by patient: the privacy unit of DP-SGD (plain training samples rows and is unchanged by the groups).
+        var matrix = ClientTraining.GroupedMatrix(prepared.TrainX, d, prepared.TrainY, prepared.TrainPatients);
         var trained = new List<int>();
         var idleSince = _time.GetUtcNow();
         string lastState = "";
@@ -171,6 +176,27 @@ public sealed class SiteAgent
         if (await _store.GetGlobalModelAsync(result.Federation, result.Round, cancellationToken).ConfigureAwait(false) is null) return false;
         return !result.Accepted.Any(a => a.Site == _o.Site)
                || (await _store.ListPersonalizedModelsAsync(result.Federation, result.Round, cancellationToken).ConfigureAwait(false)).Contains(_o.Site, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// The site's signing key from its work folder, created there on first run (PKCS#8 PEM, mode 600). If the federation
+    /// registered a public key for the site, it must be this key's.
+    /// </summary>
+    private System.Security.Cryptography.ECDsa LoadSigningKey(RegisteredSite registered)
+    {
+        string path = Path.Combine(Path.GetFullPath(_o.WorkDirectory), Privacy.Signing.SigningKeys.PrivateKeyFileName);
+        var key = Privacy.Signing.SigningKeys.LoadOrCreatePrivateKey(path, out bool created);
+        string publicKey = Privacy.Signing.SigningKeys.PublicKeyBase64(key);
+        if (registered.SigningPublicKey is { } expected && expected != publicKey)
+        {
+            key.Dispose();
+            throw new ArgumentException($"the signing key in {path} is not the one registered for site '{_o.Site}': the aggregator would reject every update; register this key's public key (clinicalfed site keygen --work ...) or restore the registered key");
+        }
+
+        if (created) _log($"created a signing key in {path}");
+        if (registered.SigningPublicKey is null)
+            _log("signing updates, but the federation has no public key registered for this site: print it with 'clinicalfed site keygen' and register it so the aggregator verifies them");
+        return key;
     }
 
     private FeatureTable LoadOrBuildTable()
@@ -230,7 +256,21 @@ public sealed class SiteAgent
             global = LinearWeights.FromParameterVector(model.Parameters);
         }
 
-        var result = ClientTraining.TrainRound(matrix, global, settings, manifest.Round, siteIndex);
+        // With client_dp_ options: DP-SGD with the patient as unit; the ledger in the work folder refuses (throws) a round
+        // that would exceed the site's budget, before training and therefore before any upload.
+        ProximalSgdResult result;
+        Privacy.UpdatePrivacy? privacy = null;
+        if (settings.DifferentiallyPrivate)
+        {
+            _privacy ??= SitePrivacy.ForWorkFolder(_o.Site, Path.GetFullPath(_o.WorkDirectory), settings);
+            (result, privacy) = ClientTraining.TrainRoundPrivately(matrix, global, settings, manifest.Round, siteIndex, _privacy);
+            _log($"round {manifest.Round}: DP-SGD spent ε = {privacy.EpsilonRound:0.###} this round, {privacy.EpsilonTotal:0.###} in total of {_privacy.Ledger.EpsilonBudget:0.###} (δ = {privacy.Delta:G3}, σ = {privacy.NoiseMultiplier:0.###})");
+        }
+        else
+        {
+            result = ClientTraining.TrainRound(matrix, global, settings, manifest.Round, siteIndex);
+        }
+
         var metrics = ClientTraining.LocalMetrics(result);
         double weight = ClientTraining.ChoosePersonalizationWeight(global, result.Weights, prepared.ValidationX, prepared.ValidationY, prepared.Width);
         metrics[Storage.Coordination.FederationCoordinator.PersonalizationWeightMetric] = weight;
@@ -238,10 +278,14 @@ public sealed class SiteAgent
         {
             Federation = manifest.Federation, Round = manifest.Round, Site = _o.Site, ExampleCount = prepared.TrainRows,
             ParameterKind = ParameterKinds.Full, Dimension = prepared.Width + 1, CreatedAt = _time.GetUtcNow(), LocalMetrics = metrics,
+            Privacy = privacy,
         };
+        var parameters = result.Weights.ToParameterVector();
+        // Every update is signed with the site's key (the header, which binds the payload through its SHA-256).
+        header = Privacy.Signing.UpdateSignature.Sign(header, parameters, _signingKey!);
         try
         {
-            await _uploader.UploadUpdateAsync(header, result.Weights.ToParameterVector(), cancellationToken).ConfigureAwait(false);
+            await _uploader.UploadUpdateAsync(header, parameters, cancellationToken).ConfigureAwait(false);
         }
         catch (StoreObjectExistsException)
         {

@@ -39,6 +39,16 @@ public sealed record FederationConfig
     /// </summary>
     [JsonPropertyName("statistics")] public bool Statistics { get; init; } = true;
 
+    /// <summary>
+    /// Whether every update must be signed by its site's registered key (schemas/federation.schema.json). When false
+    /// (the default, for federations created before signing), only sites that registered a
+    /// <see cref="RegisteredSite.SigningPublicKey"/> must sign; when true, an update of a site without a registered key
+    /// is rejected too. Left out of the document while false.
+    /// </summary>
+    [JsonPropertyName("require_signatures")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool RequireSignatures { get; init; }
+
     [JsonPropertyName("sites")] public IReadOnlyList<RegisteredSite> Sites { get; init; } = [];
 
     [JsonPropertyName("created_at")] public required DateTimeOffset CreatedAt { get; init; }
@@ -84,6 +94,8 @@ public sealed record FederationConfig
             if (!FederationJson.IsSha256Hex(s.KeySha256)) p.Add($"'sites[{i}].key_sha256' is not 64 lower-case hex digits");
             if (!SiteStatuses.All.Contains(s.Status)) p.Add($"'sites[{i}].status' is '{s.Status}'; expected one of {string.Join(", ", SiteStatuses.All)}");
             if (s.Status == SiteStatuses.Withdrawn && s.WithdrawnAt is null) p.Add($"'sites[{i}].withdrawn_at' is missing for a withdrawn site");
+            if (s.SigningPublicKey is not null && ClinicalFed.Privacy.Signing.SigningKeys.PublicKeyProblem(s.SigningPublicKey) is { } kp)
+                p.Add($"'sites[{i}].signing_public_key' is {kp}");
         }
 
         // A quorum above the number of active sites is allowed while sites register; a round refuses to open then.
@@ -122,6 +134,14 @@ public sealed record RegisteredSite
     [JsonPropertyName("registered_at")] public required DateTimeOffset RegisteredAt { get; init; }
 
     [JsonPropertyName("withdrawn_at")] public DateTimeOffset? WithdrawnAt { get; init; }
+
+    /// <summary>
+    /// The site's ECDSA P-256 public key that verifies its update signatures: base64 of the DER SubjectPublicKeyInfo
+    /// (<see cref="ClinicalFed.Privacy.Signing.SigningKeys"/>); absent when the site registered none.
+    /// </summary>
+    [JsonPropertyName("signing_public_key")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? SigningPublicKey { get; init; }
 }
 
 public static class SiteStatuses

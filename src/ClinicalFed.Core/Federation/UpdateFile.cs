@@ -49,6 +49,19 @@ public sealed record UpdateHeader
     /// <summary>Lower-case hex SHA-256 of the payload bytes; <see cref="UpdateFile.Write(Stream, UpdateHeader, ReadOnlySpan{float})"/> fills it in.</summary>
     [JsonPropertyName("payload_sha256")] public string PayloadSha256 { get; init; } = "";
 
+    /// <summary>What the site's differentially private training cost (<see cref="ClinicalFed.Privacy.UpdatePrivacy"/>); absent without DP.</summary>
+    [JsonPropertyName("privacy")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ClinicalFed.Privacy.UpdatePrivacy? Privacy { get; init; }
+
+    /// <summary>
+    /// Base64 ECDSA P-256 SHA-256 signature (IEEE P1363, 64 bytes) by the site's signing key over the whole header
+    /// without this field (<see cref="ClinicalFed.Privacy.Signing.UpdateSignature"/>); absent when unsigned.
+    /// </summary>
+    [JsonPropertyName("signature")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Signature { get; init; }
+
     /// <summary>True when the payload is a tree ensemble rather than float32 values.</summary>
     [JsonIgnore] public bool IsTreeEnsemble => PayloadEncoding == UpdatePayloadEncodings.TreeEnsemble;
 
@@ -84,6 +97,9 @@ public sealed record UpdateHeader
         }
 
         FederationJson.CheckMetrics(LocalMetrics, "local_metrics", p);
+        if (Privacy is not null) p.AddRange(Privacy.Validate());
+        if (Signature is not null && !ClinicalFed.Privacy.Signing.UpdateSignature.IsWellFormed(Signature))
+            p.Add("'signature' is not the base64 of a 64-byte ECDSA P-256 signature (IEEE P1363)");
         if (requireHash && !FederationJson.IsSha256Hex(PayloadSha256))
             p.Add($"'payload_sha256' is '{PayloadSha256}'; expected 64 lower-case hex digits");
         return p;
@@ -186,7 +202,15 @@ public static class UpdateFile
     /// failure the destination's contents are unspecified. A tree-ensemble update is an error here
     /// (<see cref="ReadTreeEnsemble(Stream, UpdateHeader, string)"/> reads it).
     /// </summary>
-    public static void ReadPayload(Stream source, UpdateHeader header, Span<float> destination, string origin = "update")
+    public static void ReadPayload(Stream source, UpdateHeader header, Span<float> destination, string origin = "update") =>
+        ReadPayload(source, header, destination, origin, verifyHash: true);
+
+    /// <summary>
+    /// As <see cref="ReadPayload(Stream, UpdateHeader, Span{float}, string)"/>; with <paramref name="verifyHash"/> false
+    /// the SHA-256 is not recomputed (length, finiteness and trailing bytes still are): for a payload whose hash was
+    /// verified when it was stored and that provably has not changed since.
+    /// </summary>
+    public static void ReadPayload(Stream source, UpdateHeader header, Span<float> destination, string origin, bool verifyHash)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(header);
@@ -194,7 +218,7 @@ public static class UpdateFile
             throw new FederationDataException(origin, "header field 'payload_encoding' is tree-ensemble: the payload is a tree ensemble, not float32 values");
         if (destination.Length != header.Dimension)
             throw new FederationDataException(origin, $"header field 'dimension' is {header.Dimension} but {destination.Length} values were expected");
-        var problems = FramedFile.ReadFloatPayload(source, destination, header.PayloadSha256);
+        var problems = FramedFile.ReadFloatPayload(source, destination, verifyHash ? header.PayloadSha256 : null);
         if (problems.Count > 0) throw new FederationDataException(origin, problems);
     }
 

@@ -65,9 +65,18 @@ public sealed class FederationCoordinator
     /// Registers a site (or re-activates a withdrawn one) with a new random key, returned once. A site that is
     /// already active keeps its key: registering it again is an error.
     /// </summary>
-    public async Task<SiteRegistration> RegisterSiteAsync(string federation, string site, CancellationToken cancellationToken = default)
+    public Task<SiteRegistration> RegisterSiteAsync(string federation, string site, CancellationToken cancellationToken = default) =>
+        RegisterSiteAsync(federation, site, null, cancellationToken);
+
+    /// <summary>
+    /// Registers a site as <see cref="RegisterSiteAsync(string, string, CancellationToken)"/> does, with the ECDSA P-256
+    /// public key that verifies its update signatures (PEM or base64 DER SubjectPublicKeyInfo, stored as base64 DER), or
+    /// none (null). Throws <see cref="ArgumentException"/> when the key is not a P-256 public key.
+    /// </summary>
+    public async Task<SiteRegistration> RegisterSiteAsync(string federation, string site, string? signingPublicKey, CancellationToken cancellationToken = default)
     {
         FederationNames.Validate(site, "site", nameof(site));
+        string? publicKey = signingPublicKey is null ? null : Privacy.Signing.SigningKeys.NormalizePublicKey(signingPublicKey);
         var keyBytes = new byte[32];
         _random.GetBytes(keyBytes);
         string key = Base64Url.EncodeToString(keyBytes);
@@ -78,7 +87,10 @@ public sealed class FederationCoordinator
                 throw new InvalidOperationException($"site '{site}' differs only in case from registered site '{existing.Name}'");
             if (existing?.Status == SiteStatuses.Active)
                 throw new InvalidOperationException($"site '{site}' is already registered and active in federation '{federation}'");
-            var entry = new RegisteredSite { Name = site, KeySha256 = HashKey(key), Status = SiteStatuses.Active, RegisteredAt = _time.GetUtcNow() };
+            var entry = new RegisteredSite
+            {
+                Name = site, KeySha256 = HashKey(key), Status = SiteStatuses.Active, RegisteredAt = _time.GetUtcNow(), SigningPublicKey = publicKey,
+            };
             var sites = config.Sites.Where(s => s.Name != site).Append(entry).ToArray();
             return config with { Sites = sites };
         }, cancellationToken).ConfigureAwait(false);
@@ -323,7 +335,7 @@ public sealed class FederationCoordinator
             await using (stream.ConfigureAwait(false))
             {
                 header = UpdateFile.ReadHeader(stream, origin);
-                UpdateFile.ReadPayload(stream, header, own, origin);
+                UpdateFile.ReadPayload(stream, header, own, origin, verifyHash: !(stream is VerifiedUpdateStream v && v.PayloadSha256 == header.PayloadSha256));
             }
 
             if (header.ParameterKind == ParameterKinds.Delta && start is not null)

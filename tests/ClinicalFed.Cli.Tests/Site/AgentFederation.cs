@@ -1,0 +1,76 @@
+using System.Collections.Concurrent;
+using ClinicalFed.Cli.Simulation;
+using ClinicalFed.Cli.Site;
+using ClinicalFed.Federation;
+using ClinicalFed.Privacy.Signing;
+using ClinicalFed.Statistics;
+using ClinicalFed.Storage;
+using ClinicalFed.Storage.Coordination;
+
+namespace ClinicalFed.Cli.Tests.Site;
+
+/// <summary>
+/// A whole federation in-process for the signing and no-patient-data tests: a coordinator ticking like the timer
+/// function and one site agent per source, with any task, quorum and uploader, and (optionally) each site's signing
+/// key created in its work folder beforehand and registered with the site.
+/// </summary>
+internal sealed record AgentFederation(IFederationStore Store, string Federation, string Task, IReadOnlyList<SiteSource> Sources, string Root)
+{
+    public int Rounds { get; init; } = 2;
+    public int? Quorum { get; init; }
+    public bool RegisterSigningKeys { get; init; } = true;
+
+    public string WorkDirectory(string site) => Path.Combine(Root, "sites", site);
+
+    public async Task<IReadOnlyList<SiteAgentReport>> RunAsync(Func<string, ISiteUploader>? uploader = null, Action<string, string>? log = null,
+        Func<FederationCoordinator, CancellationToken, Task>? tick = null)
+    {
+        var coordinator = new FederationCoordinator(Store);
+        await coordinator.CreateFederationAsync(new FederationSetup { Federation = Federation, Task = Task, Rounds = Rounds, Quorum = Quorum ?? Sources.Count }
+            .ToConfig(DateTimeOffset.UtcNow));
+        foreach (var s in Sources)
+        {
+            string? publicKey = null;
+            if (RegisterSigningKeys)
+            {
+                using var key = SigningKeys.LoadOrCreatePrivateKey(Path.Combine(WorkDirectory(s.Name), SigningKeys.PrivateKeyFileName), out _);
+                publicKey = SigningKeys.PublicKeyPem(key);
+            }
+
+            await coordinator.RegisterSiteAsync(Federation, s.Name, publicKey);
+        }
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(8));
+        var agents = Sources.Select(s => System.Threading.Tasks.Task.Run(() => new SiteAgent(new SiteAgentOptions
+        {
+            Federation = Federation, Site = s.Name, Task = Task, Source = s, WorkDirectory = WorkDirectory(s.Name),
+            PollInterval = TimeSpan.FromMilliseconds(20), IdleTimeout = TimeSpan.FromMinutes(4),
+        }, Store, uploader?.Invoke(s.Name) ?? new DirectStoreUploader(Store), line => log?.Invoke(s.Name, line)).RunAsync(cts.Token))).ToList();
+        tick ??= (c, token) => c.TickAsync(Federation, token);
+        while (!agents.All(a => a.IsCompleted))
+        {
+            await tick(coordinator, cts.Token);
+            await System.Threading.Tasks.Task.WhenAny(System.Threading.Tasks.Task.WhenAll(agents), System.Threading.Tasks.Task.Delay(50));
+        }
+
+        return await System.Threading.Tasks.Task.WhenAll(agents);
+    }
+}
+
+/// <summary>Records every byte a site sends (its statistics and update files, exactly as they go on the wire) and passes them on.</summary>
+internal sealed class RecordingUploader(string site, ISiteUploader inner, ConcurrentQueue<(string Site, string What, byte[] Bytes)> sent) : ISiteUploader
+{
+    public async Task UploadStatisticsAsync(string federation, string site1, StatisticsSet statistics, CancellationToken cancellationToken)
+    {
+        sent.Enqueue((site, "statistics", System.Text.Encoding.UTF8.GetBytes(statistics.ToJson())));
+        await inner.UploadStatisticsAsync(federation, site1, statistics, cancellationToken);
+    }
+
+    public async Task UploadUpdateAsync(UpdateHeader header, float[] payload, CancellationToken cancellationToken)
+    {
+        using var file = new MemoryStream();
+        UpdateFile.Write(file, header, payload);
+        sent.Enqueue((site, $"update of round {header.Round}", file.ToArray()));
+        await inner.UploadUpdateAsync(header, payload, cancellationToken);
+    }
+}
