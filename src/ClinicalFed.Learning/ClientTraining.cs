@@ -184,6 +184,8 @@ public static class ClientTraining
         var result = ProximalSgdOptimizer.Train(data, global, options, processor);
         var spend = privacy.Ledger.Spend(plan.SamplingRate, plan.NoiseMultiplier, result.Steps, privacy.Site);
         privacy.Saved();
+        // The training losses are not differentially private: drop them so that they cannot reach the update header.
+        result = result with { EpochLosses = [] };
         return (result, new UpdatePrivacy
         {
             Mechanism = PrivacyMechanisms.DpSgdPatient, EpsilonRound = spend.EpsilonRound, EpsilonTotal = spend.EpsilonTotal, Delta = privacy.Ledger.Delta,

@@ -38,9 +38,11 @@ public static class QualityBenchmark
         _ => throw new ArgumentException($"--suite '{suite}' (known: {string.Join(", ", Suites)})"),
     };
 
-    public const double DpTargetEpsilon = 3, DpTargetDelta = 1e-5, DpClipNorm = 0.5, DpLearningRate = 2;
-    public const int DpBatchSize = 4096, DpLocalEpochs = 10;
-    public const string DpPatientGradient = "mean";
+    public const double DpTargetEpsilon = 3, DpTargetDelta = 1e-5, DpClipNorm = 50, DpLearningRate = 0.5;
+    public const int DpBatchSize = 2048, DpLocalEpochs = 10;
+    /// <summary>Each patient's gradient is the sum of its rows' gradients (clipped to 50), so the objective stays the row-level
+    /// log-loss for all but the longest stays; the mean of rows (the default) measured 0.006 short at site B.</summary>
+    public const string DpPatientGradient = "sum";
 
     /// <summary>
     /// Non-private federated logistic regression's test AUROC per site on the same protocol (suite physionet-logistic,
