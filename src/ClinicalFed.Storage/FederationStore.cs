@@ -380,28 +380,7 @@ internal sealed record UploadVerification(
 /// An update stream whose payload hash the store verified on upload, unchanged since: readers may trust
 /// <see cref="PayloadSha256"/> instead of hashing the payload again (they still check its length and values).
 /// </summary>
-public sealed class VerifiedUpdateStream(Stream inner, string payloadSha256) : Stream
+public sealed class VerifiedUpdateStream(Stream inner, string payloadSha256) : ReadOnlyStreamWrapper(inner)
 {
     public string PayloadSha256 { get; } = payloadSha256;
-
-    public override bool CanRead => inner.CanRead;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
-    public override int Read(Span<byte> buffer) => inner.Read(buffer);
-    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) inner.Dispose();
-        base.Dispose(disposing);
-    }
-
-    public override ValueTask DisposeAsync() => inner.DisposeAsync();
 }

@@ -54,7 +54,7 @@ public sealed class ManualClock(DateTimeOffset now) : TimeProvider
 /// signature the tests look for in logs), counts writes per object name, can hold an aggregator lease until a second
 /// invocation has tried to take it (two timer invocations at once), and can fail listings.
 /// </summary>
-public sealed class TicketingStore(LocalFolderStore inner) : FederationStore, IUploadTicketIssuer
+public sealed class TicketingStore(LocalFolderStore inner) : DelegatingFederationStore(inner), IUploadTicketIssuer
 {
     public const string Signature = "S3cr3tSignatureValue0123456789abcdefXYZ";
 
@@ -90,12 +90,9 @@ public sealed class TicketingStore(LocalFolderStore inner) : FederationStore, IU
         return inner.PutObjectAsync(path, write, cancellationToken);
     }
 
-    public override Task<Stream?> OpenObjectAsync(string path, CancellationToken cancellationToken = default) => inner.OpenObjectAsync(path, cancellationToken);
-    public override Task<bool> ExistsAsync(string path, CancellationToken cancellationToken = default) => inner.ExistsAsync(path, cancellationToken);
     public override Task<IReadOnlyList<string>> ListAsync(string folder, CancellationToken cancellationToken = default) =>
         FailListing ? throw new IOException($"listing {folder} failed (simulated) at https://teststore.blob.core.windows.net/federation?restype=container&sig={Signature}")
             : inner.ListAsync(folder, cancellationToken);
-    public override Task<VersionedObject?> GetVersionedAsync(string path, CancellationToken cancellationToken = default) => inner.GetVersionedAsync(path, cancellationToken);
 
     public override Task<string> PutVersionedAsync(string path, ReadOnlyMemory<byte> content, string? expectedVersion, CancellationToken cancellationToken = default)
     {

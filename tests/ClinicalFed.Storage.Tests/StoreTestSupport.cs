@@ -141,7 +141,7 @@ internal static class Fixtures
 /// Wraps a store at the level of its primitives: counts update streams open at once, and can fail writes of chosen
 /// objects the way a process killed at that moment would (nothing written).
 /// </summary>
-internal sealed class CountingStore(FederationStore inner) : FederationStore
+internal sealed class CountingStore(FederationStore inner) : DelegatingFederationStore(inner)
 {
     private int _open, _opened, _maxOpen;
 
@@ -165,49 +165,33 @@ internal sealed class CountingStore(FederationStore inner) : FederationStore
     }
 
     public override Task<T> PutObjectAsync<T>(string path, Func<Stream, CancellationToken, Task<T>> write, CancellationToken cancellationToken = default) =>
-        FailWritesEndingWith.Any(path.EndsWith) ? throw new IOException($"process killed while writing {path} (simulated)") : inner.PutObjectAsync(path, write, cancellationToken);
+        FailWritesEndingWith.Any(path.EndsWith) ? throw new IOException($"process killed while writing {path} (simulated)") : base.PutObjectAsync(path, write, cancellationToken);
 
-    public override async Task<Stream?> OpenObjectAsync(string path, CancellationToken cancellationToken = default)
+    public override Task<string> PutVersionedAsync(string path, ReadOnlyMemory<byte> content, string? expectedVersion, CancellationToken cancellationToken = default) =>
+        FailWritesEndingWith.Any(path.EndsWith) ? throw new IOException($"process killed while writing {path} (simulated)") : base.PutVersionedAsync(path, content, expectedVersion, cancellationToken);
+
+    /// <summary>Updates are opened here (with their version); the tracked stream hides the version, so readers hash in full.</summary>
+    public override async Task<(Stream Stream, string? Version)?> OpenObjectWithVersionAsync(string path, CancellationToken cancellationToken = default)
     {
-        var stream = await inner.OpenObjectAsync(path, cancellationToken);
-        if (stream is null || !path.EndsWith(UpdateFile.Extension, StringComparison.Ordinal)) return stream;
+        var opened = await base.OpenObjectWithVersionAsync(path, cancellationToken);
+        if (opened is not { } o || !path.EndsWith(UpdateFile.Extension, StringComparison.Ordinal)) return opened;
         Interlocked.Increment(ref _opened);
         int now = Interlocked.Increment(ref _open);
         for (int max = Volatile.Read(ref _maxOpen); now > max && Interlocked.CompareExchange(ref _maxOpen, now, max) != max; max = Volatile.Read(ref _maxOpen))
         {
         }
-        return new Tracked(stream, () => Interlocked.Decrement(ref _open));
+        return (new Tracked(o.Stream, () => Interlocked.Decrement(ref _open)), null);
     }
 
-    public override Task<bool> ExistsAsync(string path, CancellationToken cancellationToken = default) => inner.ExistsAsync(path, cancellationToken);
-    public override Task<IReadOnlyList<string>> ListAsync(string folder, CancellationToken cancellationToken = default) => inner.ListAsync(folder, cancellationToken);
-    public override Task<VersionedObject?> GetVersionedAsync(string path, CancellationToken cancellationToken = default) => inner.GetVersionedAsync(path, cancellationToken);
-    public override Task<string> PutVersionedAsync(string path, ReadOnlyMemory<byte> content, string? expectedVersion, CancellationToken cancellationToken = default) =>
-        FailWritesEndingWith.Any(path.EndsWith) ? throw new IOException($"process killed while writing {path} (simulated)") : inner.PutVersionedAsync(path, content, expectedVersion, cancellationToken);
-    public override Task<IStoreLease?> TryAcquireLeaseAsync(string path, TimeSpan duration, CancellationToken cancellationToken = default) => inner.TryAcquireLeaseAsync(path, duration, cancellationToken);
-
-    private sealed class Tracked(Stream inner, Action onDispose) : Stream
+    private sealed class Tracked(Stream inner, Action onDispose) : ReadOnlyStreamWrapper(inner)
     {
         private bool _disposed;
-
-        public override bool CanRead => inner.CanRead;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
-        public override int Read(Span<byte> buffer) => inner.Read(buffer);
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {
             if (disposing && !_disposed)
             {
                 _disposed = true;
-                inner.Dispose();
                 onDispose();
             }
 

@@ -164,7 +164,7 @@ public sealed class FederationCoordinator
                 if (await _store.GetFederatedStatisticsAsync(federation, cancellationToken).ConfigureAwait(false) is not null)
                     throw new TicketRefusedException(TicketRefusal.NotOpen, $"the statistics of federation '{federation}' are already merged");
                 path = StoreLayout.SiteStatistics(federation, site);
-                if (await IsStoredAsync(path, cancellationToken).ConfigureAwait(false))
+                if ((await _store.ListSiteStatisticsAsync(federation, cancellationToken).ConfigureAwait(false)).Contains(site, StringComparer.Ordinal))
                     throw new TicketRefusedException(TicketRefusal.NotOpen, $"site '{site}' already uploaded its statistics");
                 break;
             case TicketKinds.Update:
@@ -178,7 +178,7 @@ public sealed class FederationCoordinator
                 if (!manifest.Sites.Contains(site, StringComparer.Ordinal))
                     throw new TicketRefusedException(TicketRefusal.NotOpen, $"round {latest} does not expect site '{site}' (it was registered after the round opened)");
                 path = StoreLayout.Update(federation, latest, site);
-                if (await IsStoredAsync(path, cancellationToken).ConfigureAwait(false))
+                if ((await _store.ListUpdatesAsync(federation, latest, cancellationToken).ConfigureAwait(false)).Contains(site, StringComparer.Ordinal))
                     throw new TicketRefusedException(TicketRefusal.NotOpen, $"site '{site}' already uploaded its update for round {latest}");
                 round = latest;
                 if (manifest.Deadline < expires) expires = manifest.Deadline;
@@ -190,11 +190,6 @@ public sealed class FederationCoordinator
         var url = await issuer.CreateUploadUrlAsync(path, expires, cancellationToken).ConfigureAwait(false);
         return new UploadTicket { Federation = federation, Site = site, Kind = kind, Round = round, Path = path, UploadUrl = url, ExpiresAt = expires };
     }
-
-    private async Task<bool> IsStoredAsync(string path, CancellationToken cancellationToken) =>
-        _store is FederationStore fs
-            ? await fs.ExistsAsync(path, cancellationToken).ConfigureAwait(false)
-            : throw new NotSupportedException("the store does not expose object existence");
 
     // ---- the scheduled tick ------------------------------------------------------------------------------------
 

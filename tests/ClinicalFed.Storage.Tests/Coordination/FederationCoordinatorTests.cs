@@ -304,18 +304,10 @@ public sealed class FederationCoordinatorTests : IDisposable
     }
 
     /// <summary>A local store that hands out fake upload URLs (the real SAS comes from the blob store).</summary>
-    private sealed class TicketingStore(FederationStore inner) : FederationStore, IUploadTicketIssuer
+    private sealed class TicketingStore(FederationStore inner) : DelegatingFederationStore(inner), IUploadTicketIssuer
     {
         public Task<Uri> CreateUploadUrlAsync(string path, DateTimeOffset expiresAt, CancellationToken cancellationToken = default) =>
             Task.FromResult(new Uri($"https://example.invalid/{path}?se={expiresAt.ToUnixTimeSeconds()}"));
-
-        public override Task<T> PutObjectAsync<T>(string path, Func<Stream, CancellationToken, Task<T>> write, CancellationToken cancellationToken = default) => inner.PutObjectAsync(path, write, cancellationToken);
-        public override Task<Stream?> OpenObjectAsync(string path, CancellationToken cancellationToken = default) => inner.OpenObjectAsync(path, cancellationToken);
-        public override Task<bool> ExistsAsync(string path, CancellationToken cancellationToken = default) => inner.ExistsAsync(path, cancellationToken);
-        public override Task<IReadOnlyList<string>> ListAsync(string folder, CancellationToken cancellationToken = default) => inner.ListAsync(folder, cancellationToken);
-        public override Task<VersionedObject?> GetVersionedAsync(string path, CancellationToken cancellationToken = default) => inner.GetVersionedAsync(path, cancellationToken);
-        public override Task<string> PutVersionedAsync(string path, ReadOnlyMemory<byte> content, string? expectedVersion, CancellationToken cancellationToken = default) => inner.PutVersionedAsync(path, content, expectedVersion, cancellationToken);
-        public override Task<IStoreLease?> TryAcquireLeaseAsync(string path, TimeSpan duration, CancellationToken cancellationToken = default) => inner.TryAcquireLeaseAsync(path, duration, cancellationToken);
     }
 }
 
