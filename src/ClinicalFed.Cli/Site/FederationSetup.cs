@@ -24,23 +24,31 @@ public sealed record FederationSetup
     public FederationConfig ToConfig(DateTimeOffset now)
     {
         var problems = new List<string>();
-        if (Task is not ("sepsis" or "readmission")) problems.Add($"--task: '{Task}' (expected sepsis or readmission)");
-        if (!StrategyNames.All.Contains(Strategy)) problems.Add($"--strategy: '{Strategy}' (known: {string.Join(", ", StrategyNames.All)})");
+        bool knownTask = Task is "sepsis" or "readmission";
+        if (!knownTask) problems.Add($"--task: '{Task}' (expected sepsis or readmission)");
+        bool knownStrategy = StrategyNames.All.Contains(Strategy);
+        if (!knownStrategy) problems.Add($"--strategy: '{Strategy}' (known: {string.Join(", ", StrategyNames.All)})");
         problems.AddRange(Client.Validate());
-        if (problems.Count > 0) throw new ArgumentException(string.Join("\n", problems));
-        var spec = FeatureSpec.Load(Task);
-        var options = StrategyFactory.ParseOptions(Strategy, Strategy == StrategyNames.FedProx
-            ? new Dictionary<string, System.Text.Json.JsonElement> { ["proximal_mu"] = System.Text.Json.JsonSerializer.SerializeToElement(ProximalMu) }
-            : null);
+        var spec = knownTask ? FeatureSpec.Load(Task) : null;
+        var options = knownStrategy
+            ? StrategyFactory.ParseOptions(Strategy, Strategy == StrategyNames.FedProx
+                ? new Dictionary<string, System.Text.Json.JsonElement> { ["proximal_mu"] = System.Text.Json.JsonSerializer.SerializeToElement(ProximalMu) }
+                : null)
+            : new FedAvgOptions();
         var config = new FederationConfig
         {
             Federation = Federation, Description = Description,
-            Model = new ModelSpec { Kind = ModelKinds.Logistic, Dimension = spec.ColumnNames.Count + 1, FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version },
+            Model = new ModelSpec
+            {
+                Kind = ModelKinds.Logistic, Dimension = (spec?.ColumnNames.Count ?? 0) + 1,
+                FeatureSpecId = spec?.Id ?? Task, FeatureSpecVersion = spec?.Version ?? "?",
+            },
             Strategy = StrategySpec.From(options, Client.ToClientOptions()),
             Rounds = Rounds, Quorum = Quorum, RoundSeconds = RoundSeconds, Statistics = Statistics, CreatedAt = now,
         };
-        var invalid = config.Validate();
-        if (invalid.Count > 0) throw new ArgumentException(string.Join("\n", invalid));
+        // Every problem at once: the options' and the document's (federation name, rounds, quorum, round length).
+        problems.AddRange(config.Validate());
+        if (problems.Count > 0) throw new ArgumentException(string.Join("\n", problems));
         return config;
     }
 }

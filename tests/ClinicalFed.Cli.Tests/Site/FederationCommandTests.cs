@@ -20,6 +20,12 @@ public sealed class FederationCommandTests
         Assert.Equal(2, config.Strategy.Options["client_local_epochs"].GetInt32());
         Assert.Equal(0.1, config.Strategy.Options["proximal_mu"].GetDouble());
 
+        var invalid = Cli.Run("federation", "create", "--store", store, "--federation", "a/b", "--task", "sepsiz", "--rounds", "0");
+        Assert.Equal(2, invalid.Exit);
+        Assert.Contains("--task: 'sepsiz'", invalid.Err); // every problem at once
+        Assert.Contains("'federation' 'a/b' is not valid", invalid.Err);
+        Assert.Contains("'rounds' is 0", invalid.Err);
+
         var again = Cli.Run("federation", "create", "--store", store, "--federation", "study", "--task", "readmission");
         Assert.Equal(2, again.Exit);
         Assert.Contains("already exists", again.Err);
