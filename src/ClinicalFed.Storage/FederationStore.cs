@@ -377,8 +377,10 @@ internal sealed record UploadVerification(
     [property: System.Text.Json.Serialization.JsonPropertyName("version")] string Version);
 
 /// <summary>
-/// An update stream whose payload hash the store verified on upload, unchanged since: readers may trust
-/// <see cref="PayloadSha256"/> instead of hashing the payload again (they still check its length and values).
+/// An update stream whose payload the store verified on upload (<see cref="UpdateFile.CopyVerified"/>: framing, length,
+/// SHA-256 and, for float32 payloads, finite values), unchanged since: readers may trust <see cref="PayloadSha256"/>
+/// instead of hashing the payload again, and the aggregator streams such payloads into the strategy without buffering
+/// them (<see cref="IStreamingAggregationStrategy"/>).
 /// </summary>
 public sealed class VerifiedUpdateStream(Stream inner, string payloadSha256) : ReadOnlyStreamWrapper(inner)
 {

@@ -27,9 +27,11 @@ public sealed record RoundOutcome(RoundOutcomeStatus Status, RoundResult? Result
 /// the global model the round starts from and the server state that model's round left, then streams the round's
 /// updates one at a time through the manifest's strategy and writes <c>result.json</c>, <c>server-state.bin</c> and
 /// <c>global.cfm</c>. Updates are opened, read and verified a few at a time ahead of the strategy, on the thread pool,
-/// and accumulated in site order (so the arithmetic is the sequential one). Parameter-averaging strategies read
-/// float32 updates into a few reused payload buffers, one per update in flight (memory O(parameters) plus the
-/// strategy's vectors, whatever the number of sites) and write float32 global models; tree
+/// and accumulated in site order (so the arithmetic is the sequential one). Parameter-averaging strategies take a
+/// float32 update the store verified on upload (<see cref="VerifiedUpdateStream"/>) straight from its stream in
+/// cache-sized chunks (<see cref="IStreamingAggregationStrategy"/>: reading, checking and accumulating in one pass),
+/// and read any other float32 update into one of a few reused payload buffers, one per update in flight (memory
+/// O(parameters) plus the strategy's vectors, whatever the number of sites); they write float32 global models; tree
 /// strategies read tree-ensemble updates (a few in memory at once; memory O(the merged ensemble)) and write the new global
 /// ensemble as a tree-ensemble model file.
 /// <para>
@@ -125,7 +127,8 @@ public sealed class RoundAggregator
             string origin = StoreLayout.Update(federation, round, site);
             var stream = await _store.OpenUpdateAsync(federation, round, site, token).ConfigureAwait(false);
             if (stream is null) return new ReadUpdate(site, null, "the update is no longer in the store");
-            await using (stream.ConfigureAwait(false))
+            bool handedOver = false; // a payload read later, straight from the stream, owns it
+            try
             {
                 try
                 {
@@ -135,7 +138,9 @@ public sealed class RoundAggregator
                     if (signing is not null && Privacy.Signing.UpdateSignature.Rejection(header, federation, round, site,
                             signing.FindSite(site)?.SigningPublicKey, signing.RequireSignatures) is { } unsigned)
                         throw new UpdateRejectedException(site, [unsigned]);
-                    return new ReadUpdate(site, new UpdateHeaderAndPayload(header, payloads.Read(header, stream, origin)), null);
+                    var payload = payloads.Read(header, stream, origin);
+                    handedOver = payload is IAsyncDisposable;
+                    return new ReadUpdate(site, new UpdateHeaderAndPayload(header, payload), null);
                 }
                 catch (FederationDataException e)
                 {
@@ -145,6 +150,10 @@ public sealed class RoundAggregator
                 {
                     return new ReadUpdate(site, null, e.Reason);
                 }
+            }
+            finally
+            {
+                if (!handedOver) await stream.DisposeAsync().ConfigureAwait(false);
             }
         }
 
@@ -301,8 +310,24 @@ public sealed class RoundAggregator
 
         private sealed record Payload(float[] Values, double Norm);
 
+        /// <summary>
+        /// A payload the store verified on upload (complete, hash-matching, finite) and that has not changed since: it
+        /// is not read ahead but streamed into the strategy when its turn comes, reading and accumulating in one pass
+        /// over cache-sized chunks (<see cref="IStreamingAggregationStrategy"/>).
+        /// </summary>
+        private sealed class StreamedPayload(Stream stream) : IAsyncDisposable
+        {
+            public Stream Stream { get; } = stream;
+
+            public ValueTask DisposeAsync() => Stream.DisposeAsync();
+        }
+
         public override object Read(UpdateHeader header, Stream payload, string origin)
         {
+            if (strategy is IStreamingAggregationStrategy && BitConverter.IsLittleEndian && !header.IsTreeEnsemble
+                && payload is VerifiedUpdateStream stored && stored.PayloadSha256 == header.PayloadSha256)
+                return new StreamedPayload(payload);
+
             var buffer = _buffers.TryTake(out var free) ? free : new float[dimension];
             try
             {
@@ -324,6 +349,15 @@ public sealed class RoundAggregator
 
         public override double Accumulate(UpdateHeader header, object payload)
         {
+            if (payload is StreamedPayload streamed)
+            {
+                using (streamed.Stream)
+                {
+                    return ((IStreamingAggregationStrategy)strategy).AccumulateVerified(header, destination =>
+                        streamed.Stream.ReadAtLeast(System.Runtime.InteropServices.MemoryMarshal.AsBytes(destination), destination.Length * sizeof(float), throwOnEndOfStream: false) / sizeof(float));
+                }
+            }
+
             var (values, norm) = (Payload)payload;
             try
             {

@@ -77,7 +77,8 @@ internal sealed class UpdateReadAhead : IAsyncDisposable
         {
             try
             {
-                await _inFlight.Dequeue().ConfigureAwait(false);
+                var dropped = await _inFlight.Dequeue().ConfigureAwait(false);
+                if (dropped.Update?.Payload is IAsyncDisposable owned) await owned.DisposeAsync().ConfigureAwait(false);
             }
             catch (Exception)
             {

@@ -142,6 +142,26 @@ public sealed partial class RoundAggregatorTests : IDisposable
     }
 
     [Fact]
+    public async Task A_verified_update_that_changed_under_its_recorded_version_aborts_the_round_and_writes_nothing()
+    {
+        // Updates verified on upload are streamed straight into the strategy; if one is not what its verification said
+        // (here: same version token, a NaN in the payload) the half-accumulated round must not be written.
+        await Store.PutManifestAsync(Fixtures.Manifest());
+        await UploadAsync(0, ThreeSites);
+        var altering = new AlteringStore(Store, StoreLayout.Update("sepsis", 0, "B"));
+
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => new RoundAggregator(altering, _clock).AggregateAsync("sepsis", 0));
+        Assert.Contains("site 'B'", e.Message);
+        Assert.Contains("NaN", e.Message);
+        Assert.Null(await Store.GetRoundResultAsync("sepsis", 0));
+        Assert.Null(await Store.GetGlobalModelAsync("sepsis", 0));
+
+        var outcome = await new RoundAggregator(Store, _clock).AggregateAsync("sepsis", 0); // the next invocation, store intact
+        Assert.Equal(RoundOutcomeStatus.Aggregated, outcome.Status);
+        TestSupport.AssertClose([0.5, 2, 6.5], (await Store.GetGlobalModelAsync("sepsis", 0))!.Parameters.ToArray());
+    }
+
+    [Fact]
     public async Task A_crash_between_result_and_model_is_finished_by_the_next_call()
     {
         await Store.PutManifestAsync(Fixtures.Manifest());
@@ -213,5 +233,20 @@ internal static class TestSupport
         Assert.Equal(expected.Length, actual.Length);
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(expected[i] - actual[i]) <= tolerance, $"element {i}: expected {expected[i]:R}, got {actual[i]:R}");
+    }
+}
+
+/// <summary>Serves one object's bytes altered (its last float set to NaN) under the version the store recorded for the original.</summary>
+internal sealed class AlteringStore(FederationStore inner, string path) : DelegatingFederationStore(inner)
+{
+    public override async Task<(Stream Stream, string? Version)?> OpenObjectWithVersionAsync(string objectPath, CancellationToken cancellationToken = default)
+    {
+        var opened = await Wrapped.OpenObjectWithVersionAsync(objectPath, cancellationToken);
+        if (objectPath != path || opened is not { } o) return opened;
+        using var copy = new MemoryStream();
+        await using (o.Stream) await o.Stream.CopyToAsync(copy, cancellationToken);
+        var bytes = copy.ToArray();
+        BitConverter.GetBytes(float.NaN).CopyTo(bytes, bytes.Length - 4);
+        return (new MemoryStream(bytes), o.Version);
     }
 }

@@ -45,6 +45,74 @@ public static class AggregationMath
         }
     }
 
+    /// <summary>
+    /// <c>accumulator += weight · values</c>, returning <c>Σ values²</c> (the squared L2 norm of a delta update) from
+    /// the same pass: one read of each vector and one write of the accumulator. Same arithmetic as
+    /// <see cref="Accumulate"/> (a multiply, then an add, per element: bit-identical results).
+    /// </summary>
+    public static double AccumulateWithSquaredNorm(Span<float> accumulator, ReadOnlySpan<float> values, float weight)
+    {
+        SameLength(accumulator.Length, values.Length, nameof(values));
+        FiniteNonNegative(weight, nameof(weight));
+        return AccumulateFused(accumulator, values, default, hasReference: false, weight);
+    }
+
+    /// <summary>
+    /// <c>accumulator += weight · (values − reference)</c>, returning <c>Σ (values − reference)²</c> (the squared
+    /// distance of a full update from the global model) from the same pass. Same arithmetic as
+    /// <see cref="AccumulateDifference"/> (bit-identical accumulator), reading each vector once: the aggregator's
+    /// streaming path runs it on chunks of an update as they arrive.
+    /// </summary>
+    public static double AccumulateDifferenceWithSquaredNorm(Span<float> accumulator, ReadOnlySpan<float> values, ReadOnlySpan<float> reference, float weight)
+    {
+        SameLength(accumulator.Length, values.Length, nameof(values));
+        SameLength(accumulator.Length, reference.Length, nameof(reference));
+        FiniteNonNegative(weight, nameof(weight));
+        return AccumulateFused(accumulator, values, reference, hasReference: true, weight);
+    }
+
+    private static double AccumulateFused(Span<float> accumulator, ReadOnlySpan<float> values, ReadOnlySpan<float> reference, bool hasReference, float weight)
+    {
+        // Squares are summed in float lanes per block of 4096 elements and the blocks in double, so a long vector keeps
+        // its precision; the accumulator update is the plain multiply-then-add of TensorPrimitives.MultiplyAdd.
+        const int Block = 4096;
+        double squares = 0;
+        int width = System.Numerics.Vector<float>.Count;
+        var w = new System.Numerics.Vector<float>(weight);
+        ref float a0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(accumulator);
+        ref float x0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(values);
+        ref float g0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(reference);
+        int length = accumulator.Length;
+        for (int start = 0; start < length; start += Block)
+        {
+            int end = Math.Min(length, start + Block);
+            var lanes = System.Numerics.Vector<float>.Zero;
+            int i = start;
+            if (System.Numerics.Vector.IsHardwareAccelerated)
+            {
+                for (; i <= end - width; i += width)
+                {
+                    var d = System.Numerics.Vector.LoadUnsafe(ref x0, (nuint)i);
+                    if (hasReference) d -= System.Numerics.Vector.LoadUnsafe(ref g0, (nuint)i);
+                    lanes += d * d;
+                    System.Numerics.Vector.StoreUnsafe(d * w + System.Numerics.Vector.LoadUnsafe(ref a0, (nuint)i), ref a0, (nuint)i);
+                }
+            }
+
+            float tail = 0;
+            for (; i < end; i++)
+            {
+                float d = hasReference ? values[i] - reference[i] : values[i];
+                tail += d * d;
+                accumulator[i] = d * weight + accumulator[i];
+            }
+
+            squares += (double)System.Numerics.Vector.Sum(lanes) + tail;
+        }
+
+        return squares;
+    }
+
     /// <summary>Turns a weighted sum into the weighted mean in place: <c>accumulator /= totalWeight</c>.</summary>
     public static void FinalizeMean(Span<float> accumulator, double totalWeight)
     {

@@ -53,3 +53,30 @@ public interface IAggregationStrategy : IRoundStrategy
     /// <summary>Closes the round and returns the new global parameters (a new array owned by the caller).</summary>
     float[] Finish();
 }
+
+/// <summary>
+/// Fills <paramref name="destination"/> with the next values of an update's payload and returns how many it wrote
+/// (fewer than asked only at the end of the payload, 0 after it).
+/// </summary>
+public delegate int PayloadChunkSource(Span<float> destination);
+
+/// <summary>
+/// A float32 strategy that can also take an update straight from its source, a chunk at a time, without holding the
+/// whole payload: the aggregator's path for payloads the store has already verified (complete, hash-matching, finite),
+/// where reading the update and accumulating it become one pass over cache-sized chunks.
+/// </summary>
+public interface IStreamingAggregationStrategy : IAggregationStrategy
+{
+    /// <summary>
+    /// Adds the update of <paramref name="header"/>, reading its <c>dimension</c> values through
+    /// <paramref name="source"/>, and returns its L2 size (the norm of a delta update, or a full update's distance from
+    /// the round's global model). The header is checked first: an <see cref="UpdateRejectedException"/> then leaves the
+    /// round unchanged. A payload that turns out not to be what the caller vouched for (it ends early, holds a NaN or
+    /// infinite value, or <paramref name="source"/> throws) leaves part of it accumulated: the round is then faulted,
+    /// <see cref="IAggregationStrategy.Finish"/> and further updates are refused (aggregate the round again with a new
+    /// instance, restoring the server state, as the aggregator does on its next attempt), and the exception (an
+    /// <see cref="InvalidOperationException"/>, or the source's own) propagates. Use <see cref="IAggregationStrategy.Accumulate"/>
+    /// for payloads nobody has verified.
+    /// </summary>
+    double AccumulateVerified(UpdateHeader header, PayloadChunkSource source);
+}

@@ -112,11 +112,16 @@ public abstract class RoundStrategy : IRoundStrategy
 /// model and hands it to <see cref="ApplyServerUpdate"/>. Memory: the global model, the running sum and the
 /// strategy's state vectors, each <c>dimension</c> floats.
 /// </summary>
-public abstract class ParameterAveragingStrategy : RoundStrategy, IAggregationStrategy
+public abstract class ParameterAveragingStrategy : RoundStrategy, IStreamingAggregationStrategy
 {
+    /// <summary>Values per chunk of <see cref="AccumulateVerified"/> (256 KiB: large reads, and the chunk stays in cache).</summary>
+    private const int StreamChunk = 64 * 1024;
+
     private float[]? _weights;
     private float[]? _sum;
+    private float[]? _chunk;
     private double _totalWeight;
+    private string? _fault;
 
     protected ParameterAveragingStrategy(StrategyOptions options) : base(options)
     {
@@ -138,11 +143,13 @@ public abstract class ParameterAveragingStrategy : RoundStrategy, IAggregationSt
         _weights = global is null ? new float[dimension] : global.Parameters.ToArray();
         _sum = new float[dimension];
         _totalWeight = 0;
+        _fault = null;
         OnBegin(dimension);
     }
 
     public void Accumulate(UpdateHeader header, ReadOnlySpan<float> parameters)
     {
+        ThrowIfFaulted();
         var reasons = CheckUpdate(header);
         var m = Manifest;
         if (parameters.Length != header.Dimension) reasons.Add($"the payload holds {parameters.Length} values but the header says {header.Dimension}");
@@ -157,8 +164,73 @@ public abstract class ParameterAveragingStrategy : RoundStrategy, IAggregationSt
         Accept(header.Site);
     }
 
+    public double AccumulateVerified(UpdateHeader header, PayloadChunkSource source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ThrowIfFaulted();
+        var reasons = CheckUpdate(header);
+        if (header.ExampleCount <= 0) reasons.Add($"example_count is {header.ExampleCount}; an update must come from at least one example");
+        if (reasons.Count > 0) throw new UpdateRejectedException(header.Site ?? "(no site)", reasons);
+
+        float weight = Options.Weighting == UpdateWeighting.Examples ? header.ExampleCount : 1f;
+        bool delta = header.ParameterKind == ParameterKinds.Delta;
+        var sum = _sum!;
+        var chunk = _chunk ??= new float[Math.Min(StreamChunk, sum.Length)];
+        double squares = 0;
+        int offset = 0;
+        try
+        {
+            while (offset < sum.Length)
+            {
+                int want = Math.Min(chunk.Length, sum.Length - offset);
+                var values = chunk.AsSpan(0, want);
+                int got = 0;
+                while (got < want)
+                {
+                    int n = source(values[got..]);
+                    if (n <= 0) break;
+                    got += n;
+                }
+
+                if (got != want)
+                    throw Fault(header, $"the payload ended after {offset + got} of {sum.Length} values");
+                if (FramedFile.CountNonFinite(values, out int first) > 0)
+                    throw Fault(header, $"value {offset + first} is {values[first]}, not finite");
+                var target = sum.AsSpan(offset, want);
+                squares += delta
+                    ? AggregationMath.AccumulateWithSquaredNorm(target, values, weight)
+                    : AggregationMath.AccumulateDifferenceWithSquaredNorm(target, values, _weights.AsSpan(offset, want), weight);
+                offset += want;
+            }
+
+            if (source(chunk.AsSpan(0, 1)) > 0) throw Fault(header, $"the payload holds more than its {sum.Length} values");
+        }
+        catch (Exception e) when (_fault is null)
+        {
+            _fault = $"the update of site '{header.Site}' failed part way through accumulation ({e.Message})";
+            throw;
+        }
+
+        _totalWeight += weight;
+        Accept(header.Site);
+        return Math.Sqrt(squares);
+    }
+
+    private InvalidOperationException Fault(UpdateHeader header, string problem)
+    {
+        _fault = $"the verified update of site '{header.Site}' was not what its verification said: {problem}";
+        return new InvalidOperationException($"round {Manifest.Round}: {_fault}; the round's sum is incomplete: aggregate the round again with a new strategy instance");
+    }
+
+    private void ThrowIfFaulted()
+    {
+        if (_fault is not null)
+            throw new InvalidOperationException($"round {Manifest.Round} is faulted ({_fault}); aggregate it again with a new strategy instance");
+    }
+
     public float[] Finish() => FinishRound(() =>
     {
+        ThrowIfFaulted();
         var sum = _sum!;
         var weights = _weights!;
         AggregationMath.FinalizeMean(sum, _totalWeight); // mean difference from the global model
