@@ -33,6 +33,7 @@ internal static class SimulateCommand
         var secaggDropout = new Option<int>("--secagg-dropout") { Description = "With --secure-aggregation: K sites drop out after masking in the middle round; the round still completes.", DefaultValueFactory = _ => 0 };
         var cmd = new Command("simulate", "Simulate a federation of N sites in one process over the folder store: local-only, centralized, federated and personalized models on each site's protocol test split; report.json and report.html.")
             { task, site, split, model, treeMode, strategy, rounds, output, epochs, baselineEpochs, mu, lr, seed, trees, leaves, dpEpsilon, dpDelta, dpClip, dpBatch, dpNoise, dpUnitGradient, secureAggregation, secaggDropout };
+        SimulateExperimentOptions.AddTo(cmd);
         cmd.SetAction(pr => CliSupport.Run(() =>
         {
             var console = CliSupport.Console();
@@ -52,7 +53,7 @@ internal static class SimulateCommand
                 DpEpsilon = pr.GetValue(dpEpsilon), DpDelta = pr.GetValue(dpDelta), DpClipNorm = pr.GetValue(dpClip), DpBatchSize = pr.GetValue(dpBatch), DpNoiseMultiplier = pr.GetValue(dpNoise), DpPatientGradient = pr.GetValue(dpUnitGradient)!,
                 SecureAggregation = pr.GetValue(secureAggregation), SecAggDropout = pr.GetValue(secaggDropout),
             };
-            var report = Run(o);
+            var report = Run(SimulateExperimentOptions.Apply(pr, o));
             Summarize(console, report, o.OutputDirectory);
             return 0;
         }));

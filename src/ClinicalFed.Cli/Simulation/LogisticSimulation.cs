@@ -41,109 +41,16 @@ internal static class LogisticSimulation
         sw.Restart();
 
         // Federation: manifests, uploads and aggregation through the store, exactly as the serverless path.
-        var strategyOptions = StrategyFactory.ParseOptions(o.Strategy, o.Strategy == StrategyNames.FedProx
-            ? new Dictionary<string, System.Text.Json.JsonElement> { ["proximal_mu"] = System.Text.Json.JsonSerializer.SerializeToElement(o.ProximalMu) }
-            : null);
-        // The sites' training settings travel in the manifest (client_ options), exactly as in a serverless federation.
-        var strategySpec = StrategySpec.From(strategyOptions, PrivateSimulation.Settings(o, new ClientTrainingSettings
-        {
-            LocalEpochs = o.LocalEpochs, BatchSize = 256, LearningRate = o.LearningRate, L2 = o.L2, Seed = o.Seed,
-        }).ToClientOptions());
-        var client = ClientTrainingSettings.From(strategySpec);
-        var aggregator = new RoundAggregator(store, time);
-        var rounds = new List<RoundResult>();
-        var bytesPerSite = sites.ToDictionary(s => s.Name, _ => 0L);
-        var dp = new PrivateSimulation(o, sites, client);
-        var fitMatrices = sites.Select(dp.Matrix).ToArray();
-        LinearWeights global = LinearWeights.Zeros(d);
-        // Signed updates, as site agents send them: one in-memory key per site, registered in the store's federation
-        // document with require_signatures, so the aggregator verifies every update exactly as in a real federation.
-        var signingKeys = sites.Select(_ => Privacy.Signing.SigningKeys.Create()).ToArray();
-        using var disposeKeys = new Privacy.Signing.KeyRing(signingKeys);
-        store.PutFederationAsync(new FederationConfig
-        {
-            Federation = SimulationRunner.Federation, Description = "clinicalfed simulate (in-process sites)",
-            Model = new ModelSpec { Kind = ModelKinds.Logistic, Dimension = d + 1, FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version },
-            Strategy = strategySpec, Rounds = o.Rounds, Quorum = sites.Count, RoundSeconds = 3600, Statistics = false, RequireSignatures = true,
-            Sites = sites.Select((s, i) => new RegisteredSite
-            {
-                Name = s.Name, KeySha256 = Storage.Coordination.FederationCoordinator.HashKey(Guid.NewGuid().ToString("N")), Status = SiteStatuses.Active,
-                RegisteredAt = time.GetUtcNow(), SigningPublicKey = Privacy.Signing.SigningKeys.PublicKeyBase64(signingKeys[i]),
-            }).ToArray(),
-            CreatedAt = time.GetUtcNow(),
-        }, null).GetAwaiter().GetResult();
-        double secAggSiteSeconds = 0, secAggAggregatorSeconds = 0;
-        var secAggDropouts = new List<string>();
-        for (int r = 0; r < o.Rounds; r++)
-        {
-            var roundWatch = Stopwatch.StartNew();
-            var now = time.GetUtcNow();
-            var manifest = new RoundManifest
-            {
-                Federation = SimulationRunner.Federation, Round = r, Strategy = strategySpec,
-                Model = new ModelSpec { Kind = ModelKinds.Logistic, Dimension = d + 1, FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version },
-                GlobalModel = r == 0 ? null : GlobalModelPath.Format(SimulationRunner.Federation, r - 1),
-                Quorum = Math.Max(1, sites.Count - (o.SecureAggregation ? o.SecAggDropout : 0)), Sites = sites.Select(s => s.Name).ToList(), OpenedAt = now, Deadline = now.AddHours(1),
-            };
-            store.PutManifestAsync(manifest).GetAwaiter().GetResult();
-            long roundBytes = 0;
-            var secureInputs = new List<Storage.SecureAggregation.SecureSiteInput>();
-            for (int i = 0; i < sites.Count; i++)
-            {
-                var (result, privacy) = dp.Train(fitMatrices[i], r == 0 ? null : global, client, r, i);
-                var header = new UpdateHeader
-                {
-                    Federation = SimulationRunner.Federation, Round = r, Site = sites[i].Name, ExampleCount = sites[i].TrainRows,
-                    ParameterKind = ParameterKinds.Full, Dimension = d + 1, CreatedAt = time.GetUtcNow(),
-                    LocalMetrics = ClientTraining.LocalMetrics(result), Privacy = privacy,
-                };
-                var parameters = result.Weights.ToParameterVector();
-                if (o.SecureAggregation)
-                {
-                    // Masked through the secure round below: no plain update file is written.
-                    secureInputs.Add(new Storage.SecureAggregation.SecureSiteInput(sites[i].Name, parameters, sites[i].TrainRows, header.LocalMetrics));
-                    progress?.Invoke($"round {r + 1}/{o.Rounds}", (i + 1.0) / (sites.Count + 1));
-                    continue;
-                }
-                store.PutUpdateAsync(Privacy.Signing.UpdateSignature.Sign(header, parameters, signingKeys[i]), parameters).GetAwaiter().GetResult();
-                long size = new FileInfo(store.FullPath(StoreLayout.Update(SimulationRunner.Federation, r, sites[i].Name))).Length;
-                bytesPerSite[sites[i].Name] += size;
-                roundBytes += size;
-                progress?.Invoke($"round {r + 1}/{o.Rounds}", (i + 1.0) / (sites.Count + 1));
-            }
-            RoundOutcome outcome;
-            if (o.SecureAggregation)
-            {
-                // Dropout: in the middle round the last K sites (ordinal) mask but never upload; their masks are removed from their Shamir-shared keys.
-                var drop = r == o.Rounds / 2 && o.SecAggDropout > 0
-                    ? sites.Select(s => s.Name).Order(StringComparer.Ordinal).TakeLast(o.SecAggDropout).ToHashSet(StringComparer.Ordinal) : null;
-                var secure = Storage.SecureAggregation.InProcessSecureRound.RunAsync(store, manifest, secureInputs, drop, time: time).GetAwaiter().GetResult();
-                outcome = secure.Outcome;
-                secAggSiteSeconds += secure.SiteSeconds;
-                secAggAggregatorSeconds += secure.AggregatorSeconds;
-                if (secure.Dropped.Count > 0) secAggDropouts.Add($"round {r + 1}: {string.Join(", ", secure.Dropped)} dropped after masking; the round completed with the survivors");
-                foreach (var s in secureInputs.Where(s => !secure.Dropped.Contains(s.Site)))
-                {
-                    long size = new FileInfo(store.FullPath(new Storage.SecureAggregation.SecAggStore(store, SimulationRunner.Federation, r).MaskedPath(s.Site))).Length;
-                    bytesPerSite[s.Site] += size;
-                    roundBytes += size;
-                }
-            }
-            else outcome = aggregator.AggregateAsync(SimulationRunner.Federation, r, closeNow: true).GetAwaiter().GetResult();
-            if (outcome.Status != RoundOutcomeStatus.Aggregated) throw new InvalidOperationException($"round {r}: {outcome.Status}: {outcome.Message}");
-            var model = store.GetGlobalModelAsync(SimulationRunner.Federation, r).GetAwaiter().GetResult()
-                        ?? throw new InvalidOperationException($"round {r}: no global model was written");
-            global = LinearWeights.FromParameterVector(model.Parameters);
-            var rr = new RoundResult { Round = r + 1, BytesUploaded = roundBytes, Seconds = Math.Round(roundWatch.Elapsed.TotalSeconds, 2) };
-            foreach (var s in sites)
-            {
-                var (auroc, auprc, _) = SimulationRunner.Evaluate(SimulationRunner.Predict(global, s.TestX, d), s.TestY);
-                rr.Auroc[s.Name] = auroc;
-                rr.Auprc[s.Name] = auprc;
-            }
-            rounds.Add(rr);
-            progress?.Invoke($"round {r + 1}/{o.Rounds}", 1);
-        }
+        var attacks = o.ParsedAttacks();
+        var primary = FederatedLoop.Run(o, new FederationVariant("primary", SimulationRunner.Federation, o.Strategy, attacks, Primary: true), sites, spec, store, progress, time);
+        var global = primary.Global;
+        var rounds = primary.Rounds;
+        var bytesPerSite = primary.BytesPerSite;
+        var dp = primary.Privacy;
+        var client = ClientTrainingSettings.From(store.GetManifestAsync(SimulationRunner.Federation, 0).GetAwaiter().GetResult()!.Strategy);
+        var fitMatrices = sites.Select(dp.Matrix).ToArray(); // honest data: personalization happens at each site, on its own rows
+        double secAggSiteSeconds = primary.SecAggSiteSeconds, secAggAggregatorSeconds = primary.SecAggAggregatorSeconds;
+        var secAggDropouts = primary.Notes;
         seconds["federated"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
         if (o.SecureAggregation)
         {
@@ -151,6 +58,31 @@ internal static class LogisticSimulation
             seconds["secagg_aggregator"] = Math.Round(secAggAggregatorSeconds, 2);
         }
         sw.Restart();
+
+        // Robustness: the same attack against the clean federation and against plain FedAvg, for the report.
+        RobustnessReport? robustness = null;
+        if (attacks.Count > 0 && o.CompareAttacks)
+        {
+            var runs = new List<(FederationVariant Variant, FederationOutcome Outcome)> { (new("attacked", SimulationRunner.Federation, o.Strategy, attacks, true), primary) };
+            var clean = new FederationVariant("clean", SimulationRunner.Federation + "-clean", o.Strategy, [], false);
+            runs.Insert(0, (clean, FederatedLoop.Run(o, clean, sites, spec, store, progress, time)));
+            if (o.Strategy != StrategyNames.FedAvg)
+            {
+                var plain = new FederationVariant("fedavg-attacked", SimulationRunner.Federation + "-fedavg-attacked", StrategyNames.FedAvg, attacks, false);
+                runs.Add((plain, FederatedLoop.Run(o, plain, sites, spec, store, progress, time)));
+            }
+            robustness = RobustnessComparison.Build(sites, attacks, runs);
+            seconds["robustness_comparison"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
+            sw.Restart();
+        }
+
+        AsyncReport? asyncReport = null;
+        if (o.AsyncBuffer is { } buffer)
+        {
+            asyncReport = AsyncComparison.Run(sites, fitMatrices, client, o.Rounds, o.ParsedSlow(), buffer, o.TargetAuroc, progress);
+            seconds["async_comparison"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
+            sw.Restart();
+        }
 
         // Personalization, chosen on each site's own validation patients (carved from its training patients).
         var results = new List<SiteResult>();
@@ -208,6 +140,12 @@ internal static class LogisticSimulation
                 $"Sites' masking work: {secAggSiteSeconds:F3} s in total; aggregator unmasking: {secAggAggregatorSeconds:F3} s.");
             notes.AddRange(secAggDropouts);
         }
-        return new SimulationRunner.RunResult(results, rounds, bytes, notes, dp.Report(client));
+        return new SimulationRunner.RunResult(results, rounds, bytes, notes, dp.Report(client))
+        {
+            Extras = new SimulationExtras
+            {
+                Rejected = primary.Rejected, Contribution = primary.Contribution, Robustness = robustness, Hierarchy = primary.Hierarchy, Async = asyncReport,
+            },
+        };
     }
 }

@@ -3,7 +3,7 @@ using ClinicalFed.Federation;
 namespace ClinicalFed.Cli.Simulation;
 
 /// <summary>Options of <c>clinicalfed simulate</c>, validated all at once when the run is built.</summary>
-public sealed record SimulationOptions
+public sealed partial record SimulationOptions
 {
     public required string Task { get; init; }
     public required IReadOnlyList<SiteSource> Sites { get; init; }
@@ -76,6 +76,7 @@ public sealed record SimulationOptions
         if (SecAggDropout != 0 && !SecureAggregation) e.Add("--secagg-dropout: needs --secure-aggregation");
         if (SecAggDropout < 0) e.Add($"--secagg-dropout: {SecAggDropout} (expected 0 or more)");
         if (string.IsNullOrWhiteSpace(OutputDirectory)) e.Add("--out: required");
+        ValidateFederationExperiments(e);
         return e;
     }
 }

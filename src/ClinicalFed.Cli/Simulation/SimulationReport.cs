@@ -79,6 +79,16 @@ public sealed record SimulationReport
     [JsonPropertyName("notes")] public IReadOnlyList<string> Notes { get; init; } = [];
     /// <summary>Differential privacy of the run (null without DP): mechanisms, what the aggregator sees, each site's budget.</summary>
     [JsonPropertyName("privacy")] public PrivacyReport? Privacy { get; init; }
+    /// <summary>Updates the aggregator refused, with the round and the reason (empty when none).</summary>
+    [JsonPropertyName("rejected")] public IReadOnlyList<RejectedReport> Rejected { get; init; } = [];
+    /// <summary>Each site's contribution by federated evaluation (null when off, or not measurable: trees, secure aggregation, regions).</summary>
+    [JsonPropertyName("contribution")] public ContributionReport? Contribution { get; init; }
+    /// <summary>With --attack: the attacked run beside the clean run and FedAvg under the same attack.</summary>
+    [JsonPropertyName("robustness")] public RobustnessReport? Robustness { get; init; }
+    /// <summary>With --region: the regional aggregators and the difference from flat FedAvg.</summary>
+    [JsonPropertyName("hierarchy")] public HierarchyReport? Hierarchy { get; init; }
+    /// <summary>With --async-buffer: simulated time to the target AUROC, synchronous versus buffered asynchronous.</summary>
+    [JsonPropertyName("async")] public AsyncReport? Async { get; init; }
 
     public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
 

@@ -43,13 +43,17 @@ public static class SimulationRunner
             Strategy = o.Model == "trees" ? (o.TreeMode == "cyclic" ? StrategyNames.TreeCyclic : StrategyNames.TreeBagging) : o.Strategy,
             RoundsRequested = o.Rounds, Seed = o.Seed, FeatureSpec = $"{spec.Id} {spec.Version}",
             Sites = run.Sites, Rounds = run.Rounds, BytesUploaded = run.Bytes, Seconds = seconds, Notes = run.Notes, Privacy = run.Privacy,
+            Rejected = run.Extras.Rejected, Contribution = run.Extras.Contribution, Robustness = run.Extras.Robustness, Hierarchy = run.Extras.Hierarchy, Async = run.Extras.Async,
         };
         File.WriteAllText(Path.Combine(root, "report.json"), report.ToJson());
         File.WriteAllText(Path.Combine(root, "report.html"), HtmlReport.Render(report));
         return (report, prep);
     }
 
-    internal sealed record RunResult(IReadOnlyList<SiteResult> Sites, IReadOnlyList<RoundResult> Rounds, BytesUploaded Bytes, IReadOnlyList<string> Notes, PrivacyReport? Privacy = null);
+    internal sealed record RunResult(IReadOnlyList<SiteResult> Sites, IReadOnlyList<RoundResult> Rounds, BytesUploaded Bytes, IReadOnlyList<string> Notes, PrivacyReport? Privacy = null)
+    {
+        public SimulationExtras Extras { get; init; } = new();
+    }
 
     internal static float[] Predict(LinearWeights w, float[] x, int d)
     {

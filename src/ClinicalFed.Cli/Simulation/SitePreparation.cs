@@ -41,6 +41,17 @@ public sealed class PreparedSite
     }
     public int TrainRows => TrainY.Length;
     public int TestRows => TestY.Length;
+
+    /// <summary>The same site training on other labels (a simulated label-flipping or careless site); everything else shared.</summary>
+    public PreparedSite WithTrainingLabels(float[] labels)
+    {
+        if (labels.Length != TrainY.Length) throw new ArgumentException($"{labels.Length} labels for {TrainY.Length} training rows", nameof(labels));
+        return new PreparedSite
+        {
+            Name = Name, Columns = Columns, TrainX = TrainX, TrainY = labels, TrainPatients = TrainPatients,
+            ValidationX = ValidationX, ValidationY = ValidationY, TestX = TestX, TestY = TestY,
+        };
+    }
 }
 
 /// <summary>

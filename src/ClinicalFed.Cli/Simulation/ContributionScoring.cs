@@ -1,0 +1,129 @@
+using System.Text.Json.Serialization;
+using ClinicalFed.Contribution;
+using ClinicalFed.Learning;
+
+namespace ClinicalFed.Cli.Simulation;
+
+/// <summary>One site's contribution in <c>report.json</c>.</summary>
+public sealed record SiteContribution
+{
+    [JsonPropertyName("name")] public required string Name { get; init; }
+    /// <summary>Shapley value, summed over rounds (utility: validation AUROC, see <see cref="ContributionReport.Utility"/>).</summary>
+    [JsonPropertyName("shapley")] public double Shapley { get; init; }
+    /// <summary>Leave-one-out value, summed over rounds.</summary>
+    [JsonPropertyName("leave_one_out")] public double LeaveOneOut { get; init; }
+    /// <summary>1 = the largest Shapley value.</summary>
+    [JsonPropertyName("rank")] public int Rank { get; init; }
+}
+
+/// <summary>The <c>contribution</c> section of <c>report.json</c>.</summary>
+public sealed record ContributionReport
+{
+    [JsonPropertyName("method")] public required string Method { get; init; }
+    [JsonPropertyName("utility")] public required string Utility { get; init; }
+    [JsonPropertyName("coalitions_evaluated")] public long CoalitionsEvaluated { get; init; }
+    [JsonPropertyName("sites")] public required IReadOnlyList<SiteContribution> Sites { get; init; }
+}
+
+/// <summary>
+/// Round-wise contribution scoring by federated evaluation. After each round, every coalition of that round's uploads
+/// (or a sample of permutations) forms a candidate model: the round's starting global model moved by the coalition's
+/// example-weighted mean delta (FedAvg of the coalition; the empty coalition is the starting model). Each site scores
+/// every candidate on its own validation patients and shares only the AUROC; the utility of a coalition is the
+/// validation-size-weighted mean of those AUROCs. Shapley and leave-one-out values per round are summed over rounds
+/// (round-wise Shapley, as in GTG-Shapley, Liu et al. 2022).
+/// </summary>
+internal sealed class ContributionScoring
+{
+    public const string Exact = "exact";
+    public const string Sampled = "sampled";
+
+    private readonly IReadOnlyList<PreparedSite> _sites;
+    private readonly int _width;
+    private readonly string _method;
+    private readonly int _permutations;
+    private readonly Random _random;
+    private readonly double[] _shapley;
+    private readonly double[] _leaveOneOut;
+    private long _coalitions;
+
+    public ContributionScoring(IReadOnlyList<PreparedSite> sites, int width, string method, int permutations, int seed)
+    {
+        if (method is not (Exact or Sampled)) throw new ArgumentException($"contribution method '{method}' (expected {Exact} or {Sampled})", nameof(method));
+        _sites = sites;
+        _width = width;
+        _method = sites.Count > ContributionMath.MaxExactSites ? Sampled : method;
+        _permutations = permutations;
+        _random = new Random(seed);
+        _shapley = new double[sites.Count];
+        _leaveOneOut = new double[sites.Count];
+    }
+
+    /// <summary>
+    /// Scores one round: <paramref name="updates"/> are the uploaded full models (index into the sites, model,
+    /// example count) that started from <paramref name="start"/>.
+    /// </summary>
+    public void AddRound(LinearWeights start, IReadOnlyList<(int Site, float[] Parameters, long Examples)> updates)
+    {
+        if (updates.Count == 0) return;
+        var startVector = start.ToParameterVector();
+        double Utility(int mask)
+        {
+            _coalitions++;
+            var candidate = (float[])startVector.Clone();
+            double examples = 0;
+            foreach (var (_, _, n) in updates.Where((_, k) => (mask & (1 << k)) != 0)) examples += n;
+            if (examples > 0)
+            {
+                for (int k = 0; k < updates.Count; k++)
+                {
+                    if ((mask & (1 << k)) == 0) continue;
+                    var (_, p, n) = updates[k];
+                    float w = (float)(n / examples);
+                    for (int j = 0; j < candidate.Length; j++) candidate[j] += w * (p[j] - startVector[j]);
+                }
+            }
+
+            return ValidationAuroc(LinearWeights.FromParameterVector(candidate));
+        }
+
+        var phi = _method == Exact
+            ? ContributionMath.ExactShapley(updates.Count, Utility)
+            : ContributionMath.SampledShapley(updates.Count, Utility, _permutations, _random);
+        var loo = ContributionMath.LeaveOneOut(updates.Count, Utility);
+        for (int k = 0; k < updates.Count; k++)
+        {
+            _shapley[updates[k].Site] += phi[k];
+            _leaveOneOut[updates[k].Site] += loo[k];
+        }
+    }
+
+    /// <summary>Federated evaluation: each site's validation AUROC, weighted by its validation rows.</summary>
+    private double ValidationAuroc(LinearWeights w)
+    {
+        double sum = 0, weight = 0;
+        foreach (var s in _sites)
+        {
+            if (!s.ValidationY.Any(y => y == 1) || !s.ValidationY.Any(y => y == 0)) continue;
+            sum += Metrics.Auroc(SimulationRunner.Predict(w, s.ValidationX, _width), s.ValidationY) * s.ValidationY.Length;
+            weight += s.ValidationY.Length;
+        }
+
+        return weight > 0 ? sum / weight : 0.5;
+    }
+
+    public ContributionReport Report()
+    {
+        var ranking = ContributionMath.Ranking(_shapley);
+        return new ContributionReport
+        {
+            Method = _method == Exact ? "exact Shapley over every coalition of each round's uploads" : $"Monte-Carlo Shapley, {_permutations} permutations per round",
+            Utility = "validation-size-weighted mean of the sites' validation AUROC (federated evaluation: only metrics leave the sites) of the round's start moved by the coalition's FedAvg delta; values summed over rounds",
+            CoalitionsEvaluated = _coalitions,
+            Sites = _sites.Select((s, i) => new SiteContribution
+            {
+                Name = s.Name, Shapley = Math.Round(_shapley[i], 6), LeaveOneOut = Math.Round(_leaveOneOut[i], 6), Rank = Array.IndexOf(ranking, i) + 1,
+            }).ToList(),
+        };
+    }
+}

@@ -1,0 +1,64 @@
+using System.Text.Json.Serialization;
+
+namespace ClinicalFed.Cli.Simulation;
+
+/// <summary>One federated run in the <c>robustness</c> comparison.</summary>
+public sealed record RobustnessRun
+{
+    [JsonPropertyName("name")] public required string Name { get; init; }
+    [JsonPropertyName("strategy")] public required string Strategy { get; init; }
+    [JsonPropertyName("attacks")] public required IReadOnlyList<string> Attacks { get; init; }
+    /// <summary>Final federated test AUROC of every honest site.</summary>
+    [JsonPropertyName("honest_auroc")] public required IReadOnlyDictionary<string, double> HonestAuroc { get; init; }
+    /// <summary>Largest drop of an honest site's AUROC below the clean run (null for the clean run itself).</summary>
+    [JsonPropertyName("max_honest_drop_vs_clean")] public double? MaxHonestDropVsClean { get; init; }
+    [JsonPropertyName("rejected")] public int Rejected { get; init; }
+    [JsonPropertyName("auroc_per_round")] public required IReadOnlyList<double> MeanHonestAurocPerRound { get; init; }
+}
+
+/// <summary>The <c>robustness</c> section: the attacked run beside the clean run and FedAvg under the same attack.</summary>
+public sealed record RobustnessReport
+{
+    [JsonPropertyName("malicious_sites")] public required IReadOnlyList<string> MaliciousSites { get; init; }
+    [JsonPropertyName("runs")] public required IReadOnlyList<RobustnessRun> Runs { get; init; }
+}
+
+/// <summary>The sections of <c>report.json</c> beyond the baselines: experiments a run may add.</summary>
+internal sealed record SimulationExtras
+{
+    public IReadOnlyList<RejectedReport> Rejected { get; init; } = [];
+    public ContributionReport? Contribution { get; init; }
+    public RobustnessReport? Robustness { get; init; }
+    public HierarchyReport? Hierarchy { get; init; }
+    public AsyncReport? Async { get; init; }
+}
+
+/// <summary>Builds the <c>robustness</c> section from the clean, attacked and FedAvg-attacked runs.</summary>
+internal static class RobustnessComparison
+{
+    public static RobustnessReport Build(IReadOnlyList<PreparedSite> sites, IReadOnlyList<SiteAttack> attacks,
+        IReadOnlyList<(FederationVariant Variant, FederationOutcome Outcome)> runs)
+    {
+        var malicious = attacks.Select(a => a.Site).ToHashSet(StringComparer.Ordinal);
+        var honest = sites.Select(s => s.Name).Where(n => !malicious.Contains(n)).ToList();
+        var clean = runs.FirstOrDefault(r => r.Variant.Attacks.Count == 0).Outcome;
+        var cleanFinal = clean?.Rounds[^1].Auroc;
+        return new RobustnessReport
+        {
+            MaliciousSites = malicious.Order(StringComparer.Ordinal).ToList(),
+            Runs = runs.Select(r =>
+            {
+                var final = r.Outcome.Rounds[^1].Auroc;
+                return new RobustnessRun
+                {
+                    Name = r.Variant.Name, Strategy = r.Variant.Strategy,
+                    Attacks = r.Variant.Attacks.Select(a => $"{a.Kind}:{a.Site}:{a.Factor.ToString(System.Globalization.CultureInfo.InvariantCulture)}").ToList(),
+                    HonestAuroc = honest.ToDictionary(n => n, n => final[n]),
+                    MaxHonestDropVsClean = r.Variant.Attacks.Count == 0 || cleanFinal is null ? null : Math.Round(honest.Max(n => cleanFinal[n] - final[n]), 6),
+                    Rejected = r.Outcome.Rejected.Count,
+                    MeanHonestAurocPerRound = r.Outcome.Rounds.Select(x => Math.Round(honest.Average(n => x.Auroc[n]), 6)).ToList(),
+                };
+            }).ToList(),
+        };
+    }
+}

@@ -1,0 +1,156 @@
+using System.CommandLine;
+using System.Globalization;
+
+namespace ClinicalFed.Cli.Simulation;
+
+/// <summary>The robustness, contribution, participation, hierarchy and asynchronous options of <c>simulate</c>.</summary>
+public sealed partial record SimulationOptions
+{
+    /// <summary><c>--attack KIND:SITE[:FACTOR]</c>, repeatable.</summary>
+    public IReadOnlyList<string> Attacks { get; init; } = [];
+    /// <summary>With attacks: also run the clean federation and FedAvg under the same attacks, for the report's comparison.</summary>
+    public bool CompareAttacks { get; init; } = true;
+    /// <summary><c>--contribution exact|sampled|off</c>.</summary>
+    public string Contribution { get; init; } = ContributionScoring.Exact;
+    public int ContributionPermutations { get; init; } = 20;
+    /// <summary><c>--participation K</c>: K of the n sites, drawn per round (null: all).</summary>
+    public int? Participation { get; init; }
+    /// <summary><c>--absent SITE:FROM-TO</c>: rounds (1-based, inclusive) in which a site sends nothing.</summary>
+    public IReadOnlyList<string> Absent { get; init; } = [];
+    /// <summary><c>--region NAME=SITE,SITE</c>: regional aggregators between those sites and the global aggregator.</summary>
+    public IReadOnlyList<string> Regions { get; init; } = [];
+    /// <summary><c>--async-buffer K</c>: also compare buffered asynchronous aggregation against synchronous rounds.</summary>
+    public int? AsyncBuffer { get; init; }
+    /// <summary><c>--slow SITE:FACTOR</c>: the site's local rounds take FACTOR times longer on the simulated clock.</summary>
+    public IReadOnlyList<string> Slow { get; init; } = [];
+    /// <summary><c>--target-auroc X</c>: the mean test AUROC the asynchronous comparison times.</summary>
+    public double? TargetAuroc { get; init; }
+
+    /// <summary>The names of the sites after <c>--split</c> (NAME1..NAMEK for a split site).</summary>
+    public IReadOnlyList<string> SiteNames() => Sites.SelectMany(s => Splits.TryGetValue(s.Name, out int k)
+        ? Enumerable.Range(1, k).Select(i => s.Name + i.ToString(CultureInfo.InvariantCulture)) : [s.Name]).ToList();
+
+    public IReadOnlyList<SiteAttack> ParsedAttacks() => Attacks.Select(a => SiteAttack.Parse(a, [])).OfType<SiteAttack>().ToList();
+
+    public IReadOnlyDictionary<string, (int From, int To)> ParsedAbsent() => ParseAbsent([]);
+
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> ParsedRegions() => ParseRegions([]);
+
+    public IReadOnlyDictionary<string, double> ParsedSlow() => ParseSlow([]);
+
+    private void ValidateFederationExperiments(List<string> e)
+    {
+        var names = SiteNames().ToHashSet(StringComparer.Ordinal);
+        bool federated = Model == "logistic";
+        foreach (var a in Attacks)
+        {
+            if (SiteAttack.Parse(a, e) is { } attack && !names.Contains(attack.Site))
+                e.Add($"--attack {a}: no site named '{attack.Site}' (sites: {string.Join(", ", names)})");
+        }
+        if (Attacks.Count > 0 && !federated) e.Add("--attack: needs --model logistic");
+        if (Attacks.Select(a => a.Split(':').ElementAtOrDefault(1)).GroupBy(s => s).Any(g => g.Count() > 1)) e.Add("--attack: one attack per site");
+        if (Contribution is not (ContributionScoring.Exact or ContributionScoring.Sampled or "off")) e.Add($"--contribution: '{Contribution}' (expected exact, sampled or off)");
+        if (ContributionPermutations is < 1 or > 10_000) e.Add($"--contribution-permutations: {ContributionPermutations} (expected 1 to 10000)");
+        if (Participation is { } k && (k < 1 || k > names.Count)) e.Add($"--participation: {k} (expected 1 to the {names.Count} sites)");
+        ParseAbsent(e);
+        var regions = ParseRegions(e);
+        if (regions.Count > 0)
+        {
+            var covered = regions.Values.SelectMany(v => v).ToList();
+            foreach (var n in covered.Where(n => !names.Contains(n)).Distinct()) e.Add($"--region: no site named '{n}'");
+            foreach (var n in covered.GroupBy(n => n).Where(g => g.Count() > 1)) e.Add($"--region: site '{n.Key}' is in more than one region");
+            foreach (var n in names.Where(n => !covered.Contains(n))) e.Add($"--region: site '{n}' is in no region (every site reports through one)");
+            foreach (var r in regions.Keys.Where(names.Contains)) e.Add($"--region {r}: a region cannot share a site's name");
+            if (Participation is not null || Absent.Count > 0) e.Add("--region: not combined with --participation or --absent");
+            if (SecureAggregation) e.Add("--region: not combined with --secure-aggregation");
+        }
+        if (AsyncBuffer is { } b && (b < 1 || b > names.Count)) e.Add($"--async-buffer: {b} (expected 1 to the {names.Count} sites)");
+        if (AsyncBuffer is not null && !federated) e.Add("--async-buffer: needs --model logistic");
+        if (AsyncBuffer is not null && DpEpsilon is not null) e.Add("--async-buffer: not combined with --dp-epsilon (the comparison trains without DP)");
+        foreach (var n in ParseSlow(e).Keys.Where(n => !names.Contains(n))) e.Add($"--slow: no site named '{n}'");
+        if (TargetAuroc is { } t && !(t > 0 && t < 1)) e.Add($"--target-auroc: {t} (expected a number in (0, 1))");
+        if (Attacks.Count > 0 && SecureAggregation) e.Add("--attack: not combined with --secure-aggregation (masked updates cannot be screened)");
+    }
+
+    private IReadOnlyDictionary<string, (int From, int To)> ParseAbsent(List<string> e)
+    {
+        var result = new Dictionary<string, (int, int)>(StringComparer.Ordinal);
+        var names = SiteNames();
+        foreach (var a in Absent)
+        {
+            var parts = a.Split(':');
+            var range = parts.Length == 2 ? parts[1].Split('-') : [];
+            if (parts.Length != 2 || range.Length is < 1 or > 2 || !int.TryParse(range[0], CultureInfo.InvariantCulture, out int from)
+                || !int.TryParse(range[^1], CultureInfo.InvariantCulture, out int to) || from < 1 || to < from)
+            {
+                e.Add($"--absent {a}: expected SITE:FROM-TO (rounds, 1-based) or SITE:ROUND");
+                continue;
+            }
+            if (!names.Contains(parts[0])) e.Add($"--absent {a}: no site named '{parts[0]}'");
+            result[parts[0]] = (from, to);
+        }
+        return result;
+    }
+
+    private IReadOnlyDictionary<string, IReadOnlyList<string>> ParseRegions(List<string> e)
+    {
+        var result = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        foreach (var r in Regions)
+        {
+            int eq = r.IndexOf('=', StringComparison.Ordinal);
+            var sites = eq > 0 ? r[(eq + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
+            if (eq <= 0 || sites.Length == 0)
+            {
+                e.Add($"--region {r}: expected NAME=SITE,SITE");
+                continue;
+            }
+            string name = r[..eq];
+            if (!ClinicalFed.Federation.FederationNames.IsValid(name)) e.Add($"--region {r}: '{name}' is not a valid site name");
+            if (!result.TryAdd(name, sites)) e.Add($"--region {name}: given twice");
+        }
+        return result;
+    }
+
+    private IReadOnlyDictionary<string, double> ParseSlow(List<string> e)
+    {
+        var result = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var s in Slow)
+        {
+            var parts = s.Split(':');
+            if (parts.Length != 2 || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out double f) || !(f >= 1) || !double.IsFinite(f))
+            {
+                e.Add($"--slow {s}: expected SITE:FACTOR with FACTOR ≥ 1");
+                continue;
+            }
+            result[parts[0]] = f;
+        }
+        return result;
+    }
+}
+
+/// <summary>The command-line options behind <see cref="SimulationOptions"/>' experiment settings.</summary>
+internal static class SimulateExperimentOptions
+{
+    private static readonly Option<string[]> Attack = new("--attack") { Description = "KIND:SITE[:FACTOR]: the site is malicious. KIND: signflip (sends −4Δ), scale (10Δ), labelflip (trains on 1 − y), noise (Gaussian Δ, σ 1), freerider (sends the global model back), labelshuffle. The report then also shows the clean run and FedAvg under the same attack.", AllowMultipleArgumentsPerToken = true };
+    private static readonly Option<bool> NoCompare = new("--no-attack-comparison") { Description = "With --attack: skip the clean and FedAvg comparison runs." };
+    private static readonly Option<string> Contribution = new("--contribution") { Description = "Contribution scoring by federated evaluation: exact (Shapley over every coalition, each round), sampled (Monte-Carlo permutations) or off.", DefaultValueFactory = _ => ContributionScoring.Exact };
+    private static readonly Option<int> Permutations = new("--contribution-permutations") { Description = "Permutations per round with --contribution sampled.", DefaultValueFactory = _ => 20 };
+    private static readonly Option<int?> Participation = new("--participation") { Description = "K: K of the n sites take part in each round, drawn with the seed (k-of-n rounds)." };
+    private static readonly Option<string[]> Absent = new("--absent") { Description = "SITE:FROM-TO: the site sends nothing in those rounds (1-based); the rounds close without it.", AllowMultipleArgumentsPerToken = true };
+    private static readonly Option<string[]> Region = new("--region") { Description = "NAME=SITE,SITE: a regional aggregator combines these sites and forwards one update (example counts carried up) to the global aggregator.", AllowMultipleArgumentsPerToken = true };
+    private static readonly Option<int?> AsyncBuffer = new("--async-buffer") { Description = "K: also run buffered asynchronous aggregation (FedBuff, K updates per global step) against synchronous rounds on a simulated clock; see --slow." };
+    private static readonly Option<string[]> Slow = new("--slow") { Description = "SITE:FACTOR: on the simulated clock the site's local rounds take FACTOR times its measured time.", AllowMultipleArgumentsPerToken = true };
+    private static readonly Option<double?> Target = new("--target-auroc") { Description = "Mean test AUROC whose time the asynchronous comparison reports (default: 0.005 below the synchronous run's final)." };
+
+    public static void AddTo(Command command)
+    {
+        foreach (var o in new Option[] { Attack, NoCompare, Contribution, Permutations, Participation, Absent, Region, AsyncBuffer, Slow, Target }) command.Options.Add(o);
+    }
+
+    public static SimulationOptions Apply(ParseResult pr, SimulationOptions o) => o with
+    {
+        Attacks = pr.GetValue(Attack) ?? [], CompareAttacks = !pr.GetValue(NoCompare), Contribution = pr.GetValue(Contribution)!,
+        ContributionPermutations = pr.GetValue(Permutations), Participation = pr.GetValue(Participation), Absent = pr.GetValue(Absent) ?? [],
+        Regions = pr.GetValue(Region) ?? [], AsyncBuffer = pr.GetValue(AsyncBuffer), Slow = pr.GetValue(Slow) ?? [], TargetAuroc = pr.GetValue(Target),
+    };
+}
