@@ -29,6 +29,14 @@ internal static class Cli
             Console.SetError(oldErr);
         }
     }
+
+    /// <summary>A file of the repository's schemas/ folder, found from the test binaries upwards.</summary>
+    public static string SchemaPath(string name)
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(System.IO.Path.Combine(d.FullName, "schemas", name))) return System.IO.Path.Combine(d.FullName, "schemas", name);
+        throw new FileNotFoundException(name);
+    }
 }
 
 internal sealed class TempDir : IDisposable

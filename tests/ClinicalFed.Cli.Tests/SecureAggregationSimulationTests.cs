@@ -39,7 +39,7 @@ public sealed class SecureAggregationSimulationTests
         Assert.DoesNotContain(files, f => f.EndsWith(".cfu", StringComparison.Ordinal));
         Assert.Contains(files, f => f.EndsWith(".cfm32", StringComparison.Ordinal));
         var reportJson = File.ReadAllText(tmp["secure/report.json"]);
-        var schemaErrors = ClinicalFed.Testing.MiniJsonSchema.Load(SchemaPath("simulation-report.schema.json")).Validate(reportJson);
+        var schemaErrors = ClinicalFed.Testing.MiniJsonSchema.Load(Cli.SchemaPath("simulation-report.schema.json")).Validate(reportJson);
         Assert.True(schemaErrors.Count == 0, string.Join("\n", schemaErrors.Take(20)));
         using (var doc = JsonDocument.Parse(reportJson))
         {
@@ -56,12 +56,5 @@ public sealed class SecureAggregationSimulationTests
         Assert.Equal(["surgical_centre"], result.Missing);
         Assert.Equal(2, result.Accepted.Count);
         Assert.Contains("dropped after masking", File.ReadAllText(tmp["dropout/report.json"]));
-    }
-
-    private static string SchemaPath(string name)
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "schemas", name))) return Path.Combine(d.FullName, "schemas", name);
-        throw new FileNotFoundException(name);
     }
 }

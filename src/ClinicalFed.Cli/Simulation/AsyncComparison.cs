@@ -47,7 +47,8 @@ internal static class AsyncComparison
         IReadOnlyDictionary<string, double> slow, int bufferSize, double? target, Action<string, double>? progress)
     {
         int d = sites[0].Width;
-        double MeanAuroc(LinearWeights w) => sites.Average(s => Metrics.Auroc(SimulationRunner.Predict(w, s.TestX, d), s.TestY));
+        double MeanAuroc(LinearWeights w) => sites.Select(s => Metrics.Auroc(SimulationRunner.Predict(w, s.TestX, d), s.TestY))
+            .Where(double.IsFinite).DefaultIfEmpty(0.5).Average(); // sites whose test split lacks a class have no AUROC
         double Slow(int i) => slow.TryGetValue(sites[i].Name, out double f) ? f : 1.0;
 
         // Synchronous schedule; the first round also measures each site's training time.

@@ -54,11 +54,14 @@ internal static class RobustnessComparison
                     Name = r.Variant.Name, Strategy = r.Variant.Strategy,
                     Attacks = r.Variant.Attacks.Select(a => $"{a.Kind}:{a.Site}:{a.Factor.ToString(System.Globalization.CultureInfo.InvariantCulture)}").ToList(),
                     HonestAuroc = honest.ToDictionary(n => n, n => final[n]),
-                    MaxHonestDropVsClean = r.Variant.Attacks.Count == 0 || cleanFinal is null ? null : Math.Round(honest.Max(n => cleanFinal[n] - final[n]), 6),
+                    MaxHonestDropVsClean = r.Variant.Attacks.Count == 0 || cleanFinal is null ? null : Defined(honest.Select(n => cleanFinal[n] - final[n]))?.Max() is { } drop ? Math.Round(drop, 6) : null,
                     Rejected = r.Outcome.Rejected.Count,
-                    MeanHonestAurocPerRound = r.Outcome.Rounds.Select(x => Math.Round(honest.Average(n => x.Auroc[n]), 6)).ToList(),
+                    MeanHonestAurocPerRound = r.Outcome.Rounds.Select(x => Defined(honest.Select(n => x.Auroc[n])) is { } v ? Math.Round(v.Average(), 6) : double.NaN).ToList(),
                 };
             }).ToList(),
         };
     }
+
+    /// <summary>The finite values (sites whose test split lacks a class have no AUROC), or null when there are none.</summary>
+    private static List<double>? Defined(IEnumerable<double> values) => values.Where(double.IsFinite).ToList() is { Count: > 0 } v ? v : null;
 }

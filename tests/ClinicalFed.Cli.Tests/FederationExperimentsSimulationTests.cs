@@ -1,0 +1,117 @@
+using System.Text.Json;
+using ClinicalFed.Storage;
+
+namespace ClinicalFed.Cli.Tests;
+
+/// <summary>
+/// <c>simulate</c>'s federation experiments on the demo's synthetic hospitals: attacks with their comparison runs,
+/// contribution scoring, regional aggregators, k-of-n and absent sites, and the asynchronous comparison; every
+/// report validates against schemas/simulation-report.schema.json.
+/// </summary>
+[Collection(CliCollection.Name)]
+public sealed class FederationExperimentsSimulationTests
+{
+    private static readonly string[] Sites = ["academic_micu", "community", "surgical_centre", "rural"];
+
+    private static (TempDir Tmp, Func<string, string[], List<string>> Args) Setup()
+    {
+        var tmp = new TempDir();
+        var demo = tmp["demo"];
+        var (exit, _, err) = Cli.Run("demo", "--out", demo, "--patients", "150", "--rounds", "1");
+        Assert.True(exit == 0, err);
+        return (tmp, (output, extra) =>
+        {
+            var a = new List<string> { "simulate", "--task", "sepsis", "--rounds", "3", "--baseline-epochs", "1", "--out", tmp[output] };
+            foreach (var site in Sites) a.AddRange(["--site", $"{site}={Path.Combine(demo, "cdm", site)}"]);
+            a.AddRange(extra);
+            return a;
+        });
+    }
+
+    private static JsonElement Report(TempDir tmp, string output)
+    {
+        var json = File.ReadAllText(tmp[output + "/report.json"]);
+        var errors = ClinicalFed.Testing.MiniJsonSchema.Load(Cli.SchemaPath("simulation-report.schema.json")).Validate(json);
+        Assert.True(errors.Count == 0, string.Join("\n", errors.Take(20)));
+        return JsonDocument.Parse(json).RootElement.Clone();
+    }
+
+    [Fact]
+    public void A_sign_flipping_site_spoils_FedAvg_and_the_report_compares_the_clean_run_and_scores_contributions()
+    {
+        var (tmp, args) = Setup();
+        using var _ = tmp;
+        var (exit, _, err) = Cli.Run([.. args("attack", ["--attack", "signflip:community:4"])]);
+        Assert.True(exit == 0, err);
+        var report = Report(tmp, "attack");
+
+        var runs = report.GetProperty("robustness").GetProperty("runs").EnumerateArray().ToList();
+        Assert.Equal(["clean", "attacked"], runs.Select(r => r.GetProperty("name").GetString()));
+        Assert.Equal(JsonValueKind.Null, runs[0].GetProperty("max_honest_drop_vs_clean").ValueKind);
+        Assert.True(runs[1].GetProperty("max_honest_drop_vs_clean").GetDouble() > 0.05, runs[1].ToString());
+        Assert.DoesNotContain("community", runs[1].GetProperty("honest_auroc").EnumerateObject().Select(p => p.Name));
+
+        var contribution = report.GetProperty("contribution").GetProperty("sites").EnumerateArray()
+            .ToDictionary(s => s.GetProperty("name").GetString()!, s => (Shapley: s.GetProperty("shapley").GetDouble(), Rank: s.GetProperty("rank").GetInt32()));
+        // Ranks are a permutation; which site ranks last needs real data (the end-to-end test on PhysioNet checks it):
+        // the demo's 150-patient hospitals have too few positives for a stable validation AUROC.
+        Assert.Equal(Enumerable.Range(1, Sites.Length), contribution.Values.Select(c => c.Rank).Order());
+        Assert.True(report.GetProperty("seconds").GetProperty("robustness_comparison").GetDouble() >= 0);
+    }
+
+    [Fact]
+    public async Task Regions_forward_one_update_each_and_equal_flat_FedAvg()
+    {
+        var (tmp, args) = Setup();
+        using var _ = tmp;
+        var (exit, _, err) = Cli.Run([.. args("regions", ["--region", "north=academic_micu,community", "--region", "south=surgical_centre,rural"])]);
+        Assert.True(exit == 0, err);
+        var hierarchy = Report(tmp, "regions").GetProperty("hierarchy");
+        Assert.True(hierarchy.GetProperty("max_abs_diff_vs_flat").GetDouble() <= 1e-6, hierarchy.ToString());
+
+        var store = new LocalFolderStore(tmp["regions/store"]);
+        var result = (await store.GetRoundResultAsync("simulation", 2))!;
+        Assert.Equal(["north", "south"], result.Accepted.Select(a => a.Site));
+        var north = (await store.GetRoundResultAsync("simulation-region-north", 2))!;
+        Assert.Equal(["academic_micu", "community"], north.Accepted.Select(a => a.Site));
+        Assert.Equal(north.ExampleCount, result.Accepted[0].ExampleCount); // example weights carried up
+    }
+
+    [Fact]
+    public async Task Partial_participation_absent_sites_and_the_asynchronous_comparison()
+    {
+        var (tmp, args) = Setup();
+        using var _ = tmp;
+        var (exit, _, err) = Cli.Run([.. args("partial", ["--participation", "3", "--absent", "rural:2-3", "--contribution", "sampled",
+            "--async-buffer", "2", "--slow", "academic_micu:4"])]);
+        Assert.True(exit == 0, err);
+        var report = Report(tmp, "partial");
+        var store = new LocalFolderStore(tmp["partial/store"]);
+        for (int r = 0; r < 3; r++)
+        {
+            var manifest = (await store.GetManifestAsync("simulation", r))!;
+            Assert.Equal(3, manifest.Sites.Count);
+            if (r > 0) Assert.DoesNotContain("rural", manifest.Sites);
+        }
+
+        var async = report.GetProperty("async");
+        Assert.Equal(2, async.GetProperty("buffer_size").GetInt32());
+        var siteSeconds = async.GetProperty("site_round_seconds");
+        Assert.True(siteSeconds.GetProperty("academic_micu").GetDouble() > 0);
+        Assert.NotEmpty(async.GetProperty("synchronous").GetProperty("timeline").EnumerateArray());
+        Assert.NotEmpty(async.GetProperty("asynchronous").GetProperty("timeline").EnumerateArray());
+        Assert.StartsWith("Monte-Carlo", report.GetProperty("contribution").GetProperty("method").GetString());
+    }
+
+    [Fact]
+    public void Bad_experiment_options_are_all_reported_at_once()
+    {
+        var (tmp, args) = Setup();
+        using var _ = tmp;
+        var (exit, _, err) = Cli.Run([.. args("bad", ["--attack", "bogus:community", "--attack", "scale:nowhere", "--participation", "9",
+            "--region", "north=academic_micu", "--absent", "rural:x", "--slow", "rural:0.5"])]);
+        Assert.NotEqual(0, exit);
+        foreach (var expected in new[] { "unknown kind 'bogus'", "no site named 'nowhere'", "--participation: 9", "site 'community' is in no region", "--absent rural:x", "--slow rural:0.5" })
+            Assert.Contains(expected, err);
+    }
+}
