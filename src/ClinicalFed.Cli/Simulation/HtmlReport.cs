@@ -6,7 +6,7 @@ namespace ClinicalFed.Cli.Simulation;
 
 /// <summary>Renders <c>report.html</c>: the per-site table and SVG plots (AUROC per round, ROC per site, calibration),
 /// self-contained with no script or external resource, so it opens anywhere a hospital allows.</summary>
-public static class HtmlReport
+public static partial class HtmlReport
 {
     private static readonly string[] Palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
     private static readonly string[] Baselines = ["local", "centralized", "federated", "personalized"];
@@ -59,6 +59,7 @@ public static class HtmlReport
         }
         sb.Append("</div>");
         if (r.Privacy is { } privacy) sb.Append(PrivacySection(privacy));
+        sb.Append(ExperimentsSection(r));
         sb.Append("<h2>Where the time went</h2><table><tr><th>phase</th><th>seconds</th></tr>");
         foreach (var (k, v) in r.Seconds) sb.Append($"<tr><td>{E(k)}</td><td>{v.ToString("F1", CultureInfo.InvariantCulture)}</td></tr>");
         sb.Append("</table>");
