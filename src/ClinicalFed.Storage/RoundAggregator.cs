@@ -324,7 +324,7 @@ public sealed class RoundAggregator
 
         public override object Read(UpdateHeader header, Stream payload, string origin)
         {
-            if (strategy is IStreamingAggregationStrategy && BitConverter.IsLittleEndian && !header.IsTreeEnsemble
+            if (strategy is IStreamingAggregationStrategy && BitConverter.IsLittleEndian && header.IsPlainFloat32
                 && payload is VerifiedUpdateStream stored && stored.PayloadSha256 == header.PayloadSha256)
                 return new StreamedPayload(payload);
 

@@ -104,14 +104,50 @@ public sealed class FederationExperimentsSimulationTests
     }
 
     [Fact]
+    public async Task A_robust_strategy_with_a_norm_bound_rejects_the_boosted_site_and_compressed_updates_are_counted()
+    {
+        var (tmp, args) = Setup();
+        using var _ = tmp;
+        var (exit, _, err) = Cli.Run([.. args("robust", ["--strategy", "median", "--strategy-option", "max_update_norm=20", "--attack", "scale:community:1000",
+            "--compress", "topk:0.1", "--contribution", "off"])]);
+        Assert.True(exit == 0, err);
+        var report = Report(tmp, "robust");
+        Assert.Equal("median", report.GetProperty("strategy").GetString());
+
+        // The boosted site is rejected every round, with the reason, in the report and in the round's result.
+        var rejected = report.GetProperty("rejected").EnumerateArray().ToList();
+        Assert.Equal(3, rejected.Count);
+        Assert.All(rejected, r => Assert.Equal("community", r.GetProperty("site").GetString()));
+        Assert.Contains("exceeds max_update_norm 20", rejected[0].GetProperty("reason").GetString());
+        var result = (await new LocalFolderStore(tmp["robust/store"]).GetRoundResultAsync("simulation", 2))!;
+        Assert.Equal(["community"], result.Rejected.Select(r => r.Site));
+        var runs = report.GetProperty("robustness").GetProperty("runs").EnumerateArray().ToDictionary(r => r.GetProperty("name").GetString()!);
+        Assert.Equal(["attacked", "clean", "fedavg-attacked"], runs.Keys.Order());
+        Assert.Equal(0, runs["fedavg-attacked"].GetProperty("rejected").GetInt32()); // plain FedAvg has no norm bound
+
+        // top-10 % payloads: k = ceil(0.1 d) indices and values, at most 15 % of float32 bytes.
+        var compression = report.GetProperty("compression");
+        Assert.Equal("topk:0.1", compression.GetProperty("encoding").GetString());
+        Assert.InRange(compression.GetProperty("payload_ratio").GetDouble(), 0.05, 0.15);
+        Assert.True(compression.GetProperty("file_bytes").GetInt64() < compression.GetProperty("uncompressed_file_bytes").GetInt64());
+        var update = await new LocalFolderStore(tmp["robust/store"]).OpenUpdateAsync("simulation", 0, "academic_micu");
+        await using (update!)
+        {
+            var header = ClinicalFed.Federation.UpdateFile.ReadHeader(update!);
+            Assert.Equal(("topk", "delta"), (header.PayloadEncoding, header.ParameterKind));
+        }
+    }
+
+    [Fact]
     public void Bad_experiment_options_are_all_reported_at_once()
     {
         var (tmp, args) = Setup();
         using var _ = tmp;
         var (exit, _, err) = Cli.Run([.. args("bad", ["--attack", "bogus:community", "--attack", "scale:nowhere", "--participation", "9",
-            "--region", "north=academic_micu", "--absent", "rural:x", "--slow", "rural:0.5"])]);
+            "--region", "north=academic_micu", "--absent", "rural:x", "--slow", "rural:0.5", "--compress", "zip", "--strategy-option", "trim=1"])]);
         Assert.NotEqual(0, exit);
-        foreach (var expected in new[] { "unknown kind 'bogus'", "no site named 'nowhere'", "--participation: 9", "site 'community' is in no region", "--absent rural:x", "--slow rural:0.5" })
+        foreach (var expected in new[] { "unknown kind 'bogus'", "no site named 'nowhere'", "--participation: 9", "site 'community' is in no region", "--absent rural:x", "--slow rural:0.5",
+                     "--compress zip", "--strategy-option: unknown option 'trim'" })
             Assert.Contains(expected, err);
     }
 }

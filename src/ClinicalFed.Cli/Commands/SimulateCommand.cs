@@ -13,7 +13,7 @@ internal static class SimulateCommand
         var split = new Option<string[]>("--split") { Description = "NAME:K shards a site into K sub-sites (NAME1..NAMEK) by a hash of the patient id.", AllowMultipleArgumentsPerToken = true };
         var model = new Option<string>("--model") { Description = "logistic or trees.", DefaultValueFactory = _ => "logistic" };
         var treeMode = new Option<string>("--tree-mode") { Description = "bagging or cyclic (trees).", DefaultValueFactory = _ => "bagging" };
-        var strategy = new Option<string>("--strategy") { Description = "fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad.", DefaultValueFactory = _ => "fedavg" };
+        var strategy = new Option<string>("--strategy") { Description = "fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad; robust: median, trimmed-mean, krum, multi-krum, geomedian.", DefaultValueFactory = _ => "fedavg" };
         var rounds = new Option<int>("--rounds") { Description = "Federated rounds.", DefaultValueFactory = _ => 10 };
         var output = CliSupport.Required("--out", "Output folder: report.json, report.html, the federation's store and each site's work folder.");
         var epochs = new Option<int>("--epochs") { Description = "Local epochs per round (logistic).", DefaultValueFactory = _ => 1 };

@@ -23,7 +23,11 @@ public sealed record HierarchyReport
 }
 
 /// <summary>One federated run of a simulation: the primary one, or a comparison (clean, FedAvg under attack, ...).</summary>
-internal sealed record FederationVariant(string Name, string Federation, string Strategy, IReadOnlyList<SiteAttack> Attacks, bool Primary);
+internal sealed record FederationVariant(string Name, string Federation, string Strategy, IReadOnlyList<SiteAttack> Attacks, bool Primary)
+{
+    /// <summary>How the sites compress their updates (null: plain float32).</summary>
+    public Compression.CompressionSpec? Compression { get; init; }
+}
 
 /// <summary>What one <see cref="FederatedLoop"/> run produced.</summary>
 internal sealed class FederationOutcome
@@ -31,6 +35,9 @@ internal sealed class FederationOutcome
     public required LinearWeights Global { get; set; }
     public List<RoundResult> Rounds { get; } = [];
     public Dictionary<string, long> BytesPerSite { get; init; } = [];
+    /// <summary>Payload bytes the sites sent, and what the same updates take as float32.</summary>
+    public long PayloadBytes { get; set; }
+    public long Float32PayloadBytes { get; set; }
     public List<RejectedReport> Rejected { get; } = [];
     public ContributionReport? Contribution { get; set; }
     public HierarchyReport? Hierarchy { get; set; }
@@ -54,9 +61,10 @@ internal static class FederatedLoop
         int d = sites[0].Width;
         string fed = variant.Federation;
         string label = variant.Primary ? "" : $" ({variant.Name})";
-        var strategyOptions = StrategyFactory.ParseOptions(variant.Strategy, variant.Strategy == StrategyNames.FedProx
-            ? new Dictionary<string, System.Text.Json.JsonElement> { ["proximal_mu"] = System.Text.Json.JsonSerializer.SerializeToElement(o.ProximalMu) }
-            : null);
+        // --strategy-option values configure the run's own strategy (not the plain FedAvg it is compared with).
+        var optionValues = variant.Strategy == o.Strategy ? o.ParsedStrategyOptions() : new Dictionary<string, System.Text.Json.JsonElement>();
+        if (variant.Strategy == StrategyNames.FedProx) optionValues.TryAdd("proximal_mu", System.Text.Json.JsonSerializer.SerializeToElement(o.ProximalMu));
+        var strategyOptions = StrategyFactory.ParseOptions(variant.Strategy, optionValues);
         // The sites' training settings travel in the manifest (client_ options), exactly as in a serverless federation.
         var strategySpec = StrategySpec.From(strategyOptions, PrivateSimulation.Settings(o, new ClientTrainingSettings
         {
@@ -71,6 +79,8 @@ internal static class FederatedLoop
             ? dp.Matrix(s.WithTrainingLabels(a.TrainingLabels(s.TrainY, o.Seed + 7919 * i)))
             : dp.Matrix(s)).ToArray();
         var attackRandom = new Random(o.Seed + 4242);
+        var compressionRandom = new Random(o.Seed + 5151);
+        var feedback = sites.ToDictionary(s => s.Name, _ => new Compression.ErrorFeedback(), StringComparer.Ordinal);
         var outcome = new FederationOutcome { Global = LinearWeights.Zeros(d), Privacy = dp, BytesPerSite = sites.ToDictionary(s => s.Name, _ => 0L) };
         var model = new ModelSpec { Kind = ModelKinds.Logistic, Dimension = d + 1, FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version };
 
@@ -122,7 +132,10 @@ internal static class FederatedLoop
                 Quorum = quorum, Sites = expected.ToList(), OpenedAt = now, Deadline = now.AddHours(1),
             };
             var expected = regions.Count > 0 ? uploaders : participants.Select(i => sites[i].Name).ToList();
-            var manifest = Manifest(fed, expected, Math.Max(1, expected.Count - (o.SecureAggregation ? o.SecAggDropout : 0)));
+            // The quorum leaves room for the sites that may fail: secure-aggregation dropouts, and malicious sites, whose
+            // updates the strategy may reject (a round must not fail because an attack was caught).
+            int mayFail = (o.SecureAggregation ? o.SecAggDropout : 0) + variant.Attacks.Count(a => expected.Contains(a.Site));
+            var manifest = Manifest(fed, expected, Math.Max(1, expected.Count - mayFail));
             store.PutManifestAsync(manifest).GetAwaiter().GetResult();
             foreach (var (region, members) in regions) store.PutManifestAsync(Manifest(RegionFederation(fed, region), members, members.Count)).GetAwaiter().GetResult();
 
@@ -141,6 +154,32 @@ internal static class FederatedLoop
                 };
                 var parameters = result.Weights.ToParameterVector();
                 if (attacks.TryGetValue(sites[i].Name, out var attack)) attack.Apply(parameters, globalVector, attackRandom);
+                outcome.Float32PayloadBytes += 4L * parameters.Length;
+                if (variant.Compression is { } compression)
+                {
+                    // The site sends its delta compressed (top-k with error feedback); the aggregator decodes it.
+                    var delta = new float[parameters.Length];
+                    System.Numerics.Tensors.TensorPrimitives.Subtract(parameters, globalVector, delta);
+                    var payload = compression.Encoding == UpdatePayloadEncodings.TopK
+                        ? feedback[sites[i].Name].Compress(compression, delta, compressionRandom)
+                        : Compression.UpdateCodec.Encode(compression, delta, compressionRandom);
+                    var decoded = new float[delta.Length];
+                    Compression.UpdateCodec.Decode(compression.Encoding, payload, decoded);
+                    System.Numerics.Tensors.TensorPrimitives.Add(globalVector, decoded, parameters); // what the aggregator sees
+                    uploaded.Add((i, parameters, sites[i].TrainRows));
+                    var signed = Privacy.Signing.UpdateSignature.Sign(UpdateFile.Compressed(header, compression.Encoding, payload), keys[sites[i].Name]);
+                    using var file = new MemoryStream();
+                    UpdateFile.WriteCompressed(file, signed, compression.Encoding, payload);
+                    file.Position = 0;
+                    store.PutUpdateAsync(target, r, sites[i].Name, file).GetAwaiter().GetResult();
+                    outcome.BytesPerSite[sites[i].Name] += file.Length;
+                    outcome.PayloadBytes += payload.Length;
+                    roundBytes += file.Length;
+                    progress?.Invoke($"round {r + 1}/{o.Rounds}{label}", (uploaded.Count + 0.0) / (participants.Count + 1));
+                    continue;
+                }
+
+                outcome.PayloadBytes += 4L * parameters.Length;
                 uploaded.Add((i, parameters, sites[i].TrainRows));
                 if (o.SecureAggregation)
                 {

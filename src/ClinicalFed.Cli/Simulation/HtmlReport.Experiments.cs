@@ -52,6 +52,15 @@ public static partial class HtmlReport
             sb.Append($"</table><p>Largest |hierarchical − flat FedAvg| over every parameter and round: {F(hierarchy.MaxAbsDiffVsFlat, "G3")}. {E(hierarchy.Note)}</p>");
         }
 
+        if (r.Compression is { } z)
+        {
+            sb.Append($"<h2>Compression ({E(z.Encoding)})</h2><p>Payloads: {z.PayloadBytes:N0} bytes against {z.Float32PayloadBytes:N0} as float32 ({F(z.PayloadRatio * 100, "F1")} %); " +
+                      $"whole update files {z.FileBytes:N0} against {z.UncompressedFileBytes:N0} bytes. Largest final AUROC difference from the float32 run: {F(z.MaxAbsAurocDiff, "F4")}.</p>");
+            sb.Append("<table><tr><th>site</th><th>compressed</th><th>float32</th></tr>");
+            foreach (var (site, auroc) in z.Auroc) sb.Append($"<tr><td>{E(site)}</td><td>{F(auroc, "F4")}</td><td>{F(z.UncompressedAuroc[site], "F4")}</td></tr>");
+            sb.Append("</table>");
+        }
+
         if (r.Async is { } a)
         {
             string S(double? v) => v is { } x ? F(x, "F1") + " s" : "not reached";

@@ -42,7 +42,9 @@ internal static class LogisticSimulation
 
         // Federation: manifests, uploads and aggregation through the store, exactly as the serverless path.
         var attacks = o.ParsedAttacks();
-        var primary = FederatedLoop.Run(o, new FederationVariant("primary", SimulationRunner.Federation, o.Strategy, attacks, Primary: true), sites, spec, store, progress, time);
+        var compression = o.ParsedCompression();
+        var primary = FederatedLoop.Run(o, new FederationVariant("primary", SimulationRunner.Federation, o.Strategy, attacks, Primary: true) { Compression = compression },
+            sites, spec, store, progress, time);
         var global = primary.Global;
         var rounds = primary.Rounds;
         var bytesPerSite = primary.BytesPerSite;
@@ -64,15 +66,26 @@ internal static class LogisticSimulation
         if (attacks.Count > 0 && o.CompareAttacks)
         {
             var runs = new List<(FederationVariant Variant, FederationOutcome Outcome)> { (new("attacked", SimulationRunner.Federation, o.Strategy, attacks, true), primary) };
-            var clean = new FederationVariant("clean", SimulationRunner.Federation + "-clean", o.Strategy, [], false);
+            var clean = new FederationVariant("clean", SimulationRunner.Federation + "-clean", o.Strategy, [], false) { Compression = compression };
             runs.Insert(0, (clean, FederatedLoop.Run(o, clean, sites, spec, store, progress, time)));
             if (o.Strategy != StrategyNames.FedAvg)
             {
-                var plain = new FederationVariant("fedavg-attacked", SimulationRunner.Federation + "-fedavg-attacked", StrategyNames.FedAvg, attacks, false);
+                var plain = new FederationVariant("fedavg-attacked", SimulationRunner.Federation + "-fedavg-attacked", StrategyNames.FedAvg, attacks, false) { Compression = compression };
                 runs.Add((plain, FederatedLoop.Run(o, plain, sites, spec, store, progress, time)));
             }
             robustness = RobustnessComparison.Build(sites, attacks, runs);
             seconds["robustness_comparison"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
+            sw.Restart();
+        }
+
+        // Compression: the same federation with float32 updates, for the report's comparison.
+        CompressionReport? compressionReport = null;
+        if (compression is not null)
+        {
+            var plainVariant = new FederationVariant("uncompressed", SimulationRunner.Federation + "-uncompressed", o.Strategy, attacks, false);
+            var plain = FederatedLoop.Run(o, plainVariant, sites, spec, store, progress, time);
+            compressionReport = CompressionReport.Build(compression, primary, plain);
+            seconds["compression_comparison"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
             sw.Restart();
         }
 
@@ -145,6 +158,7 @@ internal static class LogisticSimulation
             Extras = new SimulationExtras
             {
                 Rejected = primary.Rejected, Contribution = primary.Contribution, Robustness = robustness, Hierarchy = primary.Hierarchy, Async = asyncReport,
+                Compression = compressionReport,
             },
         };
     }

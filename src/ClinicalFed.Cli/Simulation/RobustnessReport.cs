@@ -31,6 +31,39 @@ internal sealed record SimulationExtras
     public RobustnessReport? Robustness { get; init; }
     public HierarchyReport? Hierarchy { get; init; }
     public AsyncReport? Async { get; init; }
+    public CompressionReport? Compression { get; init; }
+}
+
+/// <summary>The <c>compression</c> section: bytes and quality of the compressed run against the same run in float32.</summary>
+public sealed record CompressionReport
+{
+    [JsonPropertyName("encoding")] public required string Encoding { get; init; }
+    /// <summary>Payload bytes the sites sent (compressed), over the whole federation.</summary>
+    [JsonPropertyName("payload_bytes")] public long PayloadBytes { get; init; }
+    /// <summary>What the same updates take as float32 payloads.</summary>
+    [JsonPropertyName("float32_payload_bytes")] public long Float32PayloadBytes { get; init; }
+    [JsonPropertyName("payload_ratio")] public double PayloadRatio { get; init; }
+    /// <summary>Whole update files (header included), compressed run and float32 run.</summary>
+    [JsonPropertyName("file_bytes")] public long FileBytes { get; init; }
+    [JsonPropertyName("uncompressed_file_bytes")] public long UncompressedFileBytes { get; init; }
+    [JsonPropertyName("auroc")] public required IReadOnlyDictionary<string, double> Auroc { get; init; }
+    [JsonPropertyName("uncompressed_auroc")] public required IReadOnlyDictionary<string, double> UncompressedAuroc { get; init; }
+    /// <summary>Largest |compressed − uncompressed| final test AUROC over the sites.</summary>
+    [JsonPropertyName("max_abs_auroc_diff")] public double MaxAbsAurocDiff { get; init; }
+
+    internal static CompressionReport Build(Compression.CompressionSpec spec, FederationOutcome compressed, FederationOutcome plain)
+    {
+        var a = compressed.Rounds[^1].Auroc;
+        var b = plain.Rounds[^1].Auroc;
+        var diffs = a.Keys.Select(k => Math.Abs(a[k] - b[k])).Where(double.IsFinite).ToList();
+        return new CompressionReport
+        {
+            Encoding = spec.ToString(), PayloadBytes = compressed.PayloadBytes, Float32PayloadBytes = compressed.Float32PayloadBytes,
+            PayloadRatio = Math.Round((double)compressed.PayloadBytes / compressed.Float32PayloadBytes, 4),
+            FileBytes = compressed.BytesPerSite.Values.Sum(), UncompressedFileBytes = plain.BytesPerSite.Values.Sum(),
+            Auroc = a, UncompressedAuroc = b, MaxAbsAurocDiff = diffs.Count > 0 ? Math.Round(diffs.Max(), 6) : double.NaN,
+        };
+    }
 }
 
 /// <summary>Builds the <c>robustness</c> section from the clean, attacked and FedAvg-attacked runs.</summary>

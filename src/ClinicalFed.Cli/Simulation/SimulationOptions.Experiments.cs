@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using ClinicalFed.Federation;
 
 namespace ClinicalFed.Cli.Simulation;
 
@@ -25,6 +26,33 @@ public sealed partial record SimulationOptions
     public IReadOnlyList<string> Slow { get; init; } = [];
     /// <summary><c>--target-auroc X</c>: the mean test AUROC the asynchronous comparison times.</summary>
     public double? TargetAuroc { get; init; }
+    /// <summary><c>--compress int8|int4|topk:F</c>: sites send compressed deltas; the report compares the uncompressed run.</summary>
+    public string? Compress { get; init; }
+
+    /// <summary><c>--strategy-option KEY=VALUE</c>: options of the strategy (numbers, or strings such as weighting=uniform).</summary>
+    public IReadOnlyList<string> StrategyOptionValues { get; init; } = [];
+
+    public Dictionary<string, System.Text.Json.JsonElement> ParsedStrategyOptions() => ParseStrategyOptions([]);
+
+    private Dictionary<string, System.Text.Json.JsonElement> ParseStrategyOptions(List<string> e)
+    {
+        var result = new Dictionary<string, System.Text.Json.JsonElement>(StringComparer.Ordinal);
+        foreach (var kv in StrategyOptionValues)
+        {
+            int eq = kv.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                e.Add($"--strategy-option {kv}: expected KEY=VALUE");
+                continue;
+            }
+            string value = kv[(eq + 1)..];
+            result[kv[..eq]] = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double d)
+                ? System.Text.Json.JsonSerializer.SerializeToElement(d) : System.Text.Json.JsonSerializer.SerializeToElement(value);
+        }
+        return result;
+    }
+
+    public ClinicalFed.Compression.CompressionSpec? ParsedCompression() => Compress is null ? null : ClinicalFed.Compression.CompressionSpec.Parse(Compress, []);
 
     /// <summary>The names of the sites after <c>--split</c> (NAME1..NAMEK for a split site).</summary>
     public IReadOnlyList<string> SiteNames() => Sites.SelectMany(s => Splits.TryGetValue(s.Name, out int k)
@@ -70,6 +98,26 @@ public sealed partial record SimulationOptions
         foreach (var n in ParseSlow(e).Keys.Where(n => !names.Contains(n))) e.Add($"--slow: no site named '{n}'");
         if (TargetAuroc is { } t && !(t > 0 && t < 1)) e.Add($"--target-auroc: {t} (expected a number in (0, 1))");
         if (Attacks.Count > 0 && SecureAggregation) e.Add("--attack: not combined with --secure-aggregation (masked updates cannot be screened)");
+        var strategyOptions = ParseStrategyOptions(e);
+        if (strategyOptions.Count > 0 && Model == "logistic" && StrategyNames.All.Contains(Strategy))
+        {
+            try
+            {
+                var withMu = new Dictionary<string, System.Text.Json.JsonElement>(strategyOptions);
+                if (Strategy == StrategyNames.FedProx) withMu.TryAdd("proximal_mu", System.Text.Json.JsonSerializer.SerializeToElement(ProximalMu));
+                StrategyFactory.ParseOptions(Strategy, withMu);
+            }
+            catch (StrategyOptionsException x)
+            {
+                e.AddRange(x.Problems.Select(p => $"--strategy-option: {p}"));
+            }
+        }
+        if (Compress is not null)
+        {
+            ClinicalFed.Compression.CompressionSpec.Parse(Compress, e);
+            if (!federated) e.Add("--compress: needs --model logistic");
+            if (SecureAggregation) e.Add("--compress: not combined with --secure-aggregation (masked vectors are ring elements)");
+        }
     }
 
     private IReadOnlyDictionary<string, (int From, int To)> ParseAbsent(List<string> e)
@@ -141,16 +189,19 @@ internal static class SimulateExperimentOptions
     private static readonly Option<int?> AsyncBuffer = new("--async-buffer") { Description = "K: also run buffered asynchronous aggregation (FedBuff, K updates per global step) against synchronous rounds on a simulated clock; see --slow." };
     private static readonly Option<string[]> Slow = new("--slow") { Description = "SITE:FACTOR: on the simulated clock the site's local rounds take FACTOR times its measured time.", AllowMultipleArgumentsPerToken = true };
     private static readonly Option<double?> Target = new("--target-auroc") { Description = "Mean test AUROC whose time the asynchronous comparison reports (default: 0.005 below the synchronous run's final)." };
+    private static readonly Option<string[]> StrategyOption = new("--strategy-option") { Description = "KEY=VALUE: an option of --strategy, as in a round manifest (e.g. weighting=uniform, byzantine=1, trim_fraction=0.2, clip_update_norm=5, max_update_norm=20).", AllowMultipleArgumentsPerToken = true };
+    private static readonly Option<string?> Compress = new("--compress") { Description = "int8 or int4 (quantized deltas, stochastic rounding) or topk:F (the fraction F of largest coordinates, with error feedback). The report then also shows the uncompressed run." };
 
     public static void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Attack, NoCompare, Contribution, Permutations, Participation, Absent, Region, AsyncBuffer, Slow, Target }) command.Options.Add(o);
+        foreach (var o in new Option[] { Attack, NoCompare, Contribution, Permutations, Participation, Absent, Region, AsyncBuffer, Slow, Target, Compress, StrategyOption }) command.Options.Add(o);
     }
 
     public static SimulationOptions Apply(ParseResult pr, SimulationOptions o) => o with
     {
         Attacks = pr.GetValue(Attack) ?? [], CompareAttacks = !pr.GetValue(NoCompare), Contribution = pr.GetValue(Contribution)!,
         ContributionPermutations = pr.GetValue(Permutations), Participation = pr.GetValue(Participation), Absent = pr.GetValue(Absent) ?? [],
-        Regions = pr.GetValue(Region) ?? [], AsyncBuffer = pr.GetValue(AsyncBuffer), Slow = pr.GetValue(Slow) ?? [], TargetAuroc = pr.GetValue(Target),
+        Regions = pr.GetValue(Region) ?? [], AsyncBuffer = pr.GetValue(AsyncBuffer), Slow = pr.GetValue(Slow) ?? [], TargetAuroc = pr.GetValue(Target), Compress = pr.GetValue(Compress),
+        StrategyOptionValues = pr.GetValue(StrategyOption) ?? [],
     };
 }

@@ -89,6 +89,8 @@ public sealed record SimulationReport
     [JsonPropertyName("hierarchy")] public HierarchyReport? Hierarchy { get; init; }
     /// <summary>With --async-buffer: simulated time to the target AUROC, synchronous versus buffered asynchronous.</summary>
     [JsonPropertyName("async")] public AsyncReport? Async { get; init; }
+    /// <summary>With --compress: payload and file bytes, and final AUROC against the same run in float32.</summary>
+    [JsonPropertyName("compression")] public CompressionReport? Compression { get; init; }
 
     public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
 

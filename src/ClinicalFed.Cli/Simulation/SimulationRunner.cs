@@ -44,6 +44,7 @@ public static class SimulationRunner
             RoundsRequested = o.Rounds, Seed = o.Seed, FeatureSpec = $"{spec.Id} {spec.Version}",
             Sites = run.Sites, Rounds = run.Rounds, BytesUploaded = run.Bytes, Seconds = seconds, Notes = run.Notes, Privacy = run.Privacy,
             Rejected = run.Extras.Rejected, Contribution = run.Extras.Contribution, Robustness = run.Extras.Robustness, Hierarchy = run.Extras.Hierarchy, Async = run.Extras.Async,
+            Compression = run.Extras.Compression,
         };
         File.WriteAllText(Path.Combine(root, "report.json"), report.ToJson());
         File.WriteAllText(Path.Combine(root, "report.html"), HtmlReport.Render(report));

@@ -155,11 +155,14 @@ public abstract class ParameterAveragingStrategy : RoundStrategy, IStreamingAggr
         if (parameters.Length != header.Dimension) reasons.Add($"the payload holds {parameters.Length} values but the header says {header.Dimension}");
         if (header.ExampleCount <= 0) reasons.Add($"example_count is {header.ExampleCount}; an update must come from at least one example");
         if (parameters.Length == m.Model.Dimension) FramedFile.CheckFinite(parameters, 0, reasons);
+        float scale = 1f;
+        if (Options.ScreensUpdates && reasons.Count == 0) UpdateScreening.Check(Options, header, parameters, _weights, reasons, out scale);
         if (reasons.Count > 0) throw new UpdateRejectedException(header.Site ?? "(no site)", reasons);
 
         float weight = Options.Weighting == UpdateWeighting.Examples ? header.ExampleCount : 1f;
-        if (header.ParameterKind == ParameterKinds.Delta) AggregationMath.Accumulate(_sum, parameters, weight);
-        else AggregationMath.AccumulateDifference(_sum, parameters, _weights, weight);
+        float bounded = scale == 1f ? weight : weight * scale; // norm bounding shrinks the difference, not the site's weight in the mean
+        if (header.ParameterKind == ParameterKinds.Delta) AggregationMath.Accumulate(_sum, parameters, bounded);
+        else AggregationMath.AccumulateDifference(_sum, parameters, _weights, bounded);
         _totalWeight += weight;
         Accept(header.Site);
     }
@@ -168,6 +171,7 @@ public abstract class ParameterAveragingStrategy : RoundStrategy, IStreamingAggr
     {
         ArgumentNullException.ThrowIfNull(source);
         ThrowIfFaulted();
+        if (Options.ScreensUpdates) return AccumulateScreened(header, source);
         var reasons = CheckUpdate(header);
         if (header.ExampleCount <= 0) reasons.Add($"example_count is {header.ExampleCount}; an update must come from at least one example");
         if (reasons.Count > 0) throw new UpdateRejectedException(header.Site ?? "(no site)", reasons);
@@ -215,6 +219,29 @@ public abstract class ParameterAveragingStrategy : RoundStrategy, IStreamingAggr
         Accept(header.Site);
         return Math.Sqrt(squares);
     }
+
+    /// <summary>
+    /// Screening needs the update's norm before anything is added: the payload is read whole into one reused buffer,
+    /// then accumulated as <see cref="Accumulate"/> does (a rejection leaves the round unchanged).
+    /// </summary>
+    private double AccumulateScreened(UpdateHeader header, PayloadChunkSource source)
+    {
+        var buffer = _screened ??= new float[_sum!.Length];
+        int got = 0;
+        while (got < buffer.Length)
+        {
+            int n = source(buffer.AsSpan(got));
+            if (n <= 0) break;
+            got += n;
+        }
+
+        if (got != buffer.Length || source(new float[1]) > 0)
+            throw new FederationDataException(header.Site ?? "(no site)", $"the payload holds {(got != buffer.Length ? got.ToString(System.Globalization.CultureInfo.InvariantCulture) : "more than " + buffer.Length)} values, not {buffer.Length}");
+        Accumulate(header, buffer);
+        return header.ParameterKind == ParameterKinds.Delta ? AggregationMath.L2Norm(buffer) : AggregationMath.L2Distance(buffer, _weights);
+    }
+
+    private float[]? _screened;
 
     private InvalidOperationException Fault(UpdateHeader header, string problem)
     {
@@ -382,7 +409,7 @@ public sealed class AdaptiveStrategy : ParameterAveragingStrategy
 /// </summary>
 public static class StrategyFactory
 {
-    /// <summary>The parameter-averaging strategies: fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad.</summary>
+    /// <summary>The float32 strategies: fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad and the robust ones.</summary>
     public static IReadOnlyList<string> KnownNames => StrategyNames.All;
 
     /// <summary>The tree strategies: tree-bagging, tree-cyclic.</summary>
@@ -431,10 +458,35 @@ public static class StrategyFactory
             case StrategyNames.TreeCyclic:
                 parsed = new TreeCyclicOptions { Weighting = r.Weighting() };
                 break;
+            case StrategyNames.Median:
+                parsed = new MedianOptions { Weighting = r.Weighting() };
+                break;
+            case StrategyNames.TrimmedMean:
+                var t = new TrimmedMeanOptions();
+                parsed = t with { Weighting = r.Weighting(), TrimFraction = r.Number("trim_fraction", t.TrimFraction) };
+                break;
+            case StrategyNames.Krum:
+            case StrategyNames.MultiKrum:
+                var k = new KrumOptions(multi: name == StrategyNames.MultiKrum);
+                parsed = k with
+                {
+                    Weighting = r.Weighting(), Byzantine = r.Integer("byzantine", k.Byzantine),
+                    Selected = k.Multi ? r.Integer("selected", k.Selected) : 0,
+                };
+                break;
+            case StrategyNames.GeometricMedian:
+                var g = new GeometricMedianOptions();
+                parsed = g with
+                {
+                    Weighting = r.Weighting(), MaxIterations = r.Integer("max_iterations", g.MaxIterations),
+                    Tolerance = r.Number("tolerance", g.Tolerance), Epsilon = r.Number("epsilon", g.Epsilon),
+                };
+                break;
             default:
                 throw UnknownName(name);
         }
 
+        if (parsed is not TreeStrategyOptions) parsed = StrategyOptions.ReadScreening(r, parsed);
         r.RejectUnknownKeys();
         var problems = r.Problems.Concat(parsed.Validate()).Distinct().ToList();
         if (problems.Count > 0) throw new StrategyOptionsException(name, problems);
@@ -482,6 +534,7 @@ public static class StrategyFactory
         FedProxOptions o => new FedProxStrategy(o),
         FedAvgMOptions o => new FedAvgMStrategy(o),
         AdaptiveOptions o => new AdaptiveStrategy(o),
+        MedianOptions or TrimmedMeanOptions or KrumOptions or GeometricMedianOptions => new RobustStrategy(options),
         TreeBaggingOptions o => new TreeBaggingStrategy(o),
         TreeCyclicOptions o => new TreeCyclicStrategy(o),
         null => throw new ArgumentNullException(nameof(options)),

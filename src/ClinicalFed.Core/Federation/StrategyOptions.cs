@@ -20,8 +20,26 @@ public static class StrategyNames
     /// <summary>One site's turn of cyclic boosting: the global model is the ensemble it extended (tree-ensemble updates).</summary>
     public const string TreeCyclic = "tree-cyclic";
 
+    /// <summary>Coordinate-wise median (robust; buffers the round's updates).</summary>
+    public const string Median = "median";
+
+    /// <summary>Coordinate-wise trimmed mean (robust).</summary>
+    public const string TrimmedMean = "trimmed-mean";
+
+    /// <summary>Krum: the one update closest to its neighbours (robust).</summary>
+    public const string Krum = "krum";
+
+    /// <summary>Multi-Krum: the mean of the m updates with the best Krum scores (robust).</summary>
+    public const string MultiKrum = "multi-krum";
+
+    /// <summary>Geometric median by Weiszfeld iterations (robust).</summary>
+    public const string GeometricMedian = "geomedian";
+
+    /// <summary>The Byzantine-robust strategies (<see cref="RobustStrategy"/>).</summary>
+    public static IReadOnlyList<string> Robust { get; } = [Median, TrimmedMean, Krum, MultiKrum, GeometricMedian];
+
     /// <summary>The strategies that aggregate float32 parameters (<see cref="IAggregationStrategy"/>; logistic regression).</summary>
-    public static IReadOnlyList<string> All { get; } = [FedAvg, FedAvgM, FedProx, FedAdam, FedYogi, FedAdagrad];
+    public static IReadOnlyList<string> All { get; } = [FedAvg, FedAvgM, FedProx, FedAdam, FedYogi, FedAdagrad, Median, TrimmedMean, Krum, MultiKrum, GeometricMedian];
 
     /// <summary>The strategies that aggregate tree ensembles (<see cref="ClinicalFed.Trees.ITreeAggregationStrategy"/>; model kind trees).</summary>
     public static IReadOnlyList<string> Trees { get; } = [TreeBagging, TreeCyclic];
@@ -60,6 +78,7 @@ public abstract partial record StrategyOptions
         var problems = new List<string>();
         if (!Enum.IsDefined(Weighting)) problems.Add($"'weighting' is {(int)Weighting}; expected examples or uniform");
         AddProblems(problems);
+        AddScreeningProblems(problems);
         return problems;
     }
 
@@ -78,7 +97,7 @@ public abstract partial record StrategyOptions
         {
             ["weighting"] = JsonSerializer.SerializeToElement(Weighting == UpdateWeighting.Uniform ? "uniform" : "examples"),
         };
-        foreach (var (key, value) in NumericOptions()) values[key] = JsonSerializer.SerializeToElement(value);
+        foreach (var (key, value) in NumericOptions().Concat(ScreeningOptions())) values[key] = JsonSerializer.SerializeToElement(value);
         return values;
     }
 
@@ -259,6 +278,19 @@ internal sealed class OptionReader(string strategy, IReadOnlyDictionary<string, 
     public List<string> Problems { get; } = [];
 
     public double Number(string key, double fallback) => TryNumber(key) ?? fallback;
+
+    /// <summary>A whole-number option (a JSON number without a fraction).</summary>
+    public int Integer(string key, int fallback)
+    {
+        var value = TryNumber(key);
+        if (value is null) return fallback;
+        if (value != Math.Floor(value.Value) || Math.Abs(value.Value) > int.MaxValue)
+        {
+            Problems.Add($"'{key}' must be a whole number, not {value.Value.ToString(CultureInfo.InvariantCulture)}");
+            return fallback;
+        }
+        return (int)value.Value;
+    }
 
     public double? TryNumber(string key)
     {

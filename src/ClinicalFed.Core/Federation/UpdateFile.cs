@@ -65,6 +65,12 @@ public sealed record UpdateHeader
     /// <summary>True when the payload is a tree ensemble rather than float32 values.</summary>
     [JsonIgnore] public bool IsTreeEnsemble => PayloadEncoding == UpdatePayloadEncodings.TreeEnsemble;
 
+    /// <summary>True when the payload is a compressed delta (int8, int4 or topk) that decodes to <c>dimension</c> float32 values.</summary>
+    [JsonIgnore] public bool IsCompressed => UpdatePayloadEncodings.IsCompressed(PayloadEncoding);
+
+    /// <summary>True when the payload is plain float32 values (the encoding is absent or float32).</summary>
+    [JsonIgnore] public bool IsPlainFloat32 => PayloadEncoding is null or UpdatePayloadEncodings.Float32;
+
     /// <summary>Every problem with the header (empty when valid), each naming its field.</summary>
     public IReadOnlyList<string> Validate() => Validate(requireHash: true);
 
@@ -86,6 +92,13 @@ public sealed record UpdateHeader
                 p.Add($"'parameter_kind' is '{ParameterKind}'; a tree-ensemble payload is the site's whole ensemble, so it must be '{ParameterKinds.Full}'");
             if (PayloadBytes is not (>= 1 and <= WireLimits.MaxOpaquePayloadBytes))
                 p.Add($"'payload_bytes' is {PayloadBytes?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "missing"}; a tree-ensemble payload needs 1 to {WireLimits.MaxOpaquePayloadBytes}");
+        }
+        else if (IsCompressed)
+        {
+            if (ParameterKind != ParameterKinds.Delta)
+                p.Add($"'parameter_kind' is '{ParameterKind}'; a compressed ({PayloadEncoding}) payload is a difference from the global model, so it must be '{ParameterKinds.Delta}'");
+            if (PayloadBytes is not (>= 1 and <= WireLimits.MaxOpaquePayloadBytes))
+                p.Add($"'payload_bytes' is {PayloadBytes?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "missing"}; a {PayloadEncoding} payload needs 1 to {WireLimits.MaxOpaquePayloadBytes}");
         }
         else if (PayloadEncoding is not (null or UpdatePayloadEncodings.Float32))
         {
@@ -141,6 +154,7 @@ public static class UpdateFile
         var normalized = header.PayloadEncoding == UpdatePayloadEncodings.Float32 ? header with { PayloadEncoding = null } : header;
         var problems = normalized.Validate(requireHash: false);
         if (normalized.IsTreeEnsemble) problems.Add("'payload_encoding' is tree-ensemble; write a tree ensemble with the TreeEnsembleModel overload");
+        if (normalized.IsCompressed) problems.Add($"'payload_encoding' is {normalized.PayloadEncoding}; write a compressed delta with WriteCompressed");
         if (payload.Length != header.Dimension)
             problems.Add($"'dimension' is {header.Dimension} but the payload holds {payload.Length} values");
         FramedFile.CheckFinite(payload, 0, problems);
@@ -218,6 +232,12 @@ public static class UpdateFile
             throw new FederationDataException(origin, "header field 'payload_encoding' is tree-ensemble: the payload is a tree ensemble, not float32 values");
         if (destination.Length != header.Dimension)
             throw new FederationDataException(origin, $"header field 'dimension' is {header.Dimension} but {destination.Length} values were expected");
+        if (header.IsCompressed)
+        {
+            ReadCompressed(source, header, destination, origin);
+            return;
+        }
+
         var problems = FramedFile.ReadFloatPayload(source, destination, verifyHash ? header.PayloadSha256 : null);
         if (problems.Count > 0) throw new FederationDataException(origin, problems);
     }
@@ -280,9 +300,52 @@ public static class UpdateFile
             return header;
         }
 
+        if (header.IsCompressed)
+        {
+            var compressed = ReadCompressed(source, header, new float[header.Dimension], origin);
+            destination.Write(compressed);
+            return header;
+        }
+
         var problems = FramedFile.CopyFloatPayload(source, destination, header.Dimension, header.PayloadSha256);
         if (problems.Count > 0) throw new FederationDataException(origin, problems);
         return header;
+    }
+
+    /// <summary>
+    /// Writes a compressed delta update (<see cref="ClinicalFed.Compression.UpdateCodec"/>): sets the header's
+    /// <c>payload_encoding</c>, <c>payload_bytes</c>, <c>payload_sha256</c> and <c>parameter_kind</c> delta, checks
+    /// that the payload decodes to <c>dimension</c> finite values, and returns the header as written.
+    /// </summary>
+    public static UpdateHeader WriteCompressed(Stream destination, UpdateHeader header, string encoding, ReadOnlySpan<byte> payload)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        ArgumentNullException.ThrowIfNull(header);
+        if (!UpdatePayloadEncodings.IsCompressed(encoding)) throw new ArgumentException($"'{encoding}' is not a compressed encoding", nameof(encoding));
+        var written = Compressed(header, encoding, payload);
+        var problems = written.Validate(requireHash: true);
+        problems.AddRange(Compression.UpdateCodec.Decode(encoding, payload, new float[header.Dimension]));
+        if (problems.Count > 0) throw new FederationDataException("update", problems);
+        FramedFile.WriteFrame(destination, Magic, FederationJson.Serialize(written, indented: false));
+        destination.Write(payload);
+        return written;
+    }
+
+    /// <summary>The header a compressed payload is written with (encoding, length, hash, delta kind); for signing before writing.</summary>
+    public static UpdateHeader Compressed(UpdateHeader header, string encoding, ReadOnlySpan<byte> payload) => header with
+    {
+        PayloadEncoding = encoding, PayloadBytes = payload.Length, ParameterKind = ParameterKinds.Delta,
+        PayloadSha256 = FramedFile.Sha256Hex(payload),
+    };
+
+    /// <summary>Reads and checks a compressed payload (length, SHA-256, nothing after it, decodable and finite) and decodes it into <paramref name="destination"/>.</summary>
+    private static byte[] ReadCompressed(Stream source, UpdateHeader header, Span<float> destination, string origin)
+    {
+        var problems = new List<string>();
+        var bytes = FramedFile.ReadOpaquePayload(source, header.PayloadBytes!.Value, header.PayloadSha256, problems);
+        if (problems.Count == 0) problems.AddRange(Compression.UpdateCodec.Decode(header.PayloadEncoding!, bytes, destination).Select(p => $"payload ({header.PayloadEncoding}): {p}"));
+        if (problems.Count > 0) throw new FederationDataException(origin, problems);
+        return bytes;
     }
 
     private static (byte[] Bytes, TreeEnsembleModel Ensemble) ReadTreePayload(Stream source, UpdateHeader header, string origin)

@@ -59,7 +59,21 @@ public static class UpdatePayloadEncodings
     /// </summary>
     public const string TreeEnsemble = PayloadEncodings.TreeEnsemble;
 
-    public static IReadOnlyList<string> All { get; } = [Float32, TreeEnsemble];
+    /// <summary>A delta quantized to 8 bits with stochastic rounding (<see cref="ClinicalFed.Compression.UpdateCodec"/>).</summary>
+    public const string Int8 = "int8";
+
+    /// <summary>A delta quantized to 4 bits with stochastic rounding, two values per byte.</summary>
+    public const string Int4 = "int4";
+
+    /// <summary>A sparse delta: the k largest-magnitude coordinates, indices then values.</summary>
+    public const string TopK = "topk";
+
+    public static IReadOnlyList<string> All { get; } = [Float32, TreeEnsemble, Int8, Int4, TopK];
+
+    /// <summary>The compressed delta encodings.</summary>
+    public static IReadOnlyList<string> Compressed { get; } = [Int8, Int4, TopK];
+
+    public static bool IsCompressed(string? encoding) => encoding is Int8 or Int4 or TopK;
 }
 
 /// <summary>Outcome of a round (<c>status</c> of a round result).</summary>

@@ -219,7 +219,8 @@ public sealed class StrategyTests
     [Fact]
     public void Factory_knows_every_strategy_by_name()
     {
-        Assert.Equal(["fedavg", "fedavgm", "fedprox", "fedadam", "fedyogi", "fedadagrad"], StrategyFactory.KnownNames);
+        Assert.Equal(["fedavg", "fedavgm", "fedprox", "fedadam", "fedyogi", "fedadagrad", "median", "trimmed-mean", "krum", "multi-krum", "geomedian"], StrategyFactory.KnownNames);
+        foreach (var robust in StrategyNames.Robust) Assert.IsType<RobustStrategy>(StrategyFactory.Create(robust));
         Assert.IsType<FedAvgStrategy>(StrategyFactory.Create("fedavg"));
         Assert.IsType<FedAvgMStrategy>(StrategyFactory.Create("fedavgm"));
         Assert.IsType<FedProxStrategy>(StrategyFactory.Create("fedprox", new Dictionary<string, JsonElement> { ["proximal_mu"] = JsonSerializer.SerializeToElement(0.01) }));

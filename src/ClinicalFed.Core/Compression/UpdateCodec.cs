@@ -1,0 +1,296 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using ClinicalFed.Federation;
+
+namespace ClinicalFed.Compression;
+
+/// <summary>
+/// How a site compresses its update: <c>int8</c> or <c>int4</c> (uniform symmetric quantization with stochastic
+/// rounding), or <c>topk:F</c> (the fraction F of coordinates with the largest magnitude). Parsed from the command
+/// line's <c>--compress</c>.
+/// </summary>
+public sealed record CompressionSpec(string Encoding, double Fraction)
+{
+    /// <summary>Parses <c>int8</c>, <c>int4</c> or <c>topk:F</c> (0 &lt; F ≤ 1); problems are added to <paramref name="errors"/>.</summary>
+    public static CompressionSpec? Parse(string text, List<string> errors)
+    {
+        ArgumentNullException.ThrowIfNull(errors);
+        if (text is UpdatePayloadEncodings.Int8 or UpdatePayloadEncodings.Int4) return new CompressionSpec(text, 1);
+        if (text.StartsWith("topk:", StringComparison.Ordinal)
+            && double.TryParse(text.AsSpan(5), NumberStyles.Float, CultureInfo.InvariantCulture, out double f) && f > 0 && f <= 1)
+            return new CompressionSpec(UpdatePayloadEncodings.TopK, f);
+        errors.Add($"--compress {text}: expected int8, int4 or topk:F with 0 < F <= 1 (e.g. topk:0.1)");
+        return null;
+    }
+
+    public override string ToString() => Encoding == UpdatePayloadEncodings.TopK ? $"topk:{Fraction.ToString(CultureInfo.InvariantCulture)}" : Encoding;
+}
+
+/// <summary>
+/// The compressed payloads of delta updates (<c>payload_encoding</c> int8, int4 or topk; schemas/update.schema.json):
+/// pure functions from a delta to bytes and back. A compressed update is always a delta from the round's global model.
+/// <list type="bullet">
+/// <item><b>int8 / int4</b>: per chunk of up to <see cref="Chunk"/> values, a float32 scale s = max|x| / L (L = 127
+/// or 7), then one signed level per value (int4: two per byte, low nibble first, stored as level + 8). A value is
+/// rounded stochastically to one of its two neighbouring levels, up with probability equal to its fractional part, so
+/// the decoded value is unbiased: E[q·s] = x.</item>
+/// <item><b>topk</b>: the count k (unsigned LEB128), the k indices in increasing order as LEB128 gaps (the first index,
+/// then each index minus the previous minus one), then the k float32 values.</item>
+/// </list>
+/// </summary>
+public static class UpdateCodec
+{
+    /// <summary>Values per quantization chunk (one float32 scale each).</summary>
+    public const int Chunk = 4096;
+
+    /// <summary>Compresses <paramref name="delta"/>; <paramref name="random"/> drives stochastic rounding (quantization only).</summary>
+    public static byte[] Encode(CompressionSpec spec, ReadOnlySpan<float> delta, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(random);
+        if (delta.IsEmpty) throw new ArgumentException("nothing to encode", nameof(delta));
+        if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(delta)) throw new ArgumentException("the delta holds NaN or infinite values", nameof(delta));
+        return spec.Encoding switch
+        {
+            UpdatePayloadEncodings.Int8 => Quantize(delta, 127, bits: 8, random),
+            UpdatePayloadEncodings.Int4 => Quantize(delta, 7, bits: 4, random),
+            UpdatePayloadEncodings.TopK => TopK(delta, Math.Max(1, (int)Math.Ceiling(spec.Fraction * delta.Length))),
+            _ => throw new ArgumentException($"unknown encoding '{spec.Encoding}'", nameof(spec)),
+        };
+    }
+
+    /// <summary>
+    /// Decodes a compressed payload of <paramref name="encoding"/> into <paramref name="destination"/> (its length is
+    /// the dimension) and returns every problem (empty when it is well formed and finite).
+    /// </summary>
+    public static List<string> Decode(string encoding, ReadOnlySpan<byte> payload, Span<float> destination)
+    {
+        var problems = new List<string>();
+        switch (encoding)
+        {
+            case UpdatePayloadEncodings.Int8:
+                Dequantize(payload, destination, bits: 8, problems);
+                break;
+            case UpdatePayloadEncodings.Int4:
+                Dequantize(payload, destination, bits: 4, problems);
+                break;
+            case UpdatePayloadEncodings.TopK:
+                DecodeTopK(payload, destination, problems);
+                break;
+            default:
+                problems.Add($"'{encoding}' is not a compressed encoding");
+                break;
+        }
+
+        if (problems.Count == 0 && !System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(destination)) problems.Add("the decoded payload holds NaN or infinite values");
+        return problems;
+    }
+
+    /// <summary>The exact payload size of a quantized vector of <paramref name="dimension"/> values.</summary>
+    public static long QuantizedBytes(int dimension, int bits)
+    {
+        long total = 0;
+        for (int start = 0; start < dimension; start += Chunk)
+        {
+            int n = Math.Min(Chunk, dimension - start);
+            total += 4 + (bits == 8 ? n : (n + 1) / 2);
+        }
+
+        return total;
+    }
+
+    private static byte[] Quantize(ReadOnlySpan<float> x, int levels, int bits, Random random)
+    {
+        var output = new byte[QuantizedBytes(x.Length, bits)];
+        int at = 0;
+        for (int start = 0; start < x.Length; start += Chunk)
+        {
+            var chunk = x.Slice(start, Math.Min(Chunk, x.Length - start));
+            float max = System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(chunk);
+            float scale = Math.Abs(max) / levels;
+            BinaryPrimitives.WriteSingleLittleEndian(output.AsSpan(at), scale);
+            at += 4;
+            for (int i = 0; i < chunk.Length; i++)
+            {
+                int q = 0;
+                if (scale > 0)
+                {
+                    double v = chunk[i] / scale;
+                    double floor = Math.Floor(v);
+                    q = (int)floor + (random.NextDouble() < v - floor ? 1 : 0);
+                    q = Math.Clamp(q, -levels, levels);
+                }
+
+                if (bits == 8) output[at++] = (byte)(sbyte)q;
+                else if ((i & 1) == 0) output[at] = (byte)(q + 8);
+                else output[at++] |= (byte)((q + 8) << 4);
+            }
+
+            if (bits == 4 && (chunk.Length & 1) == 1) at++;
+        }
+
+        return output;
+    }
+
+    private static void Dequantize(ReadOnlySpan<byte> payload, Span<float> destination, int bits, List<string> problems)
+    {
+        long expected = QuantizedBytes(destination.Length, bits);
+        if (payload.Length != expected)
+        {
+            problems.Add($"an int{bits} payload of {destination.Length} values has {expected} bytes, not {payload.Length}");
+            return;
+        }
+
+        int at = 0;
+        for (int start = 0; start < destination.Length; start += Chunk)
+        {
+            int n = Math.Min(Chunk, destination.Length - start);
+            float scale = BinaryPrimitives.ReadSingleLittleEndian(payload[at..]);
+            at += 4;
+            if (!float.IsFinite(scale) || scale < 0)
+            {
+                problems.Add($"chunk at value {start}: scale {scale} is not a finite non-negative number");
+                return;
+            }
+
+            for (int i = 0; i < n; i++)
+            {
+                int q;
+                if (bits == 8) q = (sbyte)payload[at++];
+                else
+                {
+                    int nibble = (i & 1) == 0 ? payload[at] & 0xF : payload[at++] >> 4;
+                    if (nibble == 0)
+                    {
+                        problems.Add($"value {start + i}: int4 level 0 is not used (levels are stored as −7..7 plus 8)");
+                        return;
+                    }
+                    q = nibble - 8;
+                }
+
+                if (bits == 8 && q == -128)
+                {
+                    problems.Add($"value {start + i}: int8 level −128 is outside −127..127");
+                    return;
+                }
+
+                destination[start + i] = q * scale;
+            }
+
+            if (bits == 4 && (n & 1) == 1) at++;
+        }
+    }
+
+    private static byte[] TopK(ReadOnlySpan<float> x, int k)
+    {
+        var magnitudes = new float[x.Length];
+        for (int i = 0; i < x.Length; i++) magnitudes[i] = Math.Abs(x[i]);
+        var order = Enumerable.Range(0, x.Length).ToArray();
+        Array.Sort(magnitudes, order); // ascending; the last k are the largest
+        var chosen = order.AsSpan(x.Length - k).ToArray();
+        Array.Sort(chosen);
+        using var output = new MemoryStream();
+        WriteVarint(output, (uint)k);
+        int previous = -1;
+        foreach (int i in chosen)
+        {
+            WriteVarint(output, (uint)(i - previous - 1));
+            previous = i;
+        }
+
+        Span<byte> value = stackalloc byte[4];
+        foreach (int i in chosen)
+        {
+            BinaryPrimitives.WriteSingleLittleEndian(value, x[i]);
+            output.Write(value);
+        }
+
+        return output.ToArray();
+    }
+
+    private static void DecodeTopK(ReadOnlySpan<byte> payload, Span<float> destination, List<string> problems)
+    {
+        destination.Clear();
+        int at = 0;
+        if (!ReadVarint(payload, ref at, out uint k) || k == 0 || k > destination.Length)
+        {
+            problems.Add($"the top-k count is missing or not 1 to {destination.Length}");
+            return;
+        }
+
+        var indices = new int[k];
+        long previous = -1;
+        for (int j = 0; j < k; j++)
+        {
+            if (!ReadVarint(payload, ref at, out uint gap) || previous + gap + 1 >= destination.Length)
+            {
+                problems.Add($"top-k index {j} is missing or beyond dimension {destination.Length}");
+                return;
+            }
+
+            previous += gap + 1;
+            indices[j] = (int)previous;
+        }
+
+        if (payload.Length - at != 4L * k)
+        {
+            problems.Add($"top-k values: {payload.Length - at} bytes after the indices, expected {4L * k}");
+            return;
+        }
+
+        for (int j = 0; j < k; j++) destination[indices[j]] = BinaryPrimitives.ReadSingleLittleEndian(payload[(at + 4 * j)..]);
+    }
+
+    private static void WriteVarint(Stream s, uint value)
+    {
+        while (value >= 0x80)
+        {
+            s.WriteByte((byte)(value | 0x80));
+            value >>= 7;
+        }
+
+        s.WriteByte((byte)value);
+    }
+
+    private static bool ReadVarint(ReadOnlySpan<byte> p, ref int at, out uint value)
+    {
+        value = 0;
+        for (int shift = 0; shift < 35; shift += 7)
+        {
+            if (at >= p.Length) return false;
+            byte b = p[at++];
+            value |= (uint)(b & 0x7F) << shift;
+            if ((b & 0x80) == 0) return true;
+        }
+
+        return false;
+    }
+}
+
+/// <summary>
+/// Error feedback for a site's compressed updates (Seide et al. 2014; Karimireddy et al. 2019): the site adds what
+/// compression dropped last round to this round's delta before compressing, and keeps the new remainder. Over rounds
+/// nothing is lost, only delayed. One instance per site, kept between rounds.
+/// </summary>
+public sealed class ErrorFeedback
+{
+    private float[]? _residual;
+
+    /// <summary>The remainder carried to the next round (a copy).</summary>
+    public float[] Residual => _residual?.ToArray() ?? [];
+
+    /// <summary>Compresses <c>delta + residual</c>, stores the new residual and returns the payload.</summary>
+    public byte[] Compress(CompressionSpec spec, ReadOnlySpan<float> delta, Random random)
+    {
+        _residual ??= new float[delta.Length];
+        if (_residual.Length != delta.Length) throw new ArgumentException($"the delta has {delta.Length} values, earlier ones {_residual.Length}", nameof(delta));
+        var corrected = new float[delta.Length];
+        System.Numerics.Tensors.TensorPrimitives.Add(delta, _residual, corrected);
+        var payload = UpdateCodec.Encode(spec, corrected, random);
+        var sent = new float[delta.Length];
+        var problems = UpdateCodec.Decode(spec.Encoding, payload, sent);
+        if (problems.Count > 0) throw new InvalidOperationException("the encoder produced an unreadable payload: " + string.Join("; ", problems));
+        System.Numerics.Tensors.TensorPrimitives.Subtract(corrected, sent, _residual);
+        return payload;
+    }
+}
