@@ -47,11 +47,20 @@ public sealed class RoundAggregator
     private readonly IFederationStore _store;
     private readonly TimeProvider _time;
 
-    public RoundAggregator(IFederationStore store, TimeProvider? timeProvider = null)
+    private readonly Func<IRoundStrategy, IRoundStrategy>? _decorate;
+
+    /// <param name="store">The federation store.</param>
+    /// <param name="timeProvider">The clock of deadlines and results.</param>
+    /// <param name="decorate">
+    /// Wraps the manifest's strategy before the round is aggregated (a cross-cutting concern such as site-level
+    /// differential privacy, <see cref="Privacy.SiteLevelDpStrategy"/>); null aggregates with the strategy as built.
+    /// </param>
+    public RoundAggregator(IFederationStore store, TimeProvider? timeProvider = null, Func<IRoundStrategy, IRoundStrategy>? decorate = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         _store = store;
         _time = timeProvider ?? TimeProvider.System;
+        _decorate = decorate;
     }
 
     /// <summary>
@@ -96,6 +105,7 @@ public sealed class RoundAggregator
         }
 
         var strategy = StrategyFactory.CreateAny(manifest.Strategy);
+        if (_decorate is not null) strategy = _decorate(strategy);
         var notes = new List<string>();
         ModelFile? global = null;
         if (manifest.GlobalModel is not null)

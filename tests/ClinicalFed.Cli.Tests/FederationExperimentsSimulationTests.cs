@@ -125,17 +125,44 @@ public sealed class FederationExperimentsSimulationTests
         Assert.Equal(["attacked", "clean", "fedavg-attacked"], runs.Keys.Order());
         Assert.Equal(0, runs["fedavg-attacked"].GetProperty("rejected").GetInt32()); // plain FedAvg has no norm bound
 
-        // top-10 % payloads: k = ceil(0.1 d) indices and values, at most 15 % of float32 bytes.
+        // Round 0 dense at 8 bits (the warm-up), then top-10 % (indices and values): (0.26 + 2 x ~0.13) / 3 of float32.
         var compression = report.GetProperty("compression");
         Assert.Equal("topk:0.1", compression.GetProperty("encoding").GetString());
-        Assert.InRange(compression.GetProperty("payload_ratio").GetDouble(), 0.05, 0.15);
+        Assert.InRange(compression.GetProperty("payload_ratio").GetDouble(), 0.10, 0.19);
         Assert.True(compression.GetProperty("file_bytes").GetInt64() < compression.GetProperty("uncompressed_file_bytes").GetInt64());
-        var update = await new LocalFolderStore(tmp["robust/store"]).OpenUpdateAsync("simulation", 0, "academic_micu");
+        var update = await new LocalFolderStore(tmp["robust/store"]).OpenUpdateAsync("simulation", 1, "academic_micu"); // round 0 is the dense warm-up
         await using (update!)
         {
             var header = ClinicalFed.Federation.UpdateFile.ReadHeader(update!);
             Assert.Equal(("topk", "delta"), (header.PayloadEncoding, header.ParameterKind));
         }
+    }
+
+    [Theory]
+    [InlineData("server")]
+    [InlineData("client")]
+    public async Task Site_level_DP_FedAvg_clips_adds_noise_and_accounts_in_the_privacy_section(string mode)
+    {
+        var (tmp, args) = Setup();
+        using var _ = tmp;
+        var (exit, _, err) = Cli.Run([.. args("sitedp", ["--dp-site-clip", "0.5", "--dp-site-noise", "0.8", "--dp-site-mode", mode, "--contribution", "off"])]);
+        Assert.True(exit == 0, err);
+        var privacy = Report(tmp, "sitedp").GetProperty("privacy");
+        Assert.Equal("site", privacy.GetProperty("unit").GetString());
+        var site = privacy.GetProperty("site_level");
+        Assert.Equal(mode, site.GetProperty("mode").GetString());
+        var perRound = site.GetProperty("epsilon_per_round").EnumerateArray().Select(e => e.GetDouble()).ToList();
+        Assert.Equal(3, perRound.Count);
+        Assert.True(perRound[0] < perRound[1] && perRound[1] < perRound[2], string.Join(", ", perRound)); // composition over rounds
+        Assert.Equal(ClinicalFed.Privacy.RdpAccountant.Epsilon(1.0, 0.8, 3, 1e-5), site.GetProperty("epsilon_total").GetDouble(), 5);
+        Assert.Equal(Sites.Length, privacy.GetProperty("sites").GetArrayLength());
+
+        // Uniform weighting went into the manifest; in client mode the sites' uploads are already within the bound.
+        var store = new LocalFolderStore(tmp["sitedp/store"]);
+        var manifest = (await store.GetManifestAsync("simulation", 1))!;
+        Assert.Equal("uniform", manifest.Strategy.Options["weighting"].GetString());
+        var result = (await store.GetRoundResultAsync("simulation", 1))!;
+        if (mode == "client") Assert.All(result.Accepted, a => Assert.True(a.UpdateNorm <= 0.5 + 1e-4, $"{a.Site}: {a.UpdateNorm}"));
     }
 
     [Fact]

@@ -45,6 +45,8 @@ internal sealed class FederationOutcome
     public double SecAggAggregatorSeconds { get; set; }
     public List<string> Notes { get; } = [];
     public required PrivateSimulation Privacy { get; init; }
+    /// <summary>The site-level DP account of the run (null without --dp-site-clip).</summary>
+    public Privacy.SiteDpAccountant? SiteDp { get; set; }
 }
 
 /// <summary>
@@ -64,6 +66,9 @@ internal static class FederatedLoop
         // --strategy-option values configure the run's own strategy (not the plain FedAvg it is compared with).
         var optionValues = variant.Strategy == o.Strategy ? o.ParsedStrategyOptions() : new Dictionary<string, System.Text.Json.JsonElement>();
         if (variant.Strategy == StrategyNames.FedProx) optionValues.TryAdd("proximal_mu", System.Text.Json.JsonSerializer.SerializeToElement(o.ProximalMu));
+        // Site-level DP-FedAvg (the primary run only): sites weigh equally, as its sensitivity bound C/n assumes.
+        var siteDp = variant.Primary ? o.SiteDp() : null;
+        if (siteDp is not null) optionValues["weighting"] = System.Text.Json.JsonSerializer.SerializeToElement("uniform");
         var strategyOptions = StrategyFactory.ParseOptions(variant.Strategy, optionValues);
         // The sites' training settings travel in the manifest (client_ options), exactly as in a serverless federation.
         var strategySpec = StrategySpec.From(strategyOptions, PrivateSimulation.Settings(o, new ClientTrainingSettings
@@ -72,7 +77,10 @@ internal static class FederatedLoop
         }).ToClientOptions());
         var client = ClientTrainingSettings.From(strategySpec);
         var clientOptions = strategySpec.Options.Where(kv => kv.Key.StartsWith(StrategyOptions.ClientPrefix, StringComparison.Ordinal)).ToDictionary();
-        var aggregator = new RoundAggregator(store, time);
+        var siteDpAccountant = siteDp is null ? null : new Privacy.SiteDpAccountant(siteDp, sites.Count);
+        var siteDpNoise = new Privacy.SecureGaussian(System.Security.Cryptography.RandomNumberGenerator.Create());
+        var aggregator = new RoundAggregator(store, time, siteDpAccountant is null ? null
+            : strategy => new Privacy.SiteLevelDpStrategy((IAggregationStrategy)strategy, siteDpAccountant, siteDpNoise));
         var dp = new PrivateSimulation(o, sites, client);
         var attacks = variant.Attacks.ToDictionary(a => a.Site, StringComparer.Ordinal);
         var fit = sites.Select((s, i) => attacks.TryGetValue(s.Name, out var a) && a.ChangesLabels
@@ -154,13 +162,25 @@ internal static class FederatedLoop
                 };
                 var parameters = result.Weights.ToParameterVector();
                 if (attacks.TryGetValue(sites[i].Name, out var attack)) attack.Apply(parameters, globalVector, attackRandom);
-                outcome.Float32PayloadBytes += 4L * parameters.Length;
-                if (variant.Compression is { } compression)
+                if (siteDp?.Mode == Privacy.SiteDpModes.Client)
                 {
+                    // Client-side clipping: the site bounds its own difference from the global model before upload.
+                    var own = new float[parameters.Length];
+                    System.Numerics.Tensors.TensorPrimitives.Subtract(parameters, globalVector, own);
+                    Privacy.SiteLevelDpMath.ClipToNorm(own, siteDp.ClipNorm);
+                    System.Numerics.Tensors.TensorPrimitives.Add(globalVector, own, parameters);
+                }
+                outcome.Float32PayloadBytes += 4L * parameters.Length;
+                if (variant.Compression is { } configured)
+                {
+                    // Top-k warms up with one dense round (8-bit quantized), as Deep Gradient Compression (Lin et al.
+                    // 2018) warms up its sparsity: from a zero model every coordinate moves at once, which top-k and its
+                    // error feedback would otherwise spread over many rounds.
+                    var compression = configured.Encoding == UpdatePayloadEncodings.TopK && r == 0 ? new Compression.CompressionSpec(UpdatePayloadEncodings.Int8, 1, ErrorFeedback: false) : configured;
                     // The site sends its delta compressed (top-k with error feedback); the aggregator decodes it.
                     var delta = new float[parameters.Length];
                     System.Numerics.Tensors.TensorPrimitives.Subtract(parameters, globalVector, delta);
-                    var payload = compression.Encoding == UpdatePayloadEncodings.TopK
+                    var payload = compression.ErrorFeedback
                         ? feedback[sites[i].Name].Compress(compression, delta, compressionRandom)
                         : Compression.UpdateCodec.Encode(compression, delta, compressionRandom);
                     var decoded = new float[delta.Length];
@@ -252,6 +272,7 @@ internal static class FederatedLoop
         }
 
         outcome.Contribution = contribution?.Report();
+        outcome.SiteDp = siteDpAccountant;
         if (regions.Count > 0)
         {
             outcome.Hierarchy = new HierarchyReport

@@ -77,13 +77,18 @@ public static partial class HtmlReport
         sb.Append("<table><tr><th>site</th><th>patients</th><th>ε spent</th><th>ε budget</th><th>δ</th><th>noise multiplier σ</th><th>clip norm C</th><th>sampling rate q</th><th>steps</th><th>rounds</th></tr>");
         foreach (var s in p.Sites)
         {
-            sb.Append($"<tr><td>{E(s.Name)}</td><td>{s.Patients:N0}</td><td>{F(s.EpsilonSpent, "F3")}</td><td>{F(s.EpsilonBudget, "G4")}</td><td>{F(s.Delta, "G3")}</td>" +
+            sb.Append($"<tr><td>{E(s.Name)}</td><td>{s.Patients:N0}</td><td>{F(s.EpsilonSpent, "F3")}</td><td>{(s.EpsilonBudget is { } budget ? F(budget, "G4") : "—")}</td><td>{F(s.Delta, "G3")}</td>" +
                       $"<td>{F(s.NoiseMultiplier, "F3")}</td><td>{F(s.ClipNorm, "G4")}</td><td>{F(s.SamplingRate, "G4")}</td><td>{s.Steps:N0}</td><td>{s.Rounds}</td></tr>");
         }
 
         sb.Append("</table><h3>Mechanisms</h3><ul>");
         foreach (var m in p.Mechanisms) sb.Append($"<li>{E(m)}</li>");
         sb.Append($"</ul><h3>What the aggregator could see</h3><p>{E(p.AggregatorView)}</p>");
+        if (p.SiteLevel is { } site)
+        {
+            sb.Append($"<h3>Site-level DP-FedAvg</h3><p>{E(site.Mode)}-side clipping to C = {F(site.ClipNorm, "G4")}, noise multiplier z = {F(site.NoiseMultiplier, "G4")}, " +
+                      $"{F(site.SitesPerRound, "G4")} sites a round: ε = {F(site.EpsilonTotal, "F3")} at δ = {F(site.Delta, "G3")} for any one site's whole participation.</p>");
+        }
         if (p.Notes.Count > 0)
         {
             sb.Append("<ul>");

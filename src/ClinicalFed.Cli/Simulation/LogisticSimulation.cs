@@ -61,12 +61,13 @@ internal static class LogisticSimulation
         }
         sw.Restart();
 
-        // Robustness: the same attack against the clean federation and against plain FedAvg, for the report.
+        // Robustness: the attacked run beside the clean federation (FedAvg, no attack) and plain FedAvg under the same attack.
         RobustnessReport? robustness = null;
         if (attacks.Count > 0 && o.CompareAttacks)
         {
             var runs = new List<(FederationVariant Variant, FederationOutcome Outcome)> { (new("attacked", SimulationRunner.Federation, o.Strategy, attacks, true), primary) };
-            var clean = new FederationVariant("clean", SimulationRunner.Federation + "-clean", o.Strategy, [], false) { Compression = compression };
+            // The clean federated run: plain FedAvg with every site honest, the reference the attacked runs are held to.
+            var clean = new FederationVariant("clean", SimulationRunner.Federation + "-clean", StrategyNames.FedAvg, [], false) { Compression = compression };
             runs.Insert(0, (clean, FederatedLoop.Run(o, clean, sites, spec, store, progress, time)));
             if (o.Strategy != StrategyNames.FedAvg)
             {
@@ -153,7 +154,7 @@ internal static class LogisticSimulation
                 $"Sites' masking work: {secAggSiteSeconds:F3} s in total; aggregator unmasking: {secAggAggregatorSeconds:F3} s.");
             notes.AddRange(secAggDropouts);
         }
-        return new SimulationRunner.RunResult(results, rounds, bytes, notes, dp.Report(client))
+        return new SimulationRunner.RunResult(results, rounds, bytes, notes, SiteLevelPrivacy.Merge(dp.Report(client), primary.SiteDp, sites, o.Rounds))
         {
             Extras = new SimulationExtras
             {

@@ -1,3 +1,4 @@
+using ClinicalFed.Federation;
 namespace ClinicalFed.Cli.Simulation;
 
 /// <summary>One quality target of issue 3 / PROTOCOL.md, evaluated on a simulation report.</summary>
@@ -9,7 +10,7 @@ public sealed record TargetCheck(string Target, string Site, double? Value, doub
 /// </summary>
 public static class QualityBenchmark
 {
-    public static readonly IReadOnlyList<string> Suites = ["physionet-logistic", "physionet-trees", "diabetes-logistic", "physionet-dp"];
+    public static readonly IReadOnlyList<string> Suites = ["physionet-logistic", "physionet-trees", "diabetes-logistic", "physionet-dp", "physionet-robust", "physionet-int8", "physionet-topk"];
 
     public static SimulationOptions Options(string suite, string data, string output) => suite switch
     {
@@ -30,6 +31,13 @@ public static class QualityBenchmark
             DpEpsilon = DpTargetEpsilon, DpDelta = DpTargetDelta, DpClipNorm = DpClipNorm, DpBatchSize = DpBatchSize, LearningRate = DpLearningRate, LocalEpochs = DpLocalEpochs,
             DpPatientGradient = DpPatientGradient,
         },
+        // Issue 6: PhysioNet A split into three sites and B into two, 10 FedAvg-style rounds.
+        "physionet-robust" => FiveSites(data, output) with
+        {
+            Strategy = StrategyNames.MultiKrum, StrategyOptionValues = ["weighting=uniform"], Attacks = ["signflip:A1"], Contribution = "off",
+        },
+        "physionet-int8" => FiveSites(data, output) with { Compress = "int8", Contribution = "off" },
+        "physionet-topk" => FiveSites(data, output) with { Compress = "topk:0.1", Contribution = "off" },
         "diabetes-logistic" => new SimulationOptions
         {
             Task = "readmission", OutputDirectory = output, Model = "logistic", Rounds = 20,
@@ -44,6 +52,11 @@ public static class QualityBenchmark
     /// 8192 / 1.0 / 20 gave 0.771 / 0.800 and 0.770 / 0.794 (σ ≈ 18: larger Poisson batches of patients cut the noise per
     /// step more than the larger σ adds); 8192 / 0.7 / 20 gave 0.761 / 0.786; 8192 / 1.0 / 30 gave 0.760 / 0.773.
     /// </summary>
+    private static SimulationOptions FiveSites(string data, string output) => Options("physionet-logistic", data, output) with
+    {
+        Splits = new Dictionary<string, int> { ["A"] = 3, ["B"] = 2 },
+    };
+
     public const double DpTargetEpsilon = 3, DpTargetDelta = 1e-5, DpClipNorm = 50, DpLearningRate = 1.0;
     public const int DpBatchSize = 8192, DpLocalEpochs = 20;
     /// <summary>Each patient's gradient is the sum of its rows' gradients (clipped to 50), so the objective stays the row-level
@@ -90,6 +103,27 @@ public static class QualityBenchmark
                     break;
             }
         }
+
+        if (suite == "physionet-robust" && r.Robustness is { } rob)
+        {
+            var runs = rob.Runs.ToDictionary(x => x.Name);
+            foreach (var (site, clean) in runs["clean"].HonestAuroc)
+            {
+                checks.Add(Within($"{r.Strategy} under attack within 0.01 of the clean federated run (FedAvg, no attack)", site, runs["attacked"].HonestAuroc[site], clean, 0.01));
+            }
+            if (runs.TryGetValue("fedavg-attacked", out var plain))
+                checks.Add(new TargetCheck("plain FedAvg under the same attack visibly degrades (an honest site loses more than 0.05)", "honest sites",
+                    plain.MaxHonestDropVsClean, 0.05, plain.MaxHonestDropVsClean > 0.05));
+        }
+
+        if (suite is "physionet-int8" or "physionet-topk" && r.Compression is { } z)
+        {
+            bool int8 = suite == "physionet-int8";
+            double bytesTarget = int8 ? 0.26 : 0.15, aurocTarget = int8 ? 0.005 : 0.01;
+            checks.Add(new TargetCheck($"{z.Encoding} payload bytes at most {bytesTarget:P0} of float32", "all sites", z.PayloadRatio, bytesTarget, z.PayloadRatio <= bytesTarget));
+            checks.Add(new TargetCheck($"{z.Encoding} final AUROC within {aurocTarget} of uncompressed at every site", "all sites", z.MaxAbsAurocDiff, aurocTarget, z.MaxAbsAurocDiff <= aurocTarget));
+        }
+
         return checks;
     }
 

@@ -29,6 +29,16 @@ public sealed partial record SimulationOptions
     /// <summary><c>--compress int8|int4|topk:F</c>: sites send compressed deltas; the report compares the uncompressed run.</summary>
     public string? Compress { get; init; }
 
+    /// <summary><c>--dp-site-clip C</c>: site-level DP-FedAvg at the aggregator with this clip norm (null: off).</summary>
+    public double? DpSiteClip { get; init; }
+    public double DpSiteNoise { get; init; } = 1.0;
+    public string DpSiteMode { get; init; } = ClinicalFed.Privacy.SiteDpModes.Server;
+    public double DpSiteDelta { get; init; } = 1e-5;
+
+    public ClinicalFed.Privacy.SiteDpOptions? SiteDp() => DpSiteClip is { } c
+        ? new ClinicalFed.Privacy.SiteDpOptions { ClipNorm = c, NoiseMultiplier = DpSiteNoise, Mode = DpSiteMode, Delta = DpSiteDelta }
+        : null;
+
     /// <summary><c>--strategy-option KEY=VALUE</c>: options of the strategy (numbers, or strings such as weighting=uniform).</summary>
     public IReadOnlyList<string> StrategyOptionValues { get; init; } = [];
 
@@ -98,6 +108,13 @@ public sealed partial record SimulationOptions
         foreach (var n in ParseSlow(e).Keys.Where(n => !names.Contains(n))) e.Add($"--slow: no site named '{n}'");
         if (TargetAuroc is { } t && !(t > 0 && t < 1)) e.Add($"--target-auroc: {t} (expected a number in (0, 1))");
         if (Attacks.Count > 0 && SecureAggregation) e.Add("--attack: not combined with --secure-aggregation (masked updates cannot be screened)");
+        if (SiteDp() is { } siteDp)
+        {
+            e.AddRange(siteDp.Validate().Select(p => "--dp-site-" + p.Replace("clip_norm", "clip").Replace("noise_multiplier", "noise")));
+            if (!federated) e.Add("--dp-site-clip: needs --model logistic");
+            if (SecureAggregation) e.Add("--dp-site-clip: not combined with --secure-aggregation yet");
+            if (Regions.Count > 0) e.Add("--dp-site-clip: not combined with --region");
+        }
         var strategyOptions = ParseStrategyOptions(e);
         if (strategyOptions.Count > 0 && Model == "logistic" && StrategyNames.All.Contains(Strategy))
         {
@@ -189,12 +206,16 @@ internal static class SimulateExperimentOptions
     private static readonly Option<int?> AsyncBuffer = new("--async-buffer") { Description = "K: also run buffered asynchronous aggregation (FedBuff, K updates per global step) against synchronous rounds on a simulated clock; see --slow." };
     private static readonly Option<string[]> Slow = new("--slow") { Description = "SITE:FACTOR: on the simulated clock the site's local rounds take FACTOR times its measured time.", AllowMultipleArgumentsPerToken = true };
     private static readonly Option<double?> Target = new("--target-auroc") { Description = "Mean test AUROC whose time the asynchronous comparison reports (default: 0.005 below the synchronous run's final)." };
+    private static readonly Option<double?> DpSiteClip = new("--dp-site-clip") { Description = "Site-level DP-FedAvg: every site's update is clipped to this L2 norm (by the aggregator, or by the sites with --dp-site-mode client) and the aggregate gets Gaussian noise; sites are weighed uniformly." };
+    private static readonly Option<double> DpSiteNoise = new("--dp-site-noise") { Description = "Site-level DP noise multiplier z: the mean gets N(0, (z·C/n)²) per parameter.", DefaultValueFactory = _ => 1.0 };
+    private static readonly Option<string> DpSiteMode = new("--dp-site-mode") { Description = "server (the aggregator clips) or client (each site clips; the aggregator checks and adds noise).", DefaultValueFactory = _ => "server" };
+    private static readonly Option<double> DpSiteDelta = new("--dp-site-delta") { Description = "δ of the site-level guarantee.", DefaultValueFactory = _ => 1e-5 };
     private static readonly Option<string[]> StrategyOption = new("--strategy-option") { Description = "KEY=VALUE: an option of --strategy, as in a round manifest (e.g. weighting=uniform, byzantine=1, trim_fraction=0.2, clip_update_norm=5, max_update_norm=20).", AllowMultipleArgumentsPerToken = true };
     private static readonly Option<string?> Compress = new("--compress") { Description = "int8 or int4 (quantized deltas, stochastic rounding) or topk:F (the fraction F of largest coordinates, with error feedback). The report then also shows the uncompressed run." };
 
     public static void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Attack, NoCompare, Contribution, Permutations, Participation, Absent, Region, AsyncBuffer, Slow, Target, Compress, StrategyOption }) command.Options.Add(o);
+        foreach (var o in new Option[] { Attack, NoCompare, Contribution, Permutations, Participation, Absent, Region, AsyncBuffer, Slow, Target, Compress, StrategyOption, DpSiteClip, DpSiteNoise, DpSiteMode, DpSiteDelta }) command.Options.Add(o);
     }
 
     public static SimulationOptions Apply(ParseResult pr, SimulationOptions o) => o with
@@ -203,5 +224,6 @@ internal static class SimulateExperimentOptions
         ContributionPermutations = pr.GetValue(Permutations), Participation = pr.GetValue(Participation), Absent = pr.GetValue(Absent) ?? [],
         Regions = pr.GetValue(Region) ?? [], AsyncBuffer = pr.GetValue(AsyncBuffer), Slow = pr.GetValue(Slow) ?? [], TargetAuroc = pr.GetValue(Target), Compress = pr.GetValue(Compress),
         StrategyOptionValues = pr.GetValue(StrategyOption) ?? [],
+        DpSiteClip = pr.GetValue(DpSiteClip), DpSiteNoise = pr.GetValue(DpSiteNoise), DpSiteMode = pr.GetValue(DpSiteMode)!, DpSiteDelta = pr.GetValue(DpSiteDelta),
     };
 }

@@ -102,7 +102,7 @@ public sealed record SitePrivacyReport
 {
     [JsonPropertyName("name")] public required string Name { get; init; }
     [JsonPropertyName("epsilon_spent")] public double EpsilonSpent { get; init; }
-    [JsonPropertyName("epsilon_budget")] public double EpsilonBudget { get; init; }
+    [JsonPropertyName("epsilon_budget")] public double? EpsilonBudget { get; init; }
     [JsonPropertyName("delta")] public double Delta { get; init; }
     [JsonPropertyName("noise_multiplier")] public double NoiseMultiplier { get; init; }
     [JsonPropertyName("clip_norm")] public double ClipNorm { get; init; }
@@ -122,4 +122,18 @@ public sealed record PrivacyReport
     [JsonPropertyName("aggregator_view")] public required string AggregatorView { get; init; }
     [JsonPropertyName("sites")] public required IReadOnlyList<SitePrivacyReport> Sites { get; init; }
     [JsonPropertyName("notes")] public IReadOnlyList<string> Notes { get; init; } = [];
+    /// <summary>Site-level DP-FedAvg at the aggregator (null when off).</summary>
+    [JsonPropertyName("site_level")] public SiteLevelPrivacyReport? SiteLevel { get; init; }
+}
+
+/// <summary>The <c>privacy.site_level</c> section: DP-FedAvg's clipping, noise and guarantee for any one site's participation.</summary>
+public sealed record SiteLevelPrivacyReport
+{
+    [JsonPropertyName("mode")] public required string Mode { get; init; }
+    [JsonPropertyName("clip_norm")] public double ClipNorm { get; init; }
+    [JsonPropertyName("noise_multiplier")] public double NoiseMultiplier { get; init; }
+    [JsonPropertyName("delta")] public double Delta { get; init; }
+    [JsonPropertyName("sites_per_round")] public double SitesPerRound { get; init; }
+    [JsonPropertyName("epsilon_per_round")] public required IReadOnlyList<double> EpsilonPerRound { get; init; }
+    [JsonPropertyName("epsilon_total")] public double EpsilonTotal { get; init; }
 }

@@ -9,21 +9,27 @@ namespace ClinicalFed.Compression;
 /// rounding), or <c>topk:F</c> (the fraction F of coordinates with the largest magnitude). Parsed from the command
 /// line's <c>--compress</c>.
 /// </summary>
-public sealed record CompressionSpec(string Encoding, double Fraction)
+public sealed record CompressionSpec(string Encoding, double Fraction, bool ErrorFeedback = true)
 {
-    /// <summary>Parses <c>int8</c>, <c>int4</c> or <c>topk:F</c> (0 &lt; F ≤ 1); problems are added to <paramref name="errors"/>.</summary>
+    /// <summary>
+    /// Parses <c>int8</c>, <c>int4</c>, <c>topk:F</c> (0 &lt; F ≤ 1, with error feedback) or <c>topk:F:noef</c> (without);
+    /// problems are added to <paramref name="errors"/>.
+    /// </summary>
     public static CompressionSpec? Parse(string text, List<string> errors)
     {
         ArgumentNullException.ThrowIfNull(errors);
-        if (text is UpdatePayloadEncodings.Int8 or UpdatePayloadEncodings.Int4) return new CompressionSpec(text, 1);
-        if (text.StartsWith("topk:", StringComparison.Ordinal)
-            && double.TryParse(text.AsSpan(5), NumberStyles.Float, CultureInfo.InvariantCulture, out double f) && f > 0 && f <= 1)
-            return new CompressionSpec(UpdatePayloadEncodings.TopK, f);
-        errors.Add($"--compress {text}: expected int8, int4 or topk:F with 0 < F <= 1 (e.g. topk:0.1)");
+        if (text is UpdatePayloadEncodings.Int8 or UpdatePayloadEncodings.Int4) return new CompressionSpec(text, 1, ErrorFeedback: false);
+        var parts = text.Split(':');
+        if (parts.Length is 2 or 3 && parts[0] == UpdatePayloadEncodings.TopK && (parts.Length == 2 || parts[2] == "noef")
+            && double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out double f) && f > 0 && f <= 1)
+            return new CompressionSpec(UpdatePayloadEncodings.TopK, f, ErrorFeedback: parts.Length == 2);
+        errors.Add($"--compress {text}: expected int8, int4, topk:F or topk:F:noef with 0 < F <= 1 (e.g. topk:0.1)");
         return null;
     }
 
-    public override string ToString() => Encoding == UpdatePayloadEncodings.TopK ? $"topk:{Fraction.ToString(CultureInfo.InvariantCulture)}" : Encoding;
+    public override string ToString() => Encoding == UpdatePayloadEncodings.TopK
+        ? $"topk:{Fraction.ToString(CultureInfo.InvariantCulture)}{(ErrorFeedback ? "" : ":noef")}"
+        : Encoding;
 }
 
 /// <summary>

@@ -149,6 +149,8 @@ public sealed class UpdateCodecTests
     {
         var errors = new List<string>();
         Assert.Equal(new CompressionSpec("topk", 0.1), CompressionSpec.Parse("topk:0.1", errors));
+        Assert.False(CompressionSpec.Parse("topk:0.1:noef", errors)!.ErrorFeedback);
+        Assert.Equal("topk:0.1:noef", CompressionSpec.Parse("topk:0.1:noef", errors)!.ToString());
         Assert.Equal("int4", CompressionSpec.Parse("int4", errors)!.Encoding);
         Assert.Null(CompressionSpec.Parse("topk:2", errors));
         Assert.Null(CompressionSpec.Parse("zip", errors));
