@@ -13,7 +13,7 @@ namespace ClinicalFed.EndToEnd.Tests;
 public sealed class RobustFederationTests(ITestOutputHelper output)
 {
     [Fact]
-    public void A_site_with_shuffled_labels_ranks_last_by_Shapley_value()
+    public void A_site_with_shuffled_labels_ranks_last_by_Shapley_value_and_is_left_out()
     {
         var a = SharedData.Find("physionet2019_sepsis/hospital_A.csv.gz", output.WriteLine);
         var b = SharedData.Find("physionet2019_sepsis/hospital_B.csv.gz", output.WriteLine);
@@ -26,7 +26,7 @@ public sealed class RobustFederationTests(ITestOutputHelper output)
                 Task = "sepsis", OutputDirectory = Path.Combine(root, "shuffle"), Rounds = 5, BaselineEpochs = 1,
                 Sites = [new SiteSource("A", a, null), new SiteSource("B", b, null)],
                 Splits = new Dictionary<string, int> { ["A"] = 3, ["B"] = 2 },
-                Attacks = ["labelshuffle:A2"], CompareAttacks = true,
+                Attacks = ["labelshuffle:A2"], CompareAttacks = true, DownweightContributors = true,
             };
             var report = SimulationRunner.Run(options);
 
@@ -34,6 +34,10 @@ public sealed class RobustFederationTests(ITestOutputHelper output)
             output.WriteLine(string.Join(", ", contribution.Values.Select(s => $"{s.Name} {s.Shapley:F3} (rank {s.Rank})")));
             Assert.True(contribution["A2"].Shapley < 0, $"A2's Shapley value is {contribution["A2"].Shapley}");
             Assert.Equal(5, contribution["A2"].Rank);
+            // Down-weighting: once its summed Shapley value is negative (after two rounds), the careless site is left out.
+            var excluded = report.Contribution.Excluded.ToDictionary(x => x.Site);
+            Assert.True(excluded.ContainsKey("A2"), string.Join(", ", excluded.Keys));
+            Assert.Equal(3, excluded["A2"].FromRound);
 
             var runs = report.Robustness!.Runs.ToDictionary(r => r.Name);
             output.WriteLine(string.Join("; ", runs.Values.Select(r => $"{r.Name}: {string.Join(", ", r.HonestAuroc.Select(kv => $"{kv.Key} {kv.Value:F3}"))}")));

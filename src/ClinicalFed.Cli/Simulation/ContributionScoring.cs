@@ -23,7 +23,15 @@ public sealed record ContributionReport
     [JsonPropertyName("utility")] public required string Utility { get; init; }
     [JsonPropertyName("coalitions_evaluated")] public long CoalitionsEvaluated { get; init; }
     [JsonPropertyName("sites")] public required IReadOnlyList<SiteContribution> Sites { get; init; }
+    /// <summary>With --downweight-contributors: sites whose summed Shapley value turned negative, and the first round they were left out of.</summary>
+    [JsonPropertyName("excluded")] public IReadOnlyList<ExcludedContributor> Excluded { get; init; } = [];
 }
+
+/// <summary>A site down-weighted to zero for a negative contribution.</summary>
+public sealed record ExcludedContributor(
+    [property: JsonPropertyName("site")] string Site,
+    [property: JsonPropertyName("from_round")] int FromRound,
+    [property: JsonPropertyName("shapley")] double Shapley);
 
 /// <summary>
 /// Round-wise contribution scoring by federated evaluation. After each round, every coalition of that round's uploads
@@ -112,6 +120,12 @@ internal sealed class ContributionScoring
         return weight > 0 ? sum / weight : 0.5;
     }
 
+    /// <summary>A site's Shapley value summed over the rounds scored so far.</summary>
+    public double Shapley(int site) => _shapley[site];
+
+    /// <summary>Sites left out of later rounds for a negative Shapley value (with --downweight-contributors).</summary>
+    public List<(string Site, int Round, double Shapley)> Excluded { get; } = [];
+
     public ContributionReport Report()
     {
         var ranking = ContributionMath.Ranking(_shapley);
@@ -120,6 +134,7 @@ internal sealed class ContributionScoring
             Method = _method == Exact ? "exact Shapley over every coalition of each round's uploads" : $"Monte-Carlo Shapley, {_permutations} permutations per round",
             Utility = "validation-size-weighted mean of the sites' validation AUROC (federated evaluation: only metrics leave the sites) of the round's start moved by the coalition's FedAvg delta; values summed over rounds",
             CoalitionsEvaluated = _coalitions,
+            Excluded = Excluded.Select(x => new ExcludedContributor(x.Site, x.Round, Math.Round(x.Shapley, 6))).ToList(),
             Sites = _sites.Select((s, i) => new SiteContribution
             {
                 Name = s.Name, Shapley = Math.Round(_shapley[i], 6), LeaveOneOut = Math.Round(_leaveOneOut[i], 6), Rank = Array.IndexOf(ranking, i) + 1,

@@ -129,6 +129,14 @@ internal static class FederatedLoop
             var globalVector = global.ToParameterVector();
             var participants = Enumerable.Range(0, sites.Count)
                 .Where(i => !(absent.TryGetValue(sites[i].Name, out var a) && r + 1 >= a.From && r + 1 <= a.To)).ToList();
+            if (o.DownweightContributors && contribution is not null && r >= 2)
+            {
+                // Down-weighting of low contributors, to zero: after two scored rounds, a site whose summed Shapley value
+                // is negative (its updates made the others' validation AUROC worse) is no longer asked.
+                foreach (int i in participants.Where(i => contribution.Shapley(i) < 0 && !contribution.Excluded.Any(x => x.Site == sites[i].Name)).ToList())
+                    contribution.Excluded.Add((sites[i].Name, r + 1, contribution.Shapley(i)));
+                participants.RemoveAll(i => contribution.Excluded.Any(x => x.Site == sites[i].Name));
+            }
             if (o.Participation is { } k && k < participants.Count)
                 participants = participants.OrderBy(_ => participationRandom.Next()).Take(k).Order().ToList();
             if (participants.Count == 0) throw new InvalidOperationException($"round {r + 1}: every site is absent");

@@ -14,6 +14,8 @@ public sealed partial record SimulationOptions
     /// <summary><c>--contribution exact|sampled|off</c>.</summary>
     public string Contribution { get; init; } = ContributionScoring.Exact;
     public int ContributionPermutations { get; init; } = 20;
+    /// <summary><c>--downweight-contributors</c>: leave out sites whose summed Shapley value is negative (from round 3).</summary>
+    public bool DownweightContributors { get; init; }
     /// <summary><c>--participation K</c>: K of the n sites, drawn per round (null: all).</summary>
     public int? Participation { get; init; }
     /// <summary><c>--absent SITE:FROM-TO</c>: rounds (1-based, inclusive) in which a site sends nothing.</summary>
@@ -88,6 +90,7 @@ public sealed partial record SimulationOptions
         if (Attacks.Count > 0 && !federated) e.Add("--attack: needs --model logistic");
         if (Attacks.Select(a => a.Split(':').ElementAtOrDefault(1)).GroupBy(s => s).Any(g => g.Count() > 1)) e.Add("--attack: one attack per site");
         if (Contribution is not (ContributionScoring.Exact or ContributionScoring.Sampled or "off")) e.Add($"--contribution: '{Contribution}' (expected exact, sampled or off)");
+        if (DownweightContributors && Contribution == "off") e.Add("--downweight-contributors: needs --contribution exact or sampled");
         if (ContributionPermutations is < 1 or > 10_000) e.Add($"--contribution-permutations: {ContributionPermutations} (expected 1 to 10000)");
         if (Participation is { } k && (k < 1 || k > names.Count)) e.Add($"--participation: {k} (expected 1 to the {names.Count} sites)");
         ParseAbsent(e);
@@ -199,6 +202,7 @@ internal static class SimulateExperimentOptions
     private static readonly Option<string[]> Attack = new("--attack") { Description = "KIND:SITE[:FACTOR]: the site is malicious. KIND: signflip (sends −4Δ), scale (10Δ), labelflip (trains on 1 − y), noise (Gaussian Δ, σ 1), freerider (sends the global model back), labelshuffle. The report then also shows the clean run and FedAvg under the same attack.", AllowMultipleArgumentsPerToken = true };
     private static readonly Option<bool> NoCompare = new("--no-attack-comparison") { Description = "With --attack: skip the clean and FedAvg comparison runs." };
     private static readonly Option<string> Contribution = new("--contribution") { Description = "Contribution scoring by federated evaluation: exact (Shapley over every coalition, each round), sampled (Monte-Carlo permutations) or off.", DefaultValueFactory = _ => ContributionScoring.Exact };
+    private static readonly Option<bool> Downweight = new("--downweight-contributors") { Description = "From round 3, leave out (weight 0) every site whose summed Shapley value is negative." };
     private static readonly Option<int> Permutations = new("--contribution-permutations") { Description = "Permutations per round with --contribution sampled.", DefaultValueFactory = _ => 20 };
     private static readonly Option<int?> Participation = new("--participation") { Description = "K: K of the n sites take part in each round, drawn with the seed (k-of-n rounds)." };
     private static readonly Option<string[]> Absent = new("--absent") { Description = "SITE:FROM-TO: the site sends nothing in those rounds (1-based); the rounds close without it.", AllowMultipleArgumentsPerToken = true };
@@ -215,13 +219,13 @@ internal static class SimulateExperimentOptions
 
     public static void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Attack, NoCompare, Contribution, Permutations, Participation, Absent, Region, AsyncBuffer, Slow, Target, Compress, StrategyOption, DpSiteClip, DpSiteNoise, DpSiteMode, DpSiteDelta }) command.Options.Add(o);
+        foreach (var o in new Option[] { Attack, NoCompare, Contribution, Downweight, Permutations, Participation, Absent, Region, AsyncBuffer, Slow, Target, Compress, StrategyOption, DpSiteClip, DpSiteNoise, DpSiteMode, DpSiteDelta }) command.Options.Add(o);
     }
 
     public static SimulationOptions Apply(ParseResult pr, SimulationOptions o) => o with
     {
         Attacks = pr.GetValue(Attack) ?? [], CompareAttacks = !pr.GetValue(NoCompare), Contribution = pr.GetValue(Contribution)!,
-        ContributionPermutations = pr.GetValue(Permutations), Participation = pr.GetValue(Participation), Absent = pr.GetValue(Absent) ?? [],
+        ContributionPermutations = pr.GetValue(Permutations), DownweightContributors = pr.GetValue(Downweight), Participation = pr.GetValue(Participation), Absent = pr.GetValue(Absent) ?? [],
         Regions = pr.GetValue(Region) ?? [], AsyncBuffer = pr.GetValue(AsyncBuffer), Slow = pr.GetValue(Slow) ?? [], TargetAuroc = pr.GetValue(Target), Compress = pr.GetValue(Compress),
         StrategyOptionValues = pr.GetValue(StrategyOption) ?? [],
         DpSiteClip = pr.GetValue(DpSiteClip), DpSiteNoise = pr.GetValue(DpSiteNoise), DpSiteMode = pr.GetValue(DpSiteMode)!, DpSiteDelta = pr.GetValue(DpSiteDelta),
