@@ -21,6 +21,7 @@ public static class Program
         root.Subcommands.Add(ImputeCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(SimulateCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(ReportCommand.Create());
         root.Subcommands.Add(FederationCommand.Create());
         root.Subcommands.Add(SiteCommand.Create());

@@ -33,6 +33,9 @@ public static class SimulationRunner
         var seconds = new Dictionary<string, double>(prep.Seconds.ToDictionary(kv => kv.Key, kv => Math.Round(kv.Value, 2)));
         var spec = FeatureSpec.Load(o.Task);
         var store = new LocalFolderStore(storeRoot);
+        // The merged statistics beside the rounds, where a serverless federation keeps them: scoring (clinicalfed serve)
+        // imputes and standardizes a bedside row with exactly these.
+        store.PutFederatedStatisticsAsync(Federation, prep.Federated).GetAwaiter().GetResult();
         var run = o.Model == "logistic"
             ? LogisticSimulation.Run(o, prep.Sites, spec, store, seconds, progress, time)
             : TreeSimulation.Run(o, prep.Sites, spec, store, seconds, progress, time);

@@ -126,10 +126,7 @@ public static class SitePreparation
     /// federated means and standard deviations.</summary>
     public static PreparedSite Prepare(string name, FeatureTable t, StatisticsSet federated)
     {
-        var plan = ImputationPlan.From(federated, ImputationMethod.Median, t.Header.ImputableColumns.ToHashSet());
-        var fill = plan.FillValues.ToArray();
-        var mean = federated.Features.Select(f => f.Count > 0 ? (float)f.Mean : 0f).ToArray();
-        var std = federated.Features.Select(f => f.Count > 1 && f.StandardDeviation > 1e-6 ? (float)f.StandardDeviation : 1f).ToArray();
+        var preparation = new RowPreparation(federated, t.Header.ImputableColumns.ToHashSet());
         int c = t.Columns;
         var trainIdx = Enumerable.Range(0, t.Rows).Where(i => !Splits.IsTest(t.Keys[i].PatientId) && !Splits.IsValidation(t.Keys[i].PatientId)).ToArray();
         var validationIdx = Enumerable.Range(0, t.Rows).Where(i => !Splits.IsTest(t.Keys[i].PatientId) && Splits.IsValidation(t.Keys[i].PatientId)).ToArray();
@@ -138,12 +135,7 @@ public static class SitePreparation
         {
             var m = new float[idx.Length * c];
             for (int r = 0; r < idx.Length; r++) t.Row(idx[r]).CopyTo(m.AsSpan(r * c, c));
-            ImputationPlan.FillMissing(m, fill);
-            for (int r = 0; r < idx.Length; r++)
-            {
-                var row = m.AsSpan(r * c, c);
-                for (int j = 0; j < c; j++) row[j] = float.IsNaN(row[j]) ? 0 : (row[j] - mean[j]) / std[j];
-            }
+            preparation.Prepare(m);
             return m;
         }
         return new PreparedSite

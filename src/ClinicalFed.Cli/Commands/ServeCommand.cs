@@ -1,0 +1,25 @@
+using System.CommandLine;
+using ClinicalFed.Cli.Serving;
+
+namespace ClinicalFed.Cli.Commands;
+
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var model = CliSupport.Required("--model", "A round folder of a federation store (…/federations/<federation>/rounds/<NNNNN>, from simulate or the serverless aggregator).");
+        var urls = new Option<string>("--urls") { Description = "Where to listen, e.g. http://127.0.0.1:8080.", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
+        var site = new Option<string?>("--site") { Description = "Serve this site's personalized model when the round has one (else the global model)." };
+        var devNoAuth = new Option<bool>("--dev-no-auth") { Description = "Development only: no bearer-token authentication (JWT authentication is not built yet, so this is required)." };
+        var cmd = new Command("serve", "Serve a round's model to clinicians: FHIR R4 ($sepsis-risk / $readmission-risk → RiskAssessment) and CDS Hooks (patient-view).")
+            { model, urls, site, devNoAuth };
+        cmd.SetAction(pr => CliSupport.Run(() =>
+        {
+            var app = ServeApp.Build(new ServeOptions { ModelDirectory = pr.GetValue(model)!, Urls = pr.GetValue(urls)!, Site = pr.GetValue(site), DevNoAuth = pr.GetValue(devNoAuth) });
+            Console.Error.WriteLine($"clinicalfed serve: listening on {pr.GetValue(urls)} (FHIR at /fhir, CDS Hooks at /cds-services); Ctrl+C stops");
+            app.Run();
+            return 0;
+        }));
+        return cmd;
+    }
+}

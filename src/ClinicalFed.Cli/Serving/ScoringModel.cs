@@ -1,0 +1,127 @@
+using ClinicalFed.Cdm.Features;
+using ClinicalFed.Data;
+using ClinicalFed.Cdm.Ingest;
+using ClinicalFed.Federation;
+using ClinicalFed.Learning;
+using ClinicalFed.Statistics;
+
+namespace ClinicalFed.Cli.Serving;
+
+/// <summary>A bedside score: the probability, the row it came from and the features that moved it most.</summary>
+public sealed record RiskScore(double Probability, string PatientId, string EncounterId, int Hour, IReadOnlyList<(string Feature, double Contribution)> TopFeatures);
+
+/// <summary>Bad input to a scoring request: becomes a 4xx OperationOutcome naming what is wrong.</summary>
+public sealed class ScoringInputException(string message) : Exception(message);
+
+/// <summary>
+/// A round's logistic model, ready to score a patient's FHIR data with the sites' own code path: the request's Bundle
+/// goes through the CDM converter and the feature spec's extractor exactly as a site's data does, the latest row of the
+/// requested (or latest) encounter is imputed with the federated medians and standardized with the federated means and
+/// standard deviations (as <c>simulate</c> and the site agent prepare rows), and the global or a site's personalized
+/// weights score it. So a bedside score equals the evaluation's score for the same data.
+/// </summary>
+public sealed class ScoringModel
+{
+    private readonly LinearWeights _weights;
+    private readonly Simulation.RowPreparation _preparation;
+
+    private ScoringModel(FeatureSpec spec, ModelHeader header, LinearWeights weights, StatisticsSet statistics, string source)
+    {
+        Spec = spec;
+        Header = header;
+        _weights = weights;
+        Source = source;
+        _preparation = new Simulation.RowPreparation(statistics, spec.Columns.Where(c => FeatureSpec.IsImputable(c.Kind)).Select(c => c.Name).ToHashSet());
+    }
+
+    public FeatureSpec Spec { get; }
+    public ModelHeader Header { get; }
+    /// <summary>Which file the weights came from (global.cfm or personalized/&lt;site&gt;.cfm).</summary>
+    public string Source { get; }
+    /// <summary>sepsis or readmission.</summary>
+    public string Task => Spec.Task;
+
+    /// <summary>
+    /// Loads the model of round folder <paramref name="roundDirectory"/> (a store's <c>rounds/NNNNN</c>, from
+    /// <c>simulate</c> or the serverless aggregator): <c>personalized/&lt;site&gt;.cfm</c> when <paramref name="site"/> is
+    /// given and it exists, else <c>global.cfm</c>; the statistics are the federation's <c>statistics/federated.json</c>.
+    /// </summary>
+    public static ScoringModel Load(string roundDirectory, string? site = null)
+    {
+        var dir = Path.GetFullPath(roundDirectory);
+        var manifestPath = Path.Combine(dir, "manifest.json");
+        if (!File.Exists(manifestPath)) throw new FileNotFoundException($"{manifestPath} not found: --model must be a round folder of a federation store (…/federations/<federation>/rounds/<NNNNN>)");
+        var manifest = RoundManifest.Parse(File.ReadAllBytes(manifestPath), manifestPath);
+        if (manifest.Model.Kind != ModelKinds.Logistic) throw new NotSupportedException($"{manifestPath}: model kind '{manifest.Model.Kind}'; scoring serves logistic models");
+        string modelPath = site is not null && File.Exists(Path.Combine(dir, "personalized", site + ".cfm"))
+            ? Path.Combine(dir, "personalized", site + ".cfm")
+            : Path.Combine(dir, "global.cfm");
+        if (!File.Exists(modelPath)) throw new FileNotFoundException($"{modelPath} not found: the round has no model yet");
+        ModelFile model;
+        using (var s = File.OpenRead(modelPath)) model = ModelFile.Read(s, modelPath);
+        var statsPath = Path.GetFullPath(Path.Combine(dir, "..", "..", "statistics", "federated.json"));
+        if (!File.Exists(statsPath)) throw new FileNotFoundException($"{statsPath} not found: the federation's merged statistics impute and standardize every scored row");
+        var statistics = StatisticsSet.FromJson(File.ReadAllText(statsPath), statsPath);
+        string task = manifest.Model.FeatureSpecId.StartsWith("sepsis", StringComparison.Ordinal) ? "sepsis" : "readmission";
+        var spec = FeatureSpec.Load(task);
+        if (spec.Id != manifest.Model.FeatureSpecId || spec.Version != manifest.Model.FeatureSpecVersion)
+            throw new InvalidOperationException($"{manifestPath}: feature spec {manifest.Model.FeatureSpecId} {manifest.Model.FeatureSpecVersion}, but this build has {spec.Id} {spec.Version}");
+        if (statistics.Features.Count != spec.Columns.Count)
+            throw new InvalidOperationException($"{statsPath}: statistics of {statistics.Features.Count} columns for {spec.Columns.Count} feature columns");
+        if (model.Header.Dimension != spec.Columns.Count + 1)
+            throw new InvalidOperationException($"{modelPath}: {model.Header.Dimension} parameters for {spec.Columns.Count} feature columns + bias");
+        return new ScoringModel(spec, model.Header, LinearWeights.FromParameterVector(model.Parameters), statistics, Path.GetRelativePath(dir, modelPath));
+    }
+
+    /// <summary>Scores the patient in a FHIR Bundle (JSON): its latest row of <paramref name="encounterId"/>, or of its latest encounter.</summary>
+    public RiskScore Score(string bundleJson, string? encounterId = null)
+    {
+        var work = Directory.CreateTempSubdirectory("cf-score-").FullName;
+        try
+        {
+            var input = Path.Combine(work, "bundle.json");
+            File.WriteAllText(input, bundleJson);
+            var cdm = Path.Combine(work, "cdm");
+            try
+            {
+                CdmConverter.Convert(new ConvertOptions(input, "bedside", cdm));
+            }
+            catch (Exception e) when (e is ClinicalFed.Cdm.CdmException or System.Text.Json.JsonException or InvalidDataException)
+            {
+                throw new ScoringInputException($"the request is not a FHIR R4 Bundle the CDM accepts: {e.Message}");
+            }
+
+            RowKey? best = null;
+            float[]? row = null;
+            FeatureExtraction.Extract(Spec, new CdmStore(cdm), (in RowKey key, float _, ReadOnlySpan<float> values) =>
+            {
+                if (encounterId is not null && key.EncounterId != encounterId) return;
+                if (best is { } b && string.CompareOrdinal(key.EncounterId, b.EncounterId) < 0) return;
+                if (best is { } c && key.EncounterId == c.EncounterId && key.Hour < c.Hour) return;
+                best = key;
+                row = values.ToArray();
+            });
+            if (best is not { } k || row is null)
+                throw new ScoringInputException(encounterId is null
+                    ? $"the Bundle yields no {Spec.Task} row: it needs a Patient, an Encounter{(Spec.Task == "sepsis" ? " with an ICU stay and Observations" : "")} referencing it"
+                    : $"the Bundle yields no row for Encounter/{encounterId}");
+            return ScoreRow(row, k);
+        }
+        finally
+        {
+            try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>Scores one raw feature row (NaN = missing) exactly as the federation prepared its rows.</summary>
+    public RiskScore ScoreRow(float[] raw, RowKey key)
+    {
+        if (raw.Length != _preparation.Columns) throw new ArgumentException($"{raw.Length} values for {_preparation.Columns} columns", nameof(raw));
+        var x = (float[])raw.Clone();
+        _preparation.Prepare(x);
+        var w = _weights.ToArray();
+        var top = Enumerable.Range(0, x.Length).Select(j => (Feature: Spec.Columns[j].Name, Contribution: (double)w[j] * x[j]))
+            .OrderByDescending(t => Math.Abs(t.Contribution)).Take(5).Select(t => (t.Feature, Math.Round(t.Contribution, 4))).ToList();
+        return new RiskScore(_weights.Probability(x), key.PatientId, key.EncounterId, key.Hour, top);
+    }
+}

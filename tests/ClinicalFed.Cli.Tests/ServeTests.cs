@@ -1,0 +1,139 @@
+using System.IO.Compression;
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using ClinicalFed.Cdm.Features;
+using ClinicalFed.Cli.Serving;
+using ClinicalFed.Cli.Simulation;
+using ClinicalFed.Data;
+using ClinicalFed.Learning;
+using ClinicalFed.Storage;
+using Hl7.Fhir.Model;
+using Hl7.Fhir.Serialization;
+using Microsoft.AspNetCore.Builder;
+
+namespace ClinicalFed.Cli.Tests;
+
+/// <summary>
+/// <c>clinicalfed serve</c> in process on the demo's federated model: the CapabilityStatement, the $sepsis-risk
+/// operation (its RiskAssessment equals the evaluation's score of the same patient's row), CDS Hooks discovery and
+/// patient-view, and malformed requests (never a 5xx). Every FHIR response parses with the Firely SDK in strict mode.
+/// </summary>
+[Collection(CliCollection.Name)]
+public sealed class ServeTests
+{
+    private static readonly FhirJsonDeserializer Strict = new(new DeserializerSettings().UsingMode(DeserializationMode.Strict));
+
+    private static IEnumerable<JsonNode> Ndjson(string path)
+    {
+        using var reader = new StreamReader(new GZipStream(File.OpenRead(path), CompressionMode.Decompress));
+        while (reader.ReadLine() is { } line) if (line.Length > 0) yield return JsonNode.Parse(line)!;
+    }
+
+    [Fact]
+    public async System.Threading.Tasks.Task Scores_a_Bundle_as_the_evaluation_does_and_answers_CDS_Hooks_and_bad_input_with_4xx()
+    {
+        using var tmp = new TempDir();
+        var (exit, _, err) = Cli.Run("demo", "--out", tmp["demo"], "--patients", "150", "--rounds", "2");
+        Assert.True(exit == 0, err);
+        var cdm = tmp["demo/cdm/academic_micu"];
+        var roundDir = tmp["demo/store/federations/simulation/rounds/00001"];
+
+        // One patient's whole record as a FHIR Bundle: the patient with the most observations.
+        var observations = Ndjson(Path.Combine(cdm, "Observation.ndjson.gz")).ToList();
+        string patientRef = observations.GroupBy(o => o["subject"]!["reference"]!.GetValue<string>()).OrderByDescending(g => g.Count()).First().Key;
+        string patientId = patientRef.Split('/')[1];
+        var resources = new List<JsonNode>();
+        foreach (var type in new[] { "Patient", "Encounter", "Observation", "Condition" })
+        {
+            foreach (var r in type == "Observation" ? observations : Ndjson(Path.Combine(cdm, type + ".ndjson.gz")))
+            {
+                bool mine = type == "Patient" ? r["id"]!.GetValue<string>() == patientId : r["subject"]?["reference"]?.GetValue<string>() == patientRef;
+                if (mine) resources.Add(r.DeepClone());
+            }
+        }
+        var bundle = new JsonObject
+        {
+            ["resourceType"] = "Bundle", ["type"] = "collection",
+            ["entry"] = new JsonArray(resources.Select(r => (JsonNode)new JsonObject { ["resource"] = r }).ToArray()),
+        }.ToJsonString();
+
+        // What the evaluation scores for that patient's latest row: the site's own CDM, the same extractor, the
+        // federation's statistics and global model.
+        var spec = FeatureSpec.Load("sepsis");
+        RowKey? last = null;
+        float[]? raw = null;
+        FeatureExtraction.Extract(spec, new CdmStore(cdm), (in RowKey k, float _, ReadOnlySpan<float> v) =>
+        {
+            if (k.PatientId != patientId || last is { } b && (string.CompareOrdinal(k.EncounterId, b.EncounterId) < 0 || k.EncounterId == b.EncounterId && k.Hour < b.Hour)) return;
+            last = k;
+            raw = v.ToArray();
+        });
+        var store = new LocalFolderStore(tmp["demo/store"]);
+        var stats = (await store.GetFederatedStatisticsAsync("simulation"))!;
+        var row = raw!.ToArray();
+        new RowPreparation(stats, spec.Columns.Where(c => FeatureSpec.IsImputable(c.Kind)).Select(c => c.Name).ToHashSet()).Prepare(row);
+        double expected = LinearWeights.FromParameterVector((await store.GetGlobalModelAsync("simulation", 1))!.Parameters).Probability(row);
+
+        await using var app = ServeApp.Build(new ServeOptions { ModelDirectory = roundDir, Urls = "http://127.0.0.1:0", DevNoAuth = true });
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+
+        var capability = Strict.Deserialize<CapabilityStatement>(await http.GetStringAsync("/fhir/metadata"))!;
+        Assert.Equal("sepsis-risk", capability.Rest[0].Resource[0].Operation[0].Name);
+
+        var response = await http.PostAsync("/fhir/Patient/$sepsis-risk", new StringContent(bundle, Encoding.UTF8, "application/fhir+json"));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+        var assessment = Strict.Deserialize<RiskAssessment>(body)!;
+        var probabilityElement = Assert.IsType<FhirDecimal>(assessment.Prediction[0].Probability);
+        double probability = (double)probabilityElement.Value!.Value;
+        Assert.Equal(expected, probability, 5); // the bedside score is the evaluation's score
+        Assert.Equal($"Patient/{patientId}", assessment.Subject!.Reference);
+        Assert.Equal($"Encounter/{last!.Value.EncounterId}", assessment.Encounter!.Reference);
+        Assert.Contains("simulation/round/1", assessment.Method!.Coding[0].Code);
+        Assert.Contains("strongest features", assessment.Prediction[0].Rationale);
+
+        // CDS Hooks 2.0: discovery, then patient-view with its prefetch.
+        var discovery = JsonNode.Parse(await http.GetStringAsync("/cds-services"))!;
+        var service = discovery["services"]![0]!;
+        Assert.Equal(("patient-view", ServeApp.ServiceId), (service["hook"]!.GetValue<string>(), service["id"]!.GetValue<string>()));
+        Assert.Equal("Patient/{{context.patientId}}", service["prefetch"]!["patient"]!.GetValue<string>());
+        var searchset = new JsonObject { ["resourceType"] = "Bundle", ["type"] = "searchset", ["entry"] = new JsonArray(resources.Where(r => r["resourceType"]!.GetValue<string>() != "Patient").Select(r => (JsonNode)new JsonObject { ["resource"] = r.DeepClone() }).ToArray()) };
+        var call = new JsonObject
+        {
+            ["hook"] = "patient-view", ["hookInstance"] = Guid.NewGuid().ToString(), ["context"] = new JsonObject { ["userId"] = "Practitioner/1", ["patientId"] = patientId },
+            ["prefetch"] = new JsonObject { ["patient"] = resources[0].DeepClone(), ["everything"] = searchset },
+        };
+        var cards = JsonNode.Parse(await (await http.PostAsync($"/cds-services/{ServeApp.ServiceId}", new StringContent(call.ToJsonString(), Encoding.UTF8, "application/json"))).Content.ReadAsStringAsync())!;
+        var card = cards["cards"]![0]!;
+        Assert.StartsWith("Sepsis risk", card["summary"]!.GetValue<string>());
+        Assert.Contains(card["indicator"]!.GetValue<string>(), new[] { "info", "warning", "critical" });
+        Assert.Equal("ClinicalFed", card["source"]!["label"]!.GetValue<string>());
+
+        // Bad input: 4xx with an OperationOutcome (strict FHIR), never a 5xx.
+        foreach (var (payload, status) in new[] { ("not json", 400), ("{\"resourceType\":\"Patient\"}", 400), ("{\"resourceType\":\"Bundle\",\"type\":\"collection\"}", 422), ("", 400) })
+        {
+            var r = await http.PostAsync("/fhir/Patient/$sepsis-risk", new StringContent(payload, Encoding.UTF8, "application/fhir+json"));
+            Assert.Equal(status, (int)r.StatusCode);
+            Assert.NotEmpty(Strict.Deserialize<OperationOutcome>(await r.Content.ReadAsStringAsync())!.Issue);
+        }
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/fhir/Observation")).StatusCode);
+
+        // Fuzz: truncated, byte-flipped and shuffled versions of the Bundle and of the CDS Hooks call.
+        var random = new Random(11);
+        var bytes = Encoding.UTF8.GetBytes(bundle);
+        var callBytes = Encoding.UTF8.GetBytes(call.ToJsonString());
+        for (int i = 0; i < 60; i++)
+        {
+            var source = i % 2 == 0 ? bytes : callBytes;
+            var mutated = source.AsSpan(0, random.Next(source.Length)).ToArray();
+            for (int f = 0; f < 3 && mutated.Length > 0; f++) mutated[random.Next(mutated.Length)] = (byte)random.Next(32, 127);
+            var path = i % 2 == 0 ? "/fhir/Patient/$sepsis-risk" : $"/cds-services/{ServeApp.ServiceId}";
+            var r = await http.PostAsync(path, new ByteArrayContent(mutated));
+            Assert.True((int)r.StatusCode < 500, $"{path} answered {(int)r.StatusCode} to fuzz case {i}: {await r.Content.ReadAsStringAsync()}");
+        }
+
+        await app.StopAsync();
+    }
+}
