@@ -137,3 +137,62 @@ public sealed class ServeTests
         await app.StopAsync();
     }
 }
+
+/// <summary>Bearer tokens: issuer, audience, lifetime, signature and the SMART scope are all checked; failures are 401/403 OperationOutcomes.</summary>
+[Collection(CliCollection.Name)]
+public sealed class ServeAuthTests
+{
+    [Fact]
+    public async System.Threading.Tasks.Task Only_a_valid_token_with_the_RiskAssessment_scope_may_score()
+    {
+        using var tmp = new TempDir();
+        var (exit, _, err) = Cli.Run("demo", "--out", tmp["demo"], "--patients", "150", "--rounds", "1");
+        Assert.True(exit == 0, err);
+        using var issuerKey = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        File.WriteAllText(tmp["issuer.pem"], issuerKey.ExportSubjectPublicKeyInfoPem());
+        var options = new ServeOptions
+        {
+            ModelDirectory = tmp["demo/store/federations/simulation/rounds/00000"], Urls = "http://127.0.0.1:0",
+            JwtIssuer = "https://auth.hospital.example", JwtAudience = "https://score.hospital.example", JwtKeyFile = tmp["issuer.pem"],
+        };
+        Assert.Contains("--jwt-issuer: required", Assert.Throws<ArgumentException>(() => ServeApp.Build(options with { JwtIssuer = null })).Message);
+
+        await using var app = ServeApp.Build(options);
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+        string Token(string? scope, string audience = "https://score.hospital.example", int minutes = 5, System.Security.Cryptography.ECDsa? signer = null)
+        {
+            var claims = new Dictionary<string, object> { ["sub"] = "ehr-backend" };
+            if (scope is not null) claims["scope"] = scope;
+            return new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler().CreateToken(new Microsoft.IdentityModel.Tokens.SecurityTokenDescriptor
+            {
+                Issuer = "https://auth.hospital.example", Audience = audience, Claims = claims,
+                NotBefore = DateTime.UtcNow.AddMinutes(-10), Expires = DateTime.UtcNow.AddMinutes(minutes),
+                SigningCredentials = new Microsoft.IdentityModel.Tokens.SigningCredentials(new Microsoft.IdentityModel.Tokens.ECDsaSecurityKey(signer ?? issuerKey), "ES256"),
+            });
+        }
+        async System.Threading.Tasks.Task<HttpResponseMessage> Call(string? token)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient/$sepsis-risk") { Content = new StringContent("{\"resourceType\":\"Bundle\",\"type\":\"collection\"}", Encoding.UTF8, "application/fhir+json") };
+            if (token is not null) request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            return await http.SendAsync(request);
+        }
+
+        using var otherKey = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        foreach (var (token, status) in new[]
+        {
+            ((string?)null, 401), (Token(ServeOptions.RequiredScope, audience: "https://elsewhere.example"), 401), (Token(ServeOptions.RequiredScope, minutes: -5), 401),
+            (Token(ServeOptions.RequiredScope, signer: otherKey), 401), (Token("system/Patient.read"), 403), (Token(null), 403),
+        })
+        {
+            var r = await Call(token);
+            Assert.Equal(status, (int)r.StatusCode);
+            Assert.Equal("OperationOutcome", JsonNode.Parse(await r.Content.ReadAsStringAsync())!["resourceType"]!.GetValue<string>());
+        }
+
+        // Authorized: the request reaches the operation (this Bundle has no patient: 422, the operation's own answer).
+        Assert.Equal(422, (int)(await Call(Token(ServeOptions.RequiredScope))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/fhir/metadata")).StatusCode); // the CapabilityStatement is public
+        await app.StopAsync();
+    }
+}

@@ -10,12 +10,16 @@ internal static class ServeCommand
         var model = CliSupport.Required("--model", "A round folder of a federation store (…/federations/<federation>/rounds/<NNNNN>, from simulate or the serverless aggregator).");
         var urls = new Option<string>("--urls") { Description = "Where to listen, e.g. http://127.0.0.1:8080.", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
         var site = new Option<string?>("--site") { Description = "Serve this site's personalized model when the round has one (else the global model)." };
-        var devNoAuth = new Option<bool>("--dev-no-auth") { Description = "Development only: no bearer-token authentication (JWT authentication is not built yet, so this is required)." };
+        var devNoAuth = new Option<bool>("--dev-no-auth") { Description = "Development only: accept requests without a bearer token." };
+        var issuer = new Option<string?>("--jwt-issuer") { Description = "Bearer tokens (JWT) must come from this issuer (iss), e.g. your SMART backend-services authorization server." };
+        var audience = new Option<string?>("--jwt-audience") { Description = "Bearer tokens must name this audience (aud): this server's base URL." };
+        var key = new Option<string?>("--jwt-key") { Description = "PEM file of the issuer's public signing key (RSA or EC). Tokens also need the scope system/RiskAssessment.read." };
         var cmd = new Command("serve", "Serve a round's model to clinicians: FHIR R4 ($sepsis-risk / $readmission-risk → RiskAssessment) and CDS Hooks (patient-view).")
-            { model, urls, site, devNoAuth };
+            { model, urls, site, devNoAuth, issuer, audience, key };
         cmd.SetAction(pr => CliSupport.Run(() =>
         {
-            var app = ServeApp.Build(new ServeOptions { ModelDirectory = pr.GetValue(model)!, Urls = pr.GetValue(urls)!, Site = pr.GetValue(site), DevNoAuth = pr.GetValue(devNoAuth) });
+            var app = ServeApp.Build(new ServeOptions { ModelDirectory = pr.GetValue(model)!, Urls = pr.GetValue(urls)!, Site = pr.GetValue(site), DevNoAuth = pr.GetValue(devNoAuth),
+                JwtIssuer = pr.GetValue(issuer), JwtAudience = pr.GetValue(audience), JwtKeyFile = pr.GetValue(key) });
             Console.Error.WriteLine($"clinicalfed serve: listening on {pr.GetValue(urls)} (FHIR at /fhir, CDS Hooks at /cds-services); Ctrl+C stops");
             app.Run();
             return 0;

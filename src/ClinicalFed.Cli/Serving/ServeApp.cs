@@ -20,6 +20,14 @@ public sealed record ServeOptions
     public string? Site { get; init; }
     /// <summary>Development only: accept requests without a bearer token.</summary>
     public bool DevNoAuth { get; init; }
+    /// <summary>The token issuer (<c>iss</c>) accepted, e.g. the authorization server of SMART backend services.</summary>
+    public string? JwtIssuer { get; init; }
+    /// <summary>The audience (<c>aud</c>) tokens must name: this server.</summary>
+    public string? JwtAudience { get; init; }
+    /// <summary>PEM file of the issuer's public signing key (RSA or EC).</summary>
+    public string? JwtKeyFile { get; init; }
+    /// <summary>The SMART scope a token must carry to call the operations.</summary>
+    public const string RequiredScope = "system/RiskAssessment.read";
     /// <summary>Largest request body, bytes.</summary>
     public long MaxRequestBytes { get; init; } = 4 << 20;
 
@@ -27,7 +35,13 @@ public sealed record ServeOptions
     {
         var e = new List<string>();
         if (!Directory.Exists(ModelDirectory)) e.Add($"--model {ModelDirectory}: no such folder");
-        if (!DevNoAuth) e.Add("bearer-token (JWT) authentication is not built yet: run with --dev-no-auth on a trusted network only");
+        if (!DevNoAuth)
+        {
+            if (string.IsNullOrWhiteSpace(JwtIssuer)) e.Add("--jwt-issuer: required (or --dev-no-auth, for development only)");
+            if (string.IsNullOrWhiteSpace(JwtAudience)) e.Add("--jwt-audience: required (or --dev-no-auth, for development only)");
+            if (string.IsNullOrWhiteSpace(JwtKeyFile)) e.Add("--jwt-key: required, the issuer's public key as PEM (or --dev-no-auth, for development only)");
+            else if (!File.Exists(JwtKeyFile)) e.Add($"--jwt-key {JwtKeyFile}: no such file");
+        }
         if (MaxRequestBytes is < 1024 or > 1L << 30) e.Add($"--max-request-bytes {MaxRequestBytes}: expected 1 KiB to 1 GiB");
         return e;
     }
@@ -54,11 +68,19 @@ public static class ServeApp
         builder.Logging.ClearProviders();
         builder.WebHost.UseSetting(Microsoft.AspNetCore.Hosting.WebHostDefaults.ServerUrlsKey, options.Urls);
         builder.Services.Configure<KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = options.MaxRequestBytes);
+        builder.Services.AddAuthorization(a => a.AddPolicy("risk", p =>
+        {
+            if (options.DevNoAuth) p.RequireAssertion(_ => true);
+            else p.RequireAuthenticatedUser().RequireAssertion(c => HasScope(c.User));
+        }));
+        if (!options.DevNoAuth) AddJwt(builder.Services, options);
         var app = builder.Build();
+        if (!options.DevNoAuth) app.UseAuthentication();
+        app.UseAuthorization();
         string operation = model.Task == "sepsis" ? "sepsis-risk" : "readmission-risk";
 
         app.MapGet("/fhir/metadata", () => Fhir(Capability(model, operation), 200));
-        app.MapPost("/fhir/Patient/$" + operation, async (HttpRequest request) =>
+        var risk = app.MapPost("/fhir/Patient/$" + operation, async (HttpRequest request) =>
         {
             var (body, error) = await ReadBodyAsync(request);
             if (error is not null) return error;
@@ -81,8 +103,9 @@ public static class ServeApp
                 return Outcome(422, OperationOutcome.IssueType.Processing, e.Message);
             }
         });
+        risk.RequireAuthorization("risk");
         app.MapGet("/cds-services", () => Results.Json(Discovery(model)));
-        app.MapPost("/cds-services/" + ServiceId, async (HttpRequest request) => await PatientViewAsync(request, model));
+        app.MapPost("/cds-services/" + ServiceId, async (HttpRequest request) => await PatientViewAsync(request, model)).RequireAuthorization("risk");
         app.MapFallback((HttpContext c) => Outcome(404, OperationOutcome.IssueType.NotFound, $"{c.Request.Method} {c.Request.Path} is not an operation of this server (see /fhir/metadata and /cds-services)"));
         return app;
     }
@@ -140,6 +163,76 @@ public static class ServeApp
                 },
             },
         });
+    }
+
+    /// <summary>SMART scopes: <c>system/RiskAssessment.read</c>, or a wider <c>system/RiskAssessment.*</c> / <c>system/*.read</c> / <c>system/*.*</c>.</summary>
+    private static bool HasScope(System.Security.Claims.ClaimsPrincipal user) => user.FindAll("scope").Concat(user.FindAll("scp"))
+        .SelectMany(c => c.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        .Any(s => s is ServeOptions.RequiredScope or "system/RiskAssessment.*" or "system/*.read" or "system/*.*" or "system/RiskAssessment.rs");
+
+    private static void AddJwt(IServiceCollection services, ServeOptions options)
+    {
+        var pem = File.ReadAllText(options.JwtKeyFile!);
+        Microsoft.IdentityModel.Tokens.SecurityKey key;
+        if (TryRsa(pem) is { } rsa) key = new Microsoft.IdentityModel.Tokens.RsaSecurityKey(rsa);
+        else
+        {
+            var ec = System.Security.Cryptography.ECDsa.Create();
+            try
+            {
+                ec.ImportFromPem(pem);
+            }
+            catch (Exception e) when (e is ArgumentException or System.Security.Cryptography.CryptographicException)
+            {
+                throw new ArgumentException($"--jwt-key {options.JwtKeyFile}: not an RSA or EC public key in PEM ({e.Message})");
+            }
+            key = new Microsoft.IdentityModel.Tokens.ECDsaSecurityKey(ec);
+        }
+
+        services.AddAuthentication(Microsoft.AspNetCore.Authentication.JwtBearer.JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(o =>
+        {
+            o.MapInboundClaims = false;
+            o.TokenValidationParameters = new Microsoft.IdentityModel.Tokens.TokenValidationParameters
+            {
+                ValidIssuer = options.JwtIssuer, ValidAudience = options.JwtAudience, IssuerSigningKey = key,
+                ValidateIssuer = true, ValidateAudience = true, ValidateLifetime = true, ValidateIssuerSigningKey = true,
+                RequireExpirationTime = true, ClockSkew = TimeSpan.FromSeconds(30),
+            };
+            o.Events = new Microsoft.AspNetCore.Authentication.JwtBearer.JwtBearerEvents
+            {
+                OnChallenge = async c =>
+                {
+                    c.HandleResponse();
+                    await WriteOutcomeAsync(c.Response, 401, OperationOutcome.IssueType.Login,
+                        c.AuthenticateFailure is null ? "a bearer token (JWT) is required" : $"the bearer token was refused: {First(c.AuthenticateFailure.Message)}");
+                },
+                OnForbidden = c => WriteOutcomeAsync(c.Response, 403, OperationOutcome.IssueType.Forbidden, $"the token lacks the scope {ServeOptions.RequiredScope}"),
+            };
+        });
+    }
+
+    private static System.Security.Cryptography.RSA? TryRsa(string pem)
+    {
+        try
+        {
+            var rsa = System.Security.Cryptography.RSA.Create();
+            rsa.ImportFromPem(pem);
+            return rsa;
+        }
+        catch (Exception e) when (e is ArgumentException or System.Security.Cryptography.CryptographicException)
+        {
+            return null;
+        }
+    }
+
+    private static async Task WriteOutcomeAsync(HttpResponse response, int status, OperationOutcome.IssueType type, string message)
+    {
+        response.StatusCode = status;
+        response.ContentType = "application/fhir+json";
+        await response.WriteAsync(Serializer.SerializeToString(new OperationOutcome
+        {
+            Issue = [new OperationOutcome.IssueComponent { Severity = OperationOutcome.IssueSeverity.Error, Code = type, Diagnostics = message }],
+        }));
     }
 
     private static (string Level, string Indicator) Level(double p) => p >= 0.2 ? ("high", "critical") : p >= 0.05 ? ("moderate", "warning") : ("low", "info");
