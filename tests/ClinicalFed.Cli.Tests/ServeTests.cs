@@ -11,6 +11,7 @@ using ClinicalFed.Storage;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Serialization;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace ClinicalFed.Cli.Tests;
 
@@ -193,6 +194,31 @@ public sealed class ServeAuthTests
         // Authorized: the request reaches the operation (this Bundle has no patient: 422, the operation's own answer).
         Assert.Equal(422, (int)(await Call(Token(ServeOptions.RequiredScope))).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/fhir/metadata")).StatusCode); // the CapabilityStatement is public
+        await app.StopAsync();
+    }
+}
+
+/// <summary>A newer round's model replaces the served one in place.</summary>
+[Collection(CliCollection.Name)]
+public sealed class ServeReloadTests
+{
+    [Fact]
+    public async System.Threading.Tasks.Task A_newer_round_is_picked_up_without_a_restart()
+    {
+        using var tmp = new TempDir();
+        var (exit, _, err) = Cli.Run("demo", "--out", tmp["demo"], "--patients", "150", "--rounds", "2");
+        Assert.True(exit == 0, err);
+        await using var app = ServeApp.Build(new ServeOptions
+        {
+            ModelDirectory = tmp["demo/store/federations/simulation/rounds/00000"], Urls = "http://127.0.0.1:0", DevNoAuth = true, ReloadSeconds = 0,
+        });
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+        Assert.Contains("round 0", await http.GetStringAsync("/fhir/metadata"));
+        var registry = app.Services.GetRequiredService<ModelRegistry>();
+        Assert.True(registry.Refresh());
+        Assert.Contains("round 1", await http.GetStringAsync("/fhir/metadata"));
+        Assert.False(registry.Refresh()); // nothing newer
         await app.StopAsync();
     }
 }

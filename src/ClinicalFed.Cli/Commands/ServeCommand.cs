@@ -14,12 +14,13 @@ internal static class ServeCommand
         var issuer = new Option<string?>("--jwt-issuer") { Description = "Bearer tokens (JWT) must come from this issuer (iss), e.g. your SMART backend-services authorization server." };
         var audience = new Option<string?>("--jwt-audience") { Description = "Bearer tokens must name this audience (aud): this server's base URL." };
         var key = new Option<string?>("--jwt-key") { Description = "PEM file of the issuer's public signing key (RSA or EC). Tokens also need the scope system/RiskAssessment.read." };
+        var reload = new Option<int>("--reload-seconds") { Description = "Seconds between checks for a newer round's model in the store (0: never); the swap drops no request.", DefaultValueFactory = _ => 30 };
         var cmd = new Command("serve", "Serve a round's model to clinicians: FHIR R4 ($sepsis-risk / $readmission-risk → RiskAssessment) and CDS Hooks (patient-view).")
-            { model, urls, site, devNoAuth, issuer, audience, key };
+            { model, urls, site, devNoAuth, issuer, audience, key, reload };
         cmd.SetAction(pr => CliSupport.Run(() =>
         {
             var app = ServeApp.Build(new ServeOptions { ModelDirectory = pr.GetValue(model)!, Urls = pr.GetValue(urls)!, Site = pr.GetValue(site), DevNoAuth = pr.GetValue(devNoAuth),
-                JwtIssuer = pr.GetValue(issuer), JwtAudience = pr.GetValue(audience), JwtKeyFile = pr.GetValue(key) });
+                JwtIssuer = pr.GetValue(issuer), JwtAudience = pr.GetValue(audience), JwtKeyFile = pr.GetValue(key), ReloadSeconds = pr.GetValue(reload) });
             Console.Error.WriteLine($"clinicalfed serve: listening on {pr.GetValue(urls)} (FHIR at /fhir, CDS Hooks at /cds-services); Ctrl+C stops");
             app.Run();
             return 0;

@@ -28,6 +28,8 @@ public sealed record ServeOptions
     public string? JwtKeyFile { get; init; }
     /// <summary>The SMART scope a token must carry to call the operations.</summary>
     public const string RequiredScope = "system/RiskAssessment.read";
+    /// <summary>Seconds between checks for a newer round's model (0: never reload).</summary>
+    public int ReloadSeconds { get; init; } = 30;
     /// <summary>Largest request body, bytes.</summary>
     public long MaxRequestBytes { get; init; } = 4 << 20;
 
@@ -42,6 +44,7 @@ public sealed record ServeOptions
             if (string.IsNullOrWhiteSpace(JwtKeyFile)) e.Add("--jwt-key: required, the issuer's public key as PEM (or --dev-no-auth, for development only)");
             else if (!File.Exists(JwtKeyFile)) e.Add($"--jwt-key {JwtKeyFile}: no such file");
         }
+        if (ReloadSeconds is < 0 or > 86_400) e.Add($"--reload-seconds {ReloadSeconds}: expected 0 to 86400");
         if (MaxRequestBytes is < 1024 or > 1L << 30) e.Add($"--max-request-bytes {MaxRequestBytes}: expected 1 KiB to 1 GiB");
         return e;
     }
@@ -63,8 +66,10 @@ public static class ServeApp
     {
         var problems = options.Validate();
         if (problems.Count > 0) throw new ArgumentException("clinicalfed serve: " + string.Join("; ", problems));
-        var model = ScoringModel.Load(options.ModelDirectory, options.Site);
+        var registry = new ModelRegistry(options.ModelDirectory, options.Site);
         var builder = WebApplication.CreateSlimBuilder();
+        builder.Services.AddSingleton(registry);
+        if (options.ReloadSeconds > 0) builder.Services.AddHostedService(_ => new ModelReloader(registry, TimeSpan.FromSeconds(options.ReloadSeconds)));
         builder.Logging.ClearProviders();
         builder.WebHost.UseSetting(Microsoft.AspNetCore.Hosting.WebHostDefaults.ServerUrlsKey, options.Urls);
         builder.Services.Configure<KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = options.MaxRequestBytes);
@@ -77,9 +82,9 @@ public static class ServeApp
         var app = builder.Build();
         if (!options.DevNoAuth) app.UseAuthentication();
         app.UseAuthorization();
-        string operation = model.Task == "sepsis" ? "sepsis-risk" : "readmission-risk";
+        string operation = registry.Current.Task == "sepsis" ? "sepsis-risk" : "readmission-risk";
 
-        app.MapGet("/fhir/metadata", () => Fhir(Capability(model, operation), 200));
+        app.MapGet("/fhir/metadata", () => Fhir(Capability(registry.Current, operation), 200));
         var risk = app.MapPost("/fhir/Patient/$" + operation, async (HttpRequest request) =>
         {
             var (body, error) = await ReadBodyAsync(request);
@@ -94,6 +99,7 @@ public static class ServeApp
                 return Outcome(400, OperationOutcome.IssueType.Structure, $"the body is not a valid FHIR R4 Bundle: {First(e.Message)}");
             }
 
+            var model = registry.Current; // one model for the whole request, whatever a reload does meanwhile
             try
             {
                 return Fhir(Assessment(model, model.Score(body, encounter)), 200);
@@ -104,8 +110,8 @@ public static class ServeApp
             }
         });
         risk.RequireAuthorization("risk");
-        app.MapGet("/cds-services", () => Results.Json(Discovery(model)));
-        app.MapPost("/cds-services/" + ServiceId, async (HttpRequest request) => await PatientViewAsync(request, model)).RequireAuthorization("risk");
+        app.MapGet("/cds-services", () => Results.Json(Discovery(registry.Current)));
+        app.MapPost("/cds-services/" + ServiceId, async (HttpRequest request) => await PatientViewAsync(request, registry.Current)).RequireAuthorization("risk");
         app.MapFallback((HttpContext c) => Outcome(404, OperationOutcome.IssueType.NotFound, $"{c.Request.Method} {c.Request.Path} is not an operation of this server (see /fhir/metadata and /cds-services)"));
         return app;
     }
@@ -327,4 +333,14 @@ public static class ServeApp
             },
         },
     };
+}
+
+/// <summary>Checks for a newer round's model on a timer (<see cref="ModelRegistry.Refresh"/>).</summary>
+internal sealed class ModelReloader(ModelRegistry registry, TimeSpan interval) : Microsoft.Extensions.Hosting.BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(interval);
+        while (await timer.WaitForNextTickAsync(stoppingToken)) registry.Refresh();
+    }
 }
