@@ -2,6 +2,7 @@
 # Load test of `clinicalfed serve` with wrk on this machine: scores examples/scoring/sepsis-bundle.json (one ICU
 # patient's FHIR Bundle) against a model the script trains itself (the seeded demo), and prints one JSON object:
 # requests_per_s, p50_ms, p90_ms, p99_ms, requests, non_2xx, seconds. Usage: bench/serve.sh [seconds] [connections]
+# The server runs with server GC (GC_SERVER=0 for workstation GC, the CLI's default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN="${1:-15}"
@@ -13,7 +14,7 @@ trap 'kill "${SERVER:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 dotnet build src/ClinicalFed.Cli -c Release -v q -nologo >&2
 CLI="src/ClinicalFed.Cli/bin/Release/net10.0/clinicalfed.dll"
 dotnet "$CLI" demo --out "$WORK/demo" --patients 150 --rounds 2 >/dev/null
-dotnet "$CLI" serve --model "$WORK/demo/store/federations/simulation/rounds/00001" --urls "http://127.0.0.1:$PORT" --dev-no-auth 2>"$WORK/serve.log" &
+DOTNET_gcServer="${GC_SERVER:-1}" dotnet "$CLI" serve --model "$WORK/demo/store/federations/simulation/rounds/00001" --urls "http://127.0.0.1:$PORT" --dev-no-auth 2>"$WORK/serve.log" &
 SERVER=$!
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/fhir/metadata" >/dev/null && break; sleep 0.2; done
 cat > "$WORK/post.lua" <<'LUA'

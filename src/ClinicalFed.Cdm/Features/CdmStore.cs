@@ -17,6 +17,16 @@ public sealed class CdmStore
             throw new CdmException($"{directory}: no {CdmWriter.ReportFileName}, so this is not a complete ClinicalFed CDM (was the conversion interrupted?)");
     }
 
+    private readonly Func<CdmResourceType, ReadOnlyMemory<byte>>? _memory;
+    private FhirResourceReader? _reader;
+
+    /// <summary>A CDM held in memory (an in-memory <see cref="CdmWriter"/>'s NDJSON per resource type).</summary>
+    public CdmStore(Func<CdmResourceType, ReadOnlyMemory<byte>> ndjson, string name)
+    {
+        _memory = ndjson ?? throw new ArgumentNullException(nameof(ndjson));
+        Directory = name;
+    }
+
     public string PathOf(CdmResourceType type) => Path.Combine(Directory, CdmResourceTypes.FileName(type));
 
     /// <summary>Calls <paramref name="onResource"/> for every resource of a type; the reader's pool interns repeated
@@ -24,11 +34,23 @@ public sealed class CdmStore
     public void Read(CdmResourceType type, Action<FhirReadResult> onResource, FhirResourceReader? reader = null, Action<double>? progress = null)
     {
         var path = PathOf(type);
-        if (!File.Exists(path)) return;
-        reader ??= new FhirResourceReader();
-        long length = new FileInfo(path).Length;
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-        using var lr = new NdjsonLineReader(fs.Length >= 2 && IsGzip(fs) ? new System.IO.Compression.GZipStream(fs, System.IO.Compression.CompressionMode.Decompress, leaveOpen: true) : fs);
+        if (_memory is null && !File.Exists(path)) return;
+        // In memory (one request's resources) a single reader, and so one string pool, serves every resource type.
+        reader ??= _memory is not null ? _reader ??= new FhirResourceReader() : new FhirResourceReader();
+        Stream fs;
+        if (_memory is not null)
+        {
+            var bytes = _memory(type);
+            if (bytes.IsEmpty) return;
+            fs = new MemoryStream(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(bytes, out var segment) ? segment.Array! : bytes.ToArray(),
+                segment.Array is null ? 0 : segment.Offset, bytes.Length, writable: false);
+        }
+        else fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        using var owned = fs;
+        long length = fs.Length;
+        using var lr = _memory is not null
+            ? new NdjsonLineReader(fs, (int)Math.Clamp(fs.Length + 1, 4096, 1 << 20)) // the whole in-memory NDJSON fits: no 1 MiB buffer per request
+            : new NdjsonLineReader(fs.Length >= 2 && IsGzip(fs) ? new System.IO.Compression.GZipStream(fs, System.IO.Compression.CompressionMode.Decompress, leaveOpen: true) : fs);
         long lastReport = 0;
         while (lr.TryReadLine(out var line))
         {
@@ -46,7 +68,7 @@ public sealed class CdmStore
         }
     }
 
-    private static bool IsGzip(FileStream fs)
+    private static bool IsGzip(Stream fs)
     {
         int a = fs.ReadByte(), b = fs.ReadByte();
         fs.Position = 0;

@@ -64,6 +64,14 @@ public sealed class FhirIngestor(CdmWriter writer, ConversionReport report)
         else IngestFile(path);
     }
 
+    /// <summary>Ingests one FHIR JSON document held in memory (a Bundle or a single resource), named <paramref name="name"/> in errors.</summary>
+    public void IngestJson(ReadOnlySpan<byte> json, string name)
+    {
+        if (report.InputKind == "") report.InputKind = "fhir-json";
+        report.FilesRead.Add(name);
+        IngestDocument(json, name, 1);
+    }
+
     private void IngestFile(string file)
     {
         // NDJSON when the first line is a whole JSON object; otherwise a single (pretty-printed) JSON document.

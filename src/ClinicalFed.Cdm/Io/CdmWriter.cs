@@ -18,6 +18,7 @@ public sealed class CdmWriter : IDisposable
     private readonly string _target;
     private readonly string _staging;
     private readonly ResourceFile[] _files;
+    private readonly bool _inMemory;
     private bool _committed;
     private readonly byte[] _dateBuf = new byte[40];
 
@@ -30,6 +31,26 @@ public sealed class CdmWriter : IDisposable
         _staging = Path.Combine(parent, "." + Path.GetFileName(_target.TrimEnd(Path.DirectorySeparatorChar)) + ".partial-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(_staging);
         _files = CdmResourceTypes.All.Select(t => new ResourceFile(Path.Combine(_staging, CdmResourceTypes.FileName(t)), compression)).ToArray();
+    }
+
+    /// <summary>
+    /// A writer that keeps the CDM in memory, uncompressed (one NDJSON buffer per resource type, <see cref="Ndjson"/>),
+    /// for converting one request's data: the same normalization as a folder, without touching the disk.
+    /// </summary>
+    public static CdmWriter InMemory() => new();
+
+    private CdmWriter()
+    {
+        _inMemory = true;
+        _target = _staging = "";
+        _files = CdmResourceTypes.All.Select(_ => new ResourceFile(new MemoryStream())).ToArray();
+    }
+
+    /// <summary>The NDJSON written for <paramref name="type"/> (an in-memory writer, after <see cref="Commit"/>).</summary>
+    public ReadOnlyMemory<byte> Ndjson(CdmResourceType type)
+    {
+        if (!_inMemory || !_committed) throw new InvalidOperationException("Ndjson is available from an in-memory writer after Commit");
+        return _files[(int)type].Memory;
     }
 
     public string TargetDirectory => _target;
@@ -189,6 +210,11 @@ public sealed class CdmWriter : IDisposable
     {
         if (_committed) throw new InvalidOperationException("The CDM was already committed.");
         foreach (var f in _files) f.Dispose();
+        if (_inMemory)
+        {
+            _committed = true;
+            return;
+        }
         using (var s = File.Create(Path.Combine(_staging, ReportFileName))) writeReport(s);
         string? previous = null;
         if (Directory.Exists(_target))
@@ -210,6 +236,7 @@ public sealed class CdmWriter : IDisposable
     {
         if (_committed) return;
         foreach (var f in _files) f.Dispose();
+        if (_inMemory) return;
         try { Directory.Delete(_staging, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
@@ -273,19 +300,32 @@ public sealed class CdmWriter : IDisposable
     /// <summary>One gzipped NDJSON file: a JSON writer over a buffer, flushed to the gzip stream line by line.</summary>
     private sealed class ResourceFile : IDisposable
     {
-        private readonly FileStream _file;
-        private readonly GZipStream _gzip;
-        private readonly System.Buffers.ArrayBufferWriter<byte> _buffer = new(1 << 16);
+        private readonly Stream? _file;
+        private readonly Stream _gzip;
+        private readonly MemoryStream? _memory;
+        private readonly System.Buffers.ArrayBufferWriter<byte> _buffer;
         private bool _disposed;
         public Utf8JsonWriter Writer { get; }
         public long Count { get; private set; }
 
         public ResourceFile(string path, CompressionLevel level)
         {
+            _buffer = new(1 << 16);
             _file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
             _gzip = new GZipStream(_file, level);
             Writer = new Utf8JsonWriter(_buffer, new JsonWriterOptions { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         }
+
+        /// <summary>Uncompressed NDJSON into memory.</summary>
+        public ResourceFile(MemoryStream memory)
+        {
+            _buffer = new(1 << 11); // one request's resources: grows as needed
+            _memory = memory;
+            _gzip = memory;
+            Writer = new Utf8JsonWriter(_buffer, new JsonWriterOptions { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        }
+
+        public ReadOnlyMemory<byte> Memory => _memory is null ? ReadOnlyMemory<byte>.Empty : _memory.GetBuffer().AsMemory(0, (int)_memory.Length);
 
         public void EndLine()
         {
@@ -308,8 +348,9 @@ public sealed class CdmWriter : IDisposable
             Writer.Flush();
             if (_buffer.WrittenCount > 0) _gzip.Write(_buffer.WrittenSpan);
             Writer.Dispose();
+            if (_memory is not null) return; // the buffer stays readable
             _gzip.Dispose();
-            _file.Dispose();
+            _file!.Dispose();
         }
     }
 }

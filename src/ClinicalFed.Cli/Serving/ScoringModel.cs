@@ -74,26 +74,29 @@ public sealed class ScoringModel
     }
 
     /// <summary>Scores the patient in a FHIR Bundle (JSON): its latest row of <paramref name="encounterId"/>, or of its latest encounter.</summary>
-    public RiskScore Score(string bundleJson, string? encounterId = null)
+    public RiskScore Score(string bundleJson, string? encounterId = null) => Score(System.Text.Encoding.UTF8.GetBytes(bundleJson), encounterId);
+
+    /// <summary>Scores the patient in a FHIR Bundle given as UTF-8 JSON bytes.</summary>
+    public RiskScore Score(ReadOnlyMemory<byte> bundleJson, string? encounterId = null)
     {
-        var work = Directory.CreateTempSubdirectory("cf-score-").FullName;
+        // The request's resources go through the sites' converter and extractor, in memory.
+        var report = new ConversionReport { Site = "bedside", Input = "request", StartedAt = DateTimeOffset.UnixEpoch };
+        using var writer = ClinicalFed.Cdm.Io.CdmWriter.InMemory();
         try
         {
-            var input = Path.Combine(work, "bundle.json");
-            File.WriteAllText(input, bundleJson);
-            var cdm = Path.Combine(work, "cdm");
-            try
-            {
-                CdmConverter.Convert(new ConvertOptions(input, "bedside", cdm));
-            }
-            catch (Exception e) when (e is ClinicalFed.Cdm.CdmException or System.Text.Json.JsonException or InvalidDataException)
-            {
-                throw new ScoringInputException($"the request is not a FHIR R4 Bundle the CDM accepts: {e.Message}");
-            }
+            new FhirIngestor(writer, report).IngestJson(bundleJson.Span, "request");
+            writer.Commit(_ => { });
+        }
+        catch (Exception e) when (e is ClinicalFed.Cdm.CdmException or System.Text.Json.JsonException or InvalidDataException or FormatException)
+        {
+            throw new ScoringInputException($"the request is not a FHIR R4 Bundle the CDM accepts: {e.Message}");
+        }
 
-            RowKey? best = null;
-            float[]? row = null;
-            FeatureExtraction.Extract(Spec, new CdmStore(cdm), (in RowKey key, float _, ReadOnlySpan<float> values) =>
+        RowKey? best = null;
+        float[]? row = null;
+        try
+        {
+            FeatureExtraction.Extract(Spec, new CdmStore(writer.Ndjson, "request"), (in RowKey key, float _, ReadOnlySpan<float> values) =>
             {
                 if (encounterId is not null && key.EncounterId != encounterId) return;
                 if (best is { } b && string.CompareOrdinal(key.EncounterId, b.EncounterId) < 0) return;
@@ -101,16 +104,17 @@ public sealed class ScoringModel
                 best = key;
                 row = values.ToArray();
             });
-            if (best is not { } k || row is null)
-                throw new ScoringInputException(encounterId is null
-                    ? $"the Bundle yields no {Spec.Task} row: it needs a Patient, an Encounter{(Spec.Task == "sepsis" ? " with an ICU stay and Observations" : "")} referencing it"
-                    : $"the Bundle yields no row for Encounter/{encounterId}");
-            return ScoreRow(row, k);
         }
-        finally
+        catch (ClinicalFed.Cdm.CdmException e)
         {
-            try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+            throw new ScoringInputException($"the request's resources cannot be featurized: {e.Message}");
         }
+
+        if (best is not { } k || row is null)
+            throw new ScoringInputException(encounterId is null
+                ? $"the Bundle yields no {Spec.Task} row: it needs a Patient, an Encounter{(Spec.Task == "sepsis" ? " with an ICU stay and Observations" : "")} referencing it"
+                : $"the Bundle yields no row for Encounter/{encounterId}");
+        return ScoreRow(row, k);
     }
 
     /// <summary>Scores one raw feature row (NaN = missing) exactly as the federation prepared its rows.</summary>
