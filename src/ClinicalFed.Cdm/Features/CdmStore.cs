@@ -27,12 +27,27 @@ public sealed class CdmStore
         Directory = name;
     }
 
+    private readonly CdmRecords? _records;
+
+    /// <summary>A CDM held as records (a <see cref="CdmWriter.ToRecords"/> writer's): read without any JSON.</summary>
+    public CdmStore(CdmRecords records, string name)
+    {
+        _records = records ?? throw new ArgumentNullException(nameof(records));
+        Directory = name;
+    }
+
     public string PathOf(CdmResourceType type) => Path.Combine(Directory, CdmResourceTypes.FileName(type));
 
     /// <summary>Calls <paramref name="onResource"/> for every resource of a type; the reader's pool interns repeated
     /// strings. A malformed line in a CDM is an error naming the file and line.</summary>
     public void Read(CdmResourceType type, Action<FhirReadResult> onResource, FhirResourceReader? reader = null, Action<double>? progress = null)
     {
+        if (_records is not null)
+        {
+            ReadRecords(type, onResource);
+            return;
+        }
+
         var path = PathOf(type);
         if (_memory is null && !File.Exists(path)) return;
         // In memory (one request's resources) a single reader, and so one string pool, serves every resource type.
@@ -65,6 +80,35 @@ public sealed class CdmStore
                 lastReport = lr.LineNumber;
                 progress((double)fs.Position / Math.Max(1, length));
             }
+        }
+    }
+
+    private void ReadRecords(CdmResourceType type, Action<FhirReadResult> onResource)
+    {
+        var r = new FhirReadResult { ResourceType = type.ToString() };
+        switch (type)
+        {
+            case CdmResourceType.Patient:
+                foreach (var x in _records!.Patients) { r.Id = x.Id; r.Patient = x; onResource(r); }
+                break;
+            case CdmResourceType.Encounter:
+                foreach (var x in _records!.Encounters) { r.Id = x.Id; r.Encounter = x; onResource(r); }
+                break;
+            case CdmResourceType.Condition:
+                foreach (var x in _records!.Conditions) { r.Id = x.Id; r.Condition = x; onResource(r); }
+                break;
+            case CdmResourceType.MedicationRequest:
+                foreach (var x in _records!.MedicationRequests) { r.Id = x.Id; r.MedicationRequest = x; onResource(r); }
+                break;
+            case CdmResourceType.Observation:
+                foreach (var x in _records!.Observations)
+                {
+                    r.Id = x.Id;
+                    r.Observations.Clear();
+                    r.Observations.Add(x);
+                    onResource(r);
+                }
+                break;
         }
     }
 

@@ -7,24 +7,36 @@ namespace ClinicalFed.Cdm.Features;
 /// counting what it sets aside (implausible values, unconvertible or missing units).</summary>
 internal sealed class MeasurementResolver
 {
-    private readonly Dictionary<string, Dictionary<string, int>> _bySystem = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Dictionary<string, int>> _bySystem;
     private readonly FeatureSpec.Measurement[] _m;
-    private readonly Dictionary<string, Func<double, double>?>[] _converters;
+    private readonly Dictionary<string, Func<double, double>?>?[] _converters;
     public MeasurementQuality[] Quality { get; }
+
+    // The code lookup depends only on the spec: built once per spec and shared (read-only) by every extraction.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<FeatureSpec, Dictionary<string, Dictionary<string, int>>> CodeIndex = new();
 
     public MeasurementResolver(FeatureSpec spec)
     {
         _m = spec.Measurements.ToArray();
-        _converters = _m.Select(_ => new Dictionary<string, Func<double, double>?>(StringComparer.Ordinal)).ToArray();
+        _converters = new Dictionary<string, Func<double, double>?>?[_m.Length];
         Quality = _m.Select(m => new MeasurementQuality { Name = m.Name, Unit = m.Unit }).ToArray();
-        for (int i = 0; i < _m.Length; i++)
-            foreach (var c in _m[i].Codes)
+        _bySystem = CodeIndex.GetValue(spec, BuildIndex);
+    }
+
+    private static Dictionary<string, Dictionary<string, int>> BuildIndex(FeatureSpec spec)
+    {
+        var bySystem = new Dictionary<string, Dictionary<string, int>>(StringComparer.Ordinal);
+        var measurements = spec.Measurements.ToArray();
+        for (int i = 0; i < measurements.Length; i++)
+            foreach (var c in measurements[i].Codes)
             {
                 var bar = c.IndexOf('|');
                 var system = c[..bar];
-                if (!_bySystem.TryGetValue(system, out var codes)) _bySystem[system] = codes = new Dictionary<string, int>(StringComparer.Ordinal);
+                if (!bySystem.TryGetValue(system, out var codes)) bySystem[system] = codes = new Dictionary<string, int>(StringComparer.Ordinal);
                 codes.TryAdd(c[(bar + 1)..], i);
             }
+
+        return bySystem;
     }
 
     public int Count => _m.Length;
@@ -51,7 +63,7 @@ internal sealed class MeasurementResolver
             if (o.Unit is null) q.UnitMissing++;
             else if (!string.Equals(o.Unit, target, StringComparison.Ordinal))
             {
-                var conv = _converters[m];
+                var conv = _converters[m] ??= new Dictionary<string, Func<double, double>?>(StringComparer.Ordinal);
                 if (!conv.TryGetValue(o.Unit, out var f)) conv[o.Unit] = f = Ucum.Converter(o.Unit, target);
                 if (f is null)
                 {

@@ -55,8 +55,8 @@ internal sealed class SepsisFeatureExtractor(FeatureSpec spec)
         // One streaming pass over Observations → packed keys: stay(23 bits) | hour(16) | measurement(8) | second in hour(12).
         var resolver = new MeasurementResolver(spec);
         if (resolver.Count > 255) throw new CdmException("a sepsis feature spec may define at most 255 measurements");
-        var keys = new long[1 << 12]; // grows by doubling: small for one bedside patient, no cost for a site
-        var vals = new float[1 << 12];
+        var keys = new long[1 << 8]; // grows by doubling: small for one bedside patient, no cost for a site
+        var vals = new float[1 << 8];
         int n = 0;
         store.Read(CdmResourceType.Observation, r =>
         {

@@ -37,14 +37,28 @@ public sealed class CdmWriter : IDisposable
     /// A writer that keeps the CDM in memory, uncompressed (one NDJSON buffer per resource type, <see cref="Ndjson"/>),
     /// for converting one request's data: the same normalization as a folder, without touching the disk.
     /// </summary>
-    public static CdmWriter InMemory() => new();
+    public static CdmWriter InMemory() => new(records: null);
 
-    private CdmWriter()
+    /// <summary>
+    /// A writer that keeps the normalized records themselves (<see cref="Records"/>) and writes no JSON at all: the
+    /// scoring endpoint's path, where one request's resources go straight from the converter to the feature
+    /// extractor (<see cref="Features.CdmStore(CdmRecords, string)"/>). The records are those the NDJSON would hold: the
+    /// CDM's JSON form round-trips every field exactly (full-precision dates, round-trip numbers).
+    /// </summary>
+    public static CdmWriter ToRecords() => new(new CdmRecords());
+
+    private CdmWriter(CdmRecords? records)
     {
         _inMemory = true;
         _target = _staging = "";
-        _files = CdmResourceTypes.All.Select(_ => new ResourceFile(new MemoryStream())).ToArray();
+        _records = records;
+        _files = records is not null ? [] : CdmResourceTypes.All.Select(_ => new ResourceFile(new MemoryStream())).ToArray();
     }
+
+    private readonly CdmRecords? _records;
+
+    /// <summary>The records a <see cref="ToRecords"/> writer received (after <see cref="Commit"/>).</summary>
+    public CdmRecords Records => _records is not null && _committed ? _records : throw new InvalidOperationException("Records are available from a ToRecords writer after Commit");
 
     /// <summary>The NDJSON written for <paramref name="type"/> (an in-memory writer, after <see cref="Commit"/>).</summary>
     public ReadOnlyMemory<byte> Ndjson(CdmResourceType type)
@@ -55,12 +69,13 @@ public sealed class CdmWriter : IDisposable
 
     public string TargetDirectory => _target;
 
-    public long Count(CdmResourceType type) => _files[(int)type].Count;
+    public long Count(CdmResourceType type) => _records?.Count(type) ?? _files[(int)type].Count;
 
-    public IReadOnlyDictionary<string, long> Counts => CdmResourceTypes.All.ToDictionary(t => t.ToString(), t => _files[(int)t].Count);
+    public IReadOnlyDictionary<string, long> Counts => CdmResourceTypes.All.ToDictionary(t => t.ToString(), Count);
 
     public void Write(CdmPatient p)
     {
+        if (_records is not null) { _records.Patients.Add(p); return; }
         var w = Begin(CdmResourceType.Patient, "Patient", p.Id);
         if (p.Gender is not null) w.WriteString("gender"u8, p.Gender);
         if (p.BirthDate is { } bd) w.WriteString("birthDate"u8, _dateBuf.AsSpan(0, FhirDateTime.FormatDate(bd, _dateBuf)));
@@ -70,6 +85,7 @@ public sealed class CdmWriter : IDisposable
 
     public void Write(CdmEncounter e)
     {
+        if (_records is not null) { _records.Encounters.Add(e); return; }
         var w = Begin(CdmResourceType.Encounter, "Encounter", e.Id);
         if (e.IcuAdmission is { } icu)
         {
@@ -114,6 +130,7 @@ public sealed class CdmWriter : IDisposable
 
     public void Write(CdmObservation o)
     {
+        if (_records is not null) { _records.Observations.Add(o); return; }
         var w = Begin(CdmResourceType.Observation, "Observation", o.Id);
         w.WriteString("status"u8, o.Status);
         if (o.Category is not null)
@@ -156,6 +173,7 @@ public sealed class CdmWriter : IDisposable
 
     public void Write(CdmCondition c)
     {
+        if (_records is not null) { _records.Conditions.Add(c); return; }
         var w = Begin(CdmResourceType.Condition, "Condition", c.Id);
         if (c.Rank is { } rank)
         {
@@ -185,6 +203,7 @@ public sealed class CdmWriter : IDisposable
 
     public void Write(CdmMedicationRequest m)
     {
+        if (_records is not null) { _records.MedicationRequests.Add(m); return; }
         var w = Begin(CdmResourceType.MedicationRequest, "MedicationRequest", m.Id);
         if (m.DoseChange is not null)
         {

@@ -62,10 +62,21 @@ public sealed class FhirResourceReader
     /// needs and <see cref="JsonException"/> for malformed JSON.</summary>
     public FhirReadResult Read(ReadOnlySpan<byte> json, ReferenceResolver? resolve = null)
     {
-        resolve ??= DefaultResolver;
-        var res = new FhirReadResult();
         var r = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 128 });
         if (!r.Read() || r.TokenType != JsonTokenType.StartObject) throw new FhirReadException("the line is not a JSON object");
+        return Read(ref r, resolve, identifiers: null);
+    }
+
+    /// <summary>
+    /// Reads the resource whose <see cref="JsonTokenType.StartObject"/> <paramref name="r"/> is on (inside a larger
+    /// document, such as a Bundle entry) and leaves <paramref name="r"/> on its <see cref="JsonTokenType.EndObject"/>.
+    /// When <paramref name="identifiers"/> is given, the resource's identifiers (system, value) are added to it.
+    /// </summary>
+    public FhirReadResult Read(ref Utf8JsonReader r, ReferenceResolver? resolve, List<(string System, string Value)>? identifiers)
+    {
+        if (r.TokenType != JsonTokenType.StartObject) throw new FhirReadException("the resource is not a JSON object");
+        resolve ??= DefaultResolver;
+        var res = new FhirReadResult();
 
         string? resourceType = null, id = null, status = null, gender = null, cls = null, priority = null, category = null;
         string? subject = null, encounter = null, serviceProvider = null, partOf = null, interpretation = null, intent = null;
@@ -119,6 +130,7 @@ public sealed class FhirResourceReader
                 case Prop.MedicationReference: hasMedicationReference = true; r.Skip(); break;
                 case Prop.AuthoredOn: authored = Date(ref r, "authoredOn"); break;
                 case Prop.Extension: ReadExtensions(ref r, ref rank, ref doseChange, ref icuAdmission); break;
+                case Prop.Identifier when identifiers is not null: ReadIdentifiers(ref r, identifiers); break;
                 default: r.Skip(); break;
             }
         }
@@ -208,7 +220,7 @@ public sealed class FhirResourceReader
         return res;
     }
 
-    private enum Prop { None, Subject, Patient, Encounter, Context, EffectiveDateTime, EffectiveInstant, ResourceType, Id, Status, Code, EffectivePeriod, ValueQuantity, ValueCodeableConcept, ValueBoolean, ValueInteger, Category, Component, Interpretation, Gender, BirthDate, DeceasedDateTime, Class, Type, Priority, Period, Hospitalization, ServiceProvider, PartOf, OnsetDateTime, OnsetPeriod, RecordedDate, ClinicalStatus, Intent, MedicationCodeableConcept, MedicationReference, AuthoredOn, Extension }
+    private enum Prop { None, Subject, Patient, Encounter, Context, EffectiveDateTime, EffectiveInstant, ResourceType, Id, Status, Code, EffectivePeriod, ValueQuantity, ValueCodeableConcept, ValueBoolean, ValueInteger, Category, Component, Interpretation, Gender, BirthDate, DeceasedDateTime, Class, Type, Priority, Period, Hospitalization, ServiceProvider, PartOf, OnsetDateTime, OnsetPeriod, RecordedDate, ClinicalStatus, Intent, MedicationCodeableConcept, MedicationReference, AuthoredOn, Extension, Identifier }
 
     private static Prop PropertyOf(ReadOnlySpan<byte> name)
     {
@@ -246,6 +258,7 @@ public sealed class FhirResourceReader
                 if (name.SequenceEqual("birthDate"u8)) return Prop.BirthDate;
                 if (name.SequenceEqual("extension"u8)) return Prop.Extension;
                 break;
+            case 10 when name.SequenceEqual("identifier"u8): return Prop.Identifier;
             case 10:
                 if (name.SequenceEqual("authoredOn"u8)) return Prop.AuthoredOn;
                 break;
@@ -304,6 +317,26 @@ public sealed class FhirResourceReader
     {
         if (reference is null) throw Missing(type, id, field + ".reference");
         return resolve(reference, expected) ?? throw new FhirReadException($"{type}/{id}: {field} '{reference}' does not refer to a {expected}");
+    }
+
+    private static void ReadIdentifiers(ref Utf8JsonReader r, List<(string System, string Value)> identifiers)
+    {
+        if (r.TokenType != JsonTokenType.StartArray) { r.Skip(); return; }
+        while (r.Read() && r.TokenType != JsonTokenType.EndArray)
+        {
+            if (r.TokenType != JsonTokenType.StartObject) { r.Skip(); continue; }
+            string? system = null, value = null;
+            while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+            {
+                bool isSystem = r.ValueTextEquals("system"u8), isValue = !isSystem && r.ValueTextEquals("value"u8);
+                r.Read();
+                if (isSystem && r.TokenType == JsonTokenType.String) system = r.GetString();
+                else if (isValue && r.TokenType == JsonTokenType.String) value = r.GetString();
+                else r.Skip();
+            }
+
+            if (system is not null && value is not null) identifiers.Add((system, value));
+        }
     }
 
     private string Str(ref Utf8JsonReader r)

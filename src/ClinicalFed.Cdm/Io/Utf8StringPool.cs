@@ -5,9 +5,12 @@ namespace ClinicalFed.Cdm.Io;
 /// <summary>Interns the strings that repeat across millions of resources (code systems, codes, units, references)
 /// so the hot read path allocates almost nothing for them. Keyed by the UTF-8 bytes themselves: a hit costs one
 /// hash and one byte comparison, no transcoding.</summary>
-public sealed class Utf8StringPool(int maxEntries = 1 << 20)
+/// <param name="maxEntries">Strings interned at most (later ones are allocated each time).</param>
+/// <param name="initialBuckets">Initial hash buckets, a power of two (the table doubles as it fills): small for one
+/// request's resources, the default for a site's bulk data.</param>
+public sealed class Utf8StringPool(int maxEntries = 1 << 20, int initialBuckets = 1 << 12)
 {
-    private Entry[] _buckets = new Entry[1 << 12];
+    private Entry[] _buckets = new Entry[System.Numerics.BitOperations.IsPow2(initialBuckets) ? initialBuckets : throw new ArgumentOutOfRangeException(nameof(initialBuckets), initialBuckets, "a power of two")];
     private int _count;
 
     private sealed class Entry(byte[] key, string value, int hash, Entry? next)

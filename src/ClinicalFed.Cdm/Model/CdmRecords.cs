@@ -100,3 +100,23 @@ public sealed record CdmMedicationRequest
     /// <summary>Dose change at this encounter, when the source records it: up, down, steady.</summary>
     public string? DoseChange { get; init; }
 }
+
+/// <summary>One in-memory CDM's records by type (a <see cref="Io.CdmWriter.ToRecords"/> writer's output).</summary>
+public sealed class CdmRecords
+{
+    public List<CdmPatient> Patients { get; } = [];
+    public List<CdmEncounter> Encounters { get; } = [];
+    public List<CdmObservation> Observations { get; } = [];
+    public List<CdmCondition> Conditions { get; } = [];
+    public List<CdmMedicationRequest> MedicationRequests { get; } = [];
+
+    public long Count(CdmResourceType type) => type switch
+    {
+        CdmResourceType.Patient => Patients.Count,
+        CdmResourceType.Encounter => Encounters.Count,
+        CdmResourceType.Observation => Observations.Count,
+        CdmResourceType.Condition => Conditions.Count,
+        CdmResourceType.MedicationRequest => MedicationRequests.Count,
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
+    };
+}

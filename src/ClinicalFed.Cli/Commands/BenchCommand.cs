@@ -104,6 +104,7 @@ internal static class BenchCommand
         }));
         bench.Subcommands.Add(aggregate);
         bench.Subcommands.Add(SecAggBenchmark.Command());
+        bench.Subcommands.Add(ScoreBenchmark.Command());
         return bench;
     }
 

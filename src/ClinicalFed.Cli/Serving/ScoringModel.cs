@@ -81,10 +81,11 @@ public sealed class ScoringModel
     {
         // The request's resources go through the sites' converter and extractor, in memory.
         var report = new ConversionReport { Site = "bedside", Input = "request", StartedAt = DateTimeOffset.UnixEpoch };
-        using var writer = ClinicalFed.Cdm.Io.CdmWriter.InMemory();
+        using var writer = ClinicalFed.Cdm.Io.CdmWriter.ToRecords();
         try
         {
-            new FhirIngestor(writer, report).IngestJson(bundleJson.Span, "request");
+            // A small string pool: one request's resources, not a site's millions.
+            new FhirIngestor(writer, report, new ClinicalFed.Cdm.Io.FhirResourceReader(new ClinicalFed.Cdm.Io.Utf8StringPool(1 << 12, 1 << 8))).IngestJson(bundleJson.Span, "request");
             writer.Commit(_ => { });
         }
         catch (Exception e) when (e is ClinicalFed.Cdm.CdmException or System.Text.Json.JsonException or InvalidDataException or FormatException)
@@ -96,13 +97,14 @@ public sealed class ScoringModel
         float[]? row = null;
         try
         {
-            FeatureExtraction.Extract(Spec, new CdmStore(writer.Ndjson, "request"), (in RowKey key, float _, ReadOnlySpan<float> values) =>
+            FeatureExtraction.Extract(Spec, new CdmStore(writer.Records, "request"), (in RowKey key, float _, ReadOnlySpan<float> values) =>
             {
                 if (encounterId is not null && key.EncounterId != encounterId) return;
                 if (best is { } b && string.CompareOrdinal(key.EncounterId, b.EncounterId) < 0) return;
                 if (best is { } c && key.EncounterId == c.EncounterId && key.Hour < c.Hour) return;
                 best = key;
-                row = values.ToArray();
+                row ??= new float[values.Length];
+                values.CopyTo(row);
             });
         }
         catch (ClinicalFed.Cdm.CdmException e)

@@ -87,8 +87,10 @@ public static class ServeApp
         app.MapGet("/fhir/metadata", () => Fhir(Capability(registry.Current, operation), 200));
         var risk = app.MapPost("/fhir/Patient/$" + operation, async (HttpRequest request) =>
         {
-            var (bytes, error) = await ReadBytesAsync(request);
+            var (body, error) = await ReadBytesAsync(request);
             if (error is not null) return error;
+            using var pooled = body!;
+            var bytes = pooled.Memory;
             string? encounter = request.Query["encounter"];
             var model = registry.Current; // one model for the whole request, whatever a reload does meanwhile
             try
@@ -238,20 +240,63 @@ public static class ServeApp
 
     private static (string Level, string Indicator) Level(double p) => p >= 0.2 ? ("high", "critical") : p >= 0.05 ? ("moderate", "warning") : ("low", "info");
 
-    private static async Task<(ReadOnlyMemory<byte> Body, IResult? Error)> ReadBytesAsync(HttpRequest request)
+    /// <summary>
+    /// A request body in a buffer rented from <see cref="System.Buffers.ArrayPool{T}.Shared"/> (a typical Bundle is
+    /// larger than the 85 KB above which every fresh array would land on the large-object heap); dispose to return it.
+    /// </summary>
+    private sealed class PooledBody(byte[] buffer, int length) : IDisposable
     {
+        private byte[]? _buffer = buffer;
+
+        public ReadOnlyMemory<byte> Memory => _buffer.AsMemory(0, length);
+
+        public void Dispose()
+        {
+            if (_buffer is { } b) System.Buffers.ArrayPool<byte>.Shared.Return(b);
+            _buffer = null;
+        }
+    }
+
+    private static async Task<(PooledBody? Body, IResult? Error)> ReadBytesAsync(HttpRequest request)
+    {
+        var pool = System.Buffers.ArrayPool<byte>.Shared;
+        var buffer = pool.Rent(request.ContentLength is > 0 and < int.MaxValue ? (int)request.ContentLength + 1 : 1 << 16);
+        int length = 0;
         try
         {
-            using var buffer = new MemoryStream(request.ContentLength is > 0 and < int.MaxValue ? (int)request.ContentLength : 1 << 16);
-            await request.Body.CopyToAsync(buffer);
-            return buffer.Length == 0
-                ? (ReadOnlyMemory<byte>.Empty, Outcome(400, OperationOutcome.IssueType.Required, "the request has no body"))
-                : (buffer.GetBuffer().AsMemory(0, (int)buffer.Length), null);
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    var larger = pool.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    pool.Return(buffer);
+                    buffer = larger;
+                }
+
+                int n = await request.Body.ReadAsync(buffer.AsMemory(length));
+                if (n == 0) break;
+                length += n;
+            }
         }
         catch (Microsoft.AspNetCore.Http.BadHttpRequestException e)
         {
-            return (ReadOnlyMemory<byte>.Empty, Outcome(e.StatusCode, OperationOutcome.IssueType.TooLong, e.Message));
+            pool.Return(buffer);
+            return (null, Outcome(e.StatusCode, OperationOutcome.IssueType.TooLong, e.Message));
         }
+        catch
+        {
+            pool.Return(buffer);
+            throw;
+        }
+
+        if (length == 0)
+        {
+            pool.Return(buffer);
+            return (null, Outcome(400, OperationOutcome.IssueType.Required, "the request has no body"));
+        }
+
+        return (new PooledBody(buffer, length), null);
     }
 
     private static async Task<(string Body, IResult? Error)> ReadBodyAsync(HttpRequest request)
@@ -316,6 +361,9 @@ public static class ServeApp
             },
         ],
     };
+
+    /// <summary>The RiskAssessment of <paramref name="score"/> as FHIR JSON (the operation's response body).</summary>
+    internal static string RenderAssessment(ScoringModel model, RiskScore score) => Serializer.SerializeToString(Assessment(model, score));
 
     private static RiskAssessment Assessment(ScoringModel model, RiskScore score) => new()
     {

@@ -45,11 +45,19 @@ public sealed class InMemoryCdmTests
                 return rows;
             }
 
+            // The scoring endpoint's path: the converter's records go to the extractor without any JSON in between.
+            using var records = CdmWriter.ToRecords();
+            new FhirIngestor(records, new ConversionReport { Site = "bedside", Input = "request", StartedAt = DateTimeOffset.UnixEpoch }).IngestJson(File.ReadAllBytes(bundle), "request");
+            records.Commit(_ => { });
+            foreach (var type in CdmResourceTypes.All) Assert.Equal(writer.Count(type), records.Count(type));
+
             var fromFolder = Rows(new CdmStore(cdm));
-            var fromMemory = Rows(new CdmStore(writer.Ndjson, "request"));
             Assert.NotEmpty(fromFolder);
-            Assert.Equal(fromFolder.Select(r => r.Key), fromMemory.Select(r => r.Key));
-            for (int i = 0; i < fromFolder.Count; i++) Assert.Equal(fromFolder[i].Values, fromMemory[i].Values);
+            foreach (var fromMemory in new[] { Rows(new CdmStore(writer.Ndjson, "request")), Rows(new CdmStore(records.Records, "request")) })
+            {
+                Assert.Equal(fromFolder.Select(r => r.Key), fromMemory.Select(r => r.Key));
+                for (int i = 0; i < fromFolder.Count; i++) Assert.Equal(fromFolder[i].Values, fromMemory[i].Values);
+            }
         }
         finally
         {

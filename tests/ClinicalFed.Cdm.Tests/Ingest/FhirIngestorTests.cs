@@ -115,6 +115,49 @@ public class FhirIngestorTests
         Assert.Equal(1, report.SkippedResourceTypes["OperationOutcome"]);
     }
 
+    [Fact]
+    public void Forward_references_and_a_type_after_the_entries_resolve_as_in_a_two_pass_read()
+    {
+        // The Observation comes first and names its patient by an absolute URL that a later entry's fullUrl maps to a
+        // different id, and its encounter by a urn:uuid defined later; Bundle.type comes last. A single forward scan
+        // cannot know either answer when it reads the Observation, so the Bundle must be read again with the full map.
+        const string bundle = """
+            {"entry":[
+               {"resource":{"resourceType":"Observation","id":"o1","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},
+                 "subject":{"reference":"https://ehr.example.org/fhir/Patient/mrn-77"},"encounter":{"reference":"urn:uuid:enc-9"},
+                 "effectiveDateTime":"2020-01-01T01:00:00Z","valueQuantity":{"value":91,"code":"/min"}},"fullUrl":"https://ehr.example.org/fhir/Observation/o1"},
+               {"fullUrl":"https://ehr.example.org/fhir/Patient/mrn-77","resource":{"resourceType":"Patient","id":"p-internal-1","gender":"male"}},
+               {"fullUrl":"urn:uuid:enc-9","resource":{"resourceType":"Encounter","status":"finished","class":{"code":"IMP"},"subject":{"reference":"Patient/p-internal-1"}}},
+               {"fullUrl":"https://ehr.example.org/fhir/Observation/o2","resource":{"resourceType":"Observation","id":"o2","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},
+                 "subject":{"reference":"Patient/p-internal-1"},"encounter":{"reference":"urn:uuid:enc-9"},"effectiveDateTime":"2020-01-01T02:00:00Z","valueQuantity":{"value":95,"code":"/min"}}}
+             ],"resourceType":"Bundle","type":"collection"}
+            """;
+        using var tmp = new TempFolder();
+        var (report, cdm) = Convert(tmp, tmp.WriteText("forward.json", bundle));
+        Assert.True(report.RejectedTotal == 0, string.Join("\n", report.RejectedExamples));
+        Assert.Equal("p-internal-1", Assert.Single(CdmFiles.Patients(cdm)).Id);
+        Assert.Equal(("enc-9", "p-internal-1"), Assert.Single(CdmFiles.Encounters(cdm)) is var e ? (e.Id, e.PatientId) : default);
+        var obs = CdmFiles.Observations(cdm);
+        Assert.Equal(["o1", "o2"], obs.Select(o => o.Id));
+        Assert.All(obs, o => Assert.Equal(("p-internal-1", "enc-9"), (o.PatientId, o.EncounterId)));
+    }
+
+    [Fact]
+    public void A_refused_entry_in_a_bundle_is_reported_once_and_the_others_convert()
+    {
+        const string bundle = """
+            {"resourceType":"Bundle","type":"collection","entry":[
+               {"fullUrl":"Patient/p1","resource":{"resourceType":"Patient","id":"p1"}},
+               {"resource":{"resourceType":"Observation","id":"bad","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/p1"},"valueBoolean":"yes"}},
+               {"resource":{"resourceType":"Observation","id":"ok","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/p1"},"valueQuantity":{"value":80,"code":"/min"}}}
+             ]}
+            """;
+        using var tmp = new TempFolder();
+        var (report, cdm) = Convert(tmp, tmp.WriteText("refused.json", bundle));
+        Assert.Equal(1, report.RejectedTotal);
+        Assert.Equal(["ok"], CdmFiles.Observations(cdm).Select(o => o.Id));
+    }
+
     private const string OrganizationBundle = """
         {"resourceType":"Bundle","type":"transaction","entry":[
           {"fullUrl":"urn:uuid:org-uuid-1","resource":{"resourceType":"Organization","id":"org-1","identifier":[{"system":"https://github.com/synthetichealth/synthea","value":"ab12"}],"name":"General Hospital"},"request":{"method":"POST","url":"Organization"}},
