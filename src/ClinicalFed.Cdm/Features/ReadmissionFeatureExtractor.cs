@@ -118,8 +118,8 @@ internal sealed class ReadmissionFeatureExtractor(FeatureSpec spec)
                     DateTimeOffset? known = c.EncounterId is { } ce && history.Find(h => h.Id == ce) is { } he ? he.End : c.Recorded ?? c.Onset;
                     if (known is { } k && k < start) AddCharlson(charlson, c);
                 }
-            var primary = ownDx.Where(c => c.Code.System == Systems.Icd9Cm).OrderBy(c => c.Rank ?? int.MaxValue).FirstOrDefault();
-            var primaryChapter = primary is null ? null : Charlson.Icd9Chapter(primary.Code.Code);
+            var primary = ownDx.Where(c => Charlson.IcdVersionFromSystem(c.Code.System) is not null).OrderBy(c => c.Rank ?? int.MaxValue).FirstOrDefault();
+            var primaryChapter = primary is null ? null : Charlson.DiagnosisGroup(primary.Code);
             var encMeds = meds.GetValueOrDefault(e.Id) ?? [];
             for (int c = 0; c < cols.Length; c++)
             {

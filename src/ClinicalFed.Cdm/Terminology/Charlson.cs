@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Numerics;
 using System.Text;
 
+using ClinicalFed.Cdm.Model;
+
 namespace ClinicalFed.Cdm.Terminology;
 
 /// <summary>The 17 comorbidities of the Charlson comorbidity index (Charlson et al. 1987), in the order of
@@ -187,6 +189,49 @@ public static class Charlson
         (788, 788, "genitourinary"),
         (800, 999, "injury"),
     ];
+
+    /// <summary>
+    /// The same groups for ICD-10 / ICD-10-CM, by chapter block: neoplasms C00–D49, diabetes E08–E13, circulatory
+    /// I00–I99, respiratory J00–J99, digestive K00–K95, genitourinary N00–N99, musculoskeletal M00–M99, injury S00–T88;
+    /// the symptom codes ICD-9-CM files with an organ system (785–788) map to their ICD-10 symptom blocks: R00–R03
+    /// circulatory, R04–R09 respiratory, R10–R19 digestive, R30–R39 genitourinary.
+    /// </summary>
+    private static readonly (char Letter, int From, int To, string Group)[] Icd10ChapterTable =
+    [
+        ('C', 0, 99, "neoplasms"),
+        ('D', 0, 49, "neoplasms"),
+        ('E', 8, 13, "diabetes"),
+        ('I', 0, 99, "circulatory"),
+        ('J', 0, 99, "respiratory"),
+        ('K', 0, 95, "digestive"),
+        ('N', 0, 99, "genitourinary"),
+        ('M', 0, 99, "musculoskeletal"),
+        ('S', 0, 99, "injury"),
+        ('T', 0, 88, "injury"),
+        ('R', 0, 3, "circulatory"),
+        ('R', 4, 9, "respiratory"),
+        ('R', 10, 19, "digestive"),
+        ('R', 30, 39, "genitourinary"),
+    ];
+
+    /// <summary>The diagnosis group of an ICD-10 / ICD-10-CM code (as <see cref="Icd9Chapter"/>; "other" when none applies).</summary>
+    public static string Icd10Chapter(string code)
+    {
+        var s = Normalize(code);
+        if (s.Length < 3 || !char.IsAsciiLetter(s[0]) || !char.IsAsciiDigit(s[1]) || !char.IsAsciiDigit(s[2])) return "other";
+        int value = (s[1] - '0') * 10 + (s[2] - '0');
+        foreach (var (letter, from, to, group) in Icd10ChapterTable)
+            if (s[0] == letter && value >= from && value <= to) return group;
+        return "other";
+    }
+
+    /// <summary>The diagnosis group of a code in an ICD system (<see cref="IcdVersionFromSystem"/>), or null for any other system.</summary>
+    public static string? DiagnosisGroup(CdmCoding code) => IcdVersionFromSystem(code.System) switch
+    {
+        IcdVersion.Icd9Cm => Icd9Chapter(code.Code),
+        IcdVersion.Icd10 => Icd10Chapter(code.Code),
+        _ => null,
+    };
 
     /// <summary>The Strack et al. 2014 diagnosis group of an ICD-9-CM code: "circulatory", "respiratory",
     /// "digestive", "diabetes", "injury", "musculoskeletal", "genitourinary", "neoplasms" or "other" (also for

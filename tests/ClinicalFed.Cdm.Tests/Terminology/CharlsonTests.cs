@@ -565,4 +565,42 @@ public class CharlsonTests
     [InlineData("1234.5", "other")]
     public void Icd9Chapter_groups_by_category(string code, string expected) =>
         Assert.Equal(expected, Charlson.Icd9Chapter(code));
+
+    [Theory]
+    [InlineData("I50.9", "circulatory")]
+    [InlineData("i21.4", "circulatory")]
+    [InlineData("J44.9", "respiratory")]
+    [InlineData("K57.30", "digestive")]
+    [InlineData("K96", "other")]
+    [InlineData("E11.22", "diabetes")]
+    [InlineData("E08.9", "diabetes")]
+    [InlineData("E14", "other")]
+    [InlineData("E78.5", "other")]
+    [InlineData("C34.90", "neoplasms")]
+    [InlineData("D49.9", "neoplasms")]
+    [InlineData("D50.9", "other")]
+    [InlineData("N18.3", "genitourinary")]
+    [InlineData("M17.11", "musculoskeletal")]
+    [InlineData("S72.001A", "injury")]
+    [InlineData("T88.7", "injury")]
+    [InlineData("T89", "other")]
+    [InlineData("R00.0", "circulatory")]
+    [InlineData("R06.02", "respiratory")]
+    [InlineData("R10.9", "digestive")]
+    [InlineData("R33.9", "genitourinary")]
+    [InlineData("R50.9", "other")]
+    [InlineData("Z79.4", "other")]
+    [InlineData("I5", "other")]
+    [InlineData("", "other")]
+    public void Icd10Chapter_groups_by_block(string code, string expected) =>
+        Assert.Equal(expected, Charlson.Icd10Chapter(code));
+
+    [Fact]
+    public void DiagnosisGroup_dispatches_on_the_code_system()
+    {
+        Assert.Equal("circulatory", Charlson.DiagnosisGroup(new ClinicalFed.Cdm.Model.CdmCoding(ClinicalFed.Cdm.Terminology.Systems.Icd9Cm, "428.0")));
+        Assert.Equal("circulatory", Charlson.DiagnosisGroup(new ClinicalFed.Cdm.Model.CdmCoding(ClinicalFed.Cdm.Terminology.Systems.Icd10Cm, "I50.9")));
+        Assert.Equal("diabetes", Charlson.DiagnosisGroup(new ClinicalFed.Cdm.Model.CdmCoding(ClinicalFed.Cdm.Terminology.Systems.Icd10, "E11.9")));
+        Assert.Null(Charlson.DiagnosisGroup(new ClinicalFed.Cdm.Model.CdmCoding(ClinicalFed.Cdm.Terminology.Systems.Snomed, "84114007")));
+    }
 }
