@@ -31,5 +31,5 @@ done = function(summary, latency, requests)
 end
 LUA
 URL="http://127.0.0.1:$PORT/fhir/Patient/\$sepsis-risk"
-BUNDLE="$PWD/examples/scoring/sepsis-bundle.json" wrk -t 1 -c 4 -d 3s -s "$WORK/post.lua" "$URL" >/dev/null   # warm-up (JIT)
+BUNDLE="$PWD/examples/scoring/sepsis-bundle.json" wrk -t 2 -c "$CONNECTIONS" -d "${WARMUP_SECONDS:-10}s" -s "$WORK/post.lua" "$URL" >/dev/null   # warm-up: tiered JIT reaches its optimized code (steady state)
 BUNDLE="$PWD/examples/scoring/sepsis-bundle.json" wrk -t 2 -c "$CONNECTIONS" -d "${SECONDS_TO_RUN}s" --timeout 10s -s "$WORK/post.lua" "$URL" | tail -n 1

@@ -11,6 +11,8 @@ using ClinicalFed.Storage;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Serialization;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace ClinicalFed.Cli.Tests;
@@ -112,6 +114,43 @@ public sealed class ServeTests
         Assert.Contains(card["indicator"]!.GetValue<string>(), new[] { "info", "warning", "critical" });
         Assert.Equal("ClinicalFed", card["source"]!["label"]!.GetValue<string>());
 
+        // Parameters carrying the resources score the same.
+        var parametersBody = new JsonObject
+        {
+            ["resourceType"] = "Parameters",
+            ["parameter"] = new JsonArray(resources.Select(r => (JsonNode)new JsonObject { ["name"] = "resource", ["resource"] = r.DeepClone() }).ToArray()),
+        }.ToJsonString();
+        Assert.Equal(probability, await Probability(http.PostAsync("/fhir/Patient/$sepsis-risk", new StringContent(parametersBody, Encoding.UTF8, "application/fhir+json"))), 9);
+        // Without an upstream FHIR server a Patient reference is a 400 that says so.
+        var noUpstream = await http.PostAsync($"/fhir/Patient/{patientId}/$sepsis-risk", null);
+        Assert.Equal(HttpStatusCode.BadRequest, noUpstream.StatusCode);
+        Assert.Contains("--fhir-server", Strict.Deserialize<OperationOutcome>(await noUpstream.Content.ReadAsStringAsync())!.Issue[0].Diagnostics);
+
+        // A Patient reference resolved against the EHR's FHIR server (a fake one, in process, that pages its searches).
+        await using var ehr = FakeFhirServer(resources);
+        await ehr.StartAsync();
+        await using (var withUpstream = ServeApp.Build(new ServeOptions { ModelDirectory = roundDir, Urls = "http://127.0.0.1:0", DevNoAuth = true, FhirServer = ehr.Urls.First() + "/r4" }))
+        {
+            await withUpstream.StartAsync();
+            using var client = new HttpClient { BaseAddress = new Uri(withUpstream.Urls.First()) };
+            Assert.Equal(probability, await Probability(client.GetAsync($"/fhir/Patient/{patientId}/$sepsis-risk")), 9);
+            Assert.Equal(probability, await Probability(client.PostAsync($"/fhir/Patient/{patientId}/$sepsis-risk", null)), 9);
+            var byReference = new JsonObject
+            {
+                ["resourceType"] = "Parameters",
+                ["parameter"] = new JsonArray(new JsonObject { ["name"] = "patient", ["valueReference"] = new JsonObject { ["reference"] = $"Patient/{patientId}" } }),
+            }.ToJsonString();
+            Assert.Equal(probability, await Probability(client.PostAsync("/fhir/Patient/$sepsis-risk", new StringContent(byReference, Encoding.UTF8, "application/fhir+json"))), 9);
+            var unknown = await client.GetAsync("/fhir/Patient/nobody/$sepsis-risk");
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+            Assert.NotEmpty(Strict.Deserialize<OperationOutcome>(await unknown.Content.ReadAsStringAsync())!.Issue);
+            await ehr.StopAsync();
+            var down = await client.GetAsync($"/fhir/Patient/{patientId}/$sepsis-risk");
+            Assert.Equal(HttpStatusCode.BadGateway, down.StatusCode); // the EHR is unreachable: a gateway error, not ours
+            Assert.NotEmpty(Strict.Deserialize<OperationOutcome>(await down.Content.ReadAsStringAsync())!.Issue);
+            await withUpstream.StopAsync();
+        }
+
         // Bad input: 4xx with an OperationOutcome (strict FHIR), never a 5xx.
         foreach (var (payload, status) in new[] { ("not json", 400), ("{\"resourceType\":\"Patient\"}", 400), ("{\"resourceType\":\"Bundle\",\"type\":\"collection\"}", 422), ("", 400) })
         {
@@ -136,6 +175,42 @@ public sealed class ServeTests
         }
 
         await app.StopAsync();
+    }
+
+    private static async System.Threading.Tasks.Task<double> Probability(System.Threading.Tasks.Task<HttpResponseMessage> call)
+    {
+        using var response = await call;
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+        return (double)Assert.IsType<FhirDecimal>(Strict.Deserialize<RiskAssessment>(body)!.Prediction[0].Probability).Value!.Value;
+    }
+
+    /// <summary>
+    /// A FHIR server holding <paramref name="resources"/> under <c>/r4</c>: read Patient/{id}, and search by patient with
+    /// pages of 40 resources linked by absolute <c>next</c> URLs.
+    /// </summary>
+    private static WebApplication FakeFhirServer(IReadOnlyList<JsonNode> resources)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseSetting(Microsoft.AspNetCore.Hosting.WebHostDefaults.ServerUrlsKey, "http://127.0.0.1:0");
+        var app = builder.Build();
+        app.MapGet("/r4/Patient/{id}", (string id) => resources.FirstOrDefault(r => r["resourceType"]!.GetValue<string>() == "Patient" && r["id"]!.GetValue<string>() == id) is { } p
+            ? Results.Text(p.ToJsonString(), "application/fhir+json")
+            : Results.NotFound());
+        app.MapGet("/r4/{type}", (string type, string patient, int? page, HttpRequest request) =>
+        {
+            var matches = resources.Where(r => r["resourceType"]!.GetValue<string>() == type && r["subject"]?["reference"]?.GetValue<string>() == $"Patient/{patient}").ToList();
+            int at = page ?? 0;
+            var bundle = new JsonObject
+            {
+                ["resourceType"] = "Bundle", ["type"] = "searchset", ["total"] = matches.Count,
+                ["entry"] = new JsonArray(matches.Skip(at * 40).Take(40).Select(r => (JsonNode)new JsonObject { ["resource"] = r.DeepClone(), ["search"] = new JsonObject { ["mode"] = "match" } }).ToArray()),
+            };
+            if ((at + 1) * 40 < matches.Count)
+                bundle["link"] = new JsonArray(new JsonObject { ["relation"] = "next", ["url"] = $"{request.Scheme}://{request.Host}/r4/{type}?patient={patient}&page={at + 1}" });
+            return Results.Text(bundle.ToJsonString(), "application/fhir+json");
+        });
+        return app;
     }
 }
 

@@ -9,6 +9,7 @@ using ClinicalFed.Functions;
 using ClinicalFed.Storage;
 using ClinicalFed.Storage.Azure;
 using ClinicalFed.Testing;
+using Hl7.Fhir.Serialization;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Xunit.Abstractions;
 
@@ -117,11 +118,36 @@ public sealed class ServerlessFederationTests(AzuriteFixture azurite, ITestOutpu
             Assert.Empty(status["rejected"]!.AsArray());
             // No key and no SAS URL in any log line.
             Assert.DoesNotContain(logs, l => keys.Values.Any(k => l.Contains(k, StringComparison.Ordinal)) || l.Contains("sig=", StringComparison.Ordinal));
+
+            // The readmission model at the bedside: the README's example body through $readmission-risk.
+            await ScoresTheReadmissionExample(Path.Combine(root, "sim", "store", "federations", SimulationRunner.Federation, "rounds", (Rounds - 1).ToString("D5")));
         }
         finally
         {
             try { Directory.Delete(root, recursive: true); } catch (IOException) { }
         }
+    }
+
+    private async Task ScoresTheReadmissionExample(string roundDirectory)
+    {
+        string example = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(example, "examples", "scoring", "readmission-bundle.json"))) example = Path.GetDirectoryName(example) ?? throw new FileNotFoundException("examples/scoring/readmission-bundle.json");
+        var body = await File.ReadAllTextAsync(Path.Combine(example, "examples", "scoring", "readmission-bundle.json"));
+        await using var app = ClinicalFed.Cli.Serving.ServeApp.Build(new ClinicalFed.Cli.Serving.ServeOptions { ModelDirectory = roundDirectory, Urls = "http://127.0.0.1:0", DevNoAuth = true });
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+        var strict = new Hl7.Fhir.Serialization.FhirJsonDeserializer(new Hl7.Fhir.Serialization.DeserializerSettings().UsingMode(Hl7.Fhir.Serialization.DeserializationMode.Strict));
+        var capability = strict.Deserialize<Hl7.Fhir.Model.CapabilityStatement>(await http.GetStringAsync("/fhir/metadata"))!;
+        Assert.Equal("readmission-risk", capability.Rest[0].Resource[0].Operation[0].Name);
+        var response = await http.PostAsync("/fhir/Patient/$readmission-risk", new StringContent(body, Encoding.UTF8, "application/fhir+json"));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, text);
+        var assessment = strict.Deserialize<Hl7.Fhir.Model.RiskAssessment>(text)!;
+        Assert.Equal("Encounter/r-demo-1-adm", assessment.Encounter!.Reference);
+        var probability = (double)Assert.IsType<Hl7.Fhir.Model.FhirDecimal>(assessment.Prediction[0].Probability).Value!.Value;
+        Assert.InRange(probability, 0.0, 1.0);
+        output.WriteLine($"$readmission-risk of the example: {probability:F4}; {assessment.Prediction[0].Rationale}");
+        await app.StopAsync();
     }
 
     private static string TimerPayload() => new JsonObject

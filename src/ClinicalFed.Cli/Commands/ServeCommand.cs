@@ -15,12 +15,16 @@ internal static class ServeCommand
         var audience = new Option<string?>("--jwt-audience") { Description = "Bearer tokens must name this audience (aud): this server's base URL." };
         var key = new Option<string?>("--jwt-key") { Description = "PEM file of the issuer's public signing key (RSA or EC). Tokens also need the scope system/RiskAssessment.read." };
         var reload = new Option<int>("--reload-seconds") { Description = "Seconds between checks for a newer round's model in the store (0: never); the swap drops no request.", DefaultValueFactory = _ => 30 };
+        var fhirServer = new Option<string?>("--fhir-server") { Description = "The EHR's FHIR R4 base URL: Patient/{id}/$sepsis-risk (and Parameters with a patient reference) fetch the patient's Encounters, Observations and Conditions from it." };
+        var fhirToken = new Option<string?>("--fhir-server-token-file") { Description = "File holding a bearer token for --fhir-server." };
+        var fhirTimeout = new Option<int>("--fhir-server-timeout") { Description = "Seconds to wait for --fhir-server per request.", DefaultValueFactory = _ => 10 };
         var cmd = new Command("serve", "Serve a round's model to clinicians: FHIR R4 ($sepsis-risk / $readmission-risk → RiskAssessment) and CDS Hooks (patient-view).")
-            { model, urls, site, devNoAuth, issuer, audience, key, reload };
+            { model, urls, site, devNoAuth, issuer, audience, key, reload, fhirServer, fhirToken, fhirTimeout };
         cmd.SetAction(pr => CliSupport.Run(() =>
         {
             var app = ServeApp.Build(new ServeOptions { ModelDirectory = pr.GetValue(model)!, Urls = pr.GetValue(urls)!, Site = pr.GetValue(site), DevNoAuth = pr.GetValue(devNoAuth),
-                JwtIssuer = pr.GetValue(issuer), JwtAudience = pr.GetValue(audience), JwtKeyFile = pr.GetValue(key), ReloadSeconds = pr.GetValue(reload) });
+                JwtIssuer = pr.GetValue(issuer), JwtAudience = pr.GetValue(audience), JwtKeyFile = pr.GetValue(key), ReloadSeconds = pr.GetValue(reload),
+                FhirServer = pr.GetValue(fhirServer), FhirServerTokenFile = pr.GetValue(fhirToken), FhirServerTimeoutSeconds = pr.GetValue(fhirTimeout) });
             Console.Error.WriteLine($"clinicalfed serve: listening on {pr.GetValue(urls)} (FHIR at /fhir, CDS Hooks at /cds-services); Ctrl+C stops");
             app.Run();
             return 0;

@@ -32,6 +32,15 @@ public sealed record ServeOptions
     public int ReloadSeconds { get; init; } = 30;
     /// <summary>Largest request body, bytes.</summary>
     public long MaxRequestBytes { get; init; } = 4 << 20;
+    /// <summary>
+    /// The EHR's FHIR R4 base URL: operations called with a Patient reference (<c>Patient/{id}/$sepsis-risk</c>, or
+    /// Parameters with a <c>patient</c> reference) fetch the patient's data from it.
+    /// </summary>
+    public string? FhirServer { get; init; }
+    /// <summary>File holding the bearer token sent to <see cref="FhirServer"/> (read once at start).</summary>
+    public string? FhirServerTokenFile { get; init; }
+    /// <summary>Seconds to wait for the upstream FHIR server per request.</summary>
+    public int FhirServerTimeoutSeconds { get; init; } = 10;
 
     public IReadOnlyList<string> Validate()
     {
@@ -46,6 +55,11 @@ public sealed record ServeOptions
         }
         if (ReloadSeconds is < 0 or > 86_400) e.Add($"--reload-seconds {ReloadSeconds}: expected 0 to 86400");
         if (MaxRequestBytes is < 1024 or > 1L << 30) e.Add($"--max-request-bytes {MaxRequestBytes}: expected 1 KiB to 1 GiB");
+        if (FhirServer is not null && (!Uri.TryCreate(FhirServer, UriKind.Absolute, out var u) || u.Scheme is not ("http" or "https")))
+            e.Add($"--fhir-server {FhirServer}: expected an absolute http(s) URL, the FHIR base (e.g. https://ehr.example.org/fhir/r4)");
+        if (FhirServerTokenFile is not null && FhirServer is null) e.Add("--fhir-server-token-file: needs --fhir-server");
+        if (FhirServerTokenFile is not null && !File.Exists(FhirServerTokenFile)) e.Add($"--fhir-server-token-file {FhirServerTokenFile}: no such file");
+        if (FhirServerTimeoutSeconds is < 1 or > 300) e.Add($"--fhir-server-timeout {FhirServerTimeoutSeconds}: expected 1 to 300 seconds");
         return e;
     }
 }
@@ -85,6 +99,9 @@ public static class ServeApp
         string operation = registry.Current.Task == "sepsis" ? "sepsis-risk" : "readmission-risk";
 
         app.MapGet("/fhir/metadata", () => Fhir(Capability(registry.Current, operation), 200));
+        var upstream = options.FhirServer is null ? null : new UpstreamFhirClient(
+            new HttpClient { Timeout = TimeSpan.FromSeconds(options.FhirServerTimeoutSeconds) }, new Uri(options.FhirServer),
+            options.FhirServerTokenFile is null ? null : File.ReadAllText(options.FhirServerTokenFile).Trim());
         var risk = app.MapPost("/fhir/Patient/$" + operation, async (HttpRequest request) =>
         {
             var (body, error) = await ReadBytesAsync(request);
@@ -93,24 +110,124 @@ public static class ServeApp
             var bytes = pooled.Memory;
             string? encounter = request.Query["encounter"];
             var model = registry.Current; // one model for the whole request, whatever a reload does meanwhile
-            try
-            {
-                // The hot path: the project's streaming FHIR reader, as at the sites.
-                return Fhir(Assessment(model, model.Score(bytes, encounter)), 200);
-            }
-            catch (ScoringInputException e)
-            {
-                // Only a refused request pays for Firely's strict parser, to say what is wrong with it as FHIR.
-                return StrictProblem(System.Text.Encoding.UTF8.GetString(bytes.Span)) is { } structural
-                    ? Outcome(400, OperationOutcome.IssueType.Structure, $"the body is not a valid FHIR R4 Bundle: {structural}")
-                    : Outcome(422, OperationOutcome.IssueType.Processing, e.Message);
-            }
+            if (TopLevelResourceType(bytes.Span) == "Parameters") return await ScoreParametersAsync(model, bytes, encounter, upstream, request.HttpContext.RequestAborted);
+            return ScoreBundle(model, bytes, encounter);
         });
         risk.RequireAuthorization("risk");
+        // Instance level: the patient's data comes from the configured FHIR server.
+        app.MapMethods("/fhir/Patient/{id}/$" + operation, ["GET", "POST"], async (string id, HttpRequest request) =>
+            await ScoreReferenceAsync(registry.Current, id, request.Query["encounter"], upstream, request.HttpContext.RequestAborted)).RequireAuthorization("risk");
         app.MapGet("/cds-services", () => Results.Json(Discovery(registry.Current)));
         app.MapPost("/cds-services/" + ServiceId, async (HttpRequest request) => await PatientViewAsync(request, registry.Current)).RequireAuthorization("risk");
         app.MapFallback((HttpContext c) => Outcome(404, OperationOutcome.IssueType.NotFound, $"{c.Request.Method} {c.Request.Path} is not an operation of this server (see /fhir/metadata and /cds-services)"));
         return app;
+    }
+
+    /// <summary>Scores a Bundle (the operation's body, or one assembled from Parameters or from the FHIR server).</summary>
+    private static IResult ScoreBundle(ScoringModel model, ReadOnlyMemory<byte> bytes, string? encounter)
+    {
+        try
+        {
+            // The hot path: the project's streaming FHIR reader, as at the sites.
+            return Fhir(Assessment(model, model.Score(bytes, encounter)), 200);
+        }
+        catch (ScoringInputException e)
+        {
+            // Only a refused request pays for Firely's strict parser, to say what is wrong with it as FHIR.
+            return StrictProblem(System.Text.Encoding.UTF8.GetString(bytes.Span)) is { } structural
+                ? Outcome(400, OperationOutcome.IssueType.Structure, $"the body is not a valid FHIR R4 Bundle: {structural}")
+                : Outcome(422, OperationOutcome.IssueType.Processing, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// Parameters in (FHIR's other way to call an operation): a <c>patient</c> parameter (valueReference) to fetch from
+    /// the FHIR server, or <c>resource</c> parameters carrying the Patient, Encounters, Observations and Conditions (a
+    /// Bundle among them counts by its entries); an optional <c>encounter</c> (valueReference or valueString).
+    /// </summary>
+    private static async Task<IResult> ScoreParametersAsync(ScoringModel model, ReadOnlyMemory<byte> bytes, string? encounter, UpstreamFhirClient? upstream, CancellationToken cancel)
+    {
+        JsonNode? parameters;
+        try { parameters = JsonNode.Parse(bytes.Span); }
+        catch (JsonException e) { return Outcome(400, OperationOutcome.IssueType.Structure, $"the body is not JSON: {First(e.Message)}"); }
+        if (parameters?["parameter"] is not JsonArray list)
+            return Outcome(400, OperationOutcome.IssueType.Required, "Parameters without parameter: expected 'patient' (a reference) or 'resource' parameters");
+        string? patient = null;
+        var entries = new JsonArray();
+        foreach (var p in list)
+        {
+            switch (p?["name"]?.GetValue<string>())
+            {
+                case "patient":
+                    patient = p["valueReference"]?["reference"]?.GetValue<string>() ?? p["valueString"]?.GetValue<string>();
+                    break;
+                case "encounter":
+                    encounter = (p["valueReference"]?["reference"]?.GetValue<string>() ?? p["valueString"]?.GetValue<string>())?.Split('/')[^1];
+                    break;
+                case "resource" when p["resource"] is JsonObject r:
+                    if (r["resourceType"]?.GetValue<string>() == "Bundle" && r["entry"] is JsonArray inner)
+                    {
+                        foreach (var e in inner) if (e?["resource"] is JsonNode res) entries.Add(new JsonObject { ["resource"] = res.DeepClone() });
+                    }
+                    else entries.Add(new JsonObject { ["resource"] = r.DeepClone() });
+                    break;
+            }
+        }
+
+        if (patient is not null && entries.Count > 0)
+            return Outcome(400, OperationOutcome.IssueType.Invalid, "give either a 'patient' reference or 'resource' parameters, not both");
+        if (patient is not null)
+        {
+            var parts = patient.Split('/');
+            if (parts.Length < 2 || parts[^2] != "Patient") return Outcome(400, OperationOutcome.IssueType.Invalid, $"the 'patient' parameter '{patient}' is not a Patient reference (Patient/{{id}})");
+            return await ScoreReferenceAsync(model, parts[^1], encounter, upstream, cancel);
+        }
+
+        if (entries.Count == 0) return Outcome(400, OperationOutcome.IssueType.Required, "Parameters carry neither a 'patient' reference nor 'resource' parameters");
+        var bundle = System.Text.Encoding.UTF8.GetBytes(new JsonObject { ["resourceType"] = "Bundle", ["type"] = "collection", ["entry"] = entries }.ToJsonString());
+        return ScoreBundle(model, bundle, encounter);
+    }
+
+    /// <summary>Scores the patient <paramref name="id"/> with the data the configured FHIR server holds.</summary>
+    private static async Task<IResult> ScoreReferenceAsync(ScoringModel model, string id, string? encounter, UpstreamFhirClient? upstream, CancellationToken cancel)
+    {
+        if (upstream is null)
+            return Outcome(400, OperationOutcome.IssueType.NotSupported, $"Patient/{id}: this server has no upstream FHIR server (start it with --fhir-server URL), so send the patient's data in the body");
+        if (!UpstreamFhirClient.IsFhirId(id)) return Outcome(400, OperationOutcome.IssueType.Invalid, $"'{id}' is not a FHIR id");
+        byte[]? bundle;
+        try
+        {
+            bundle = await upstream.FetchPatientBundleAsync(id, model.Task, cancel);
+        }
+        catch (UpstreamFhirException e)
+        {
+            return Outcome(e.Status, e.Status == 504 ? OperationOutcome.IssueType.Timeout : OperationOutcome.IssueType.Transient, e.Message);
+        }
+
+        return bundle is null
+            ? Outcome(404, OperationOutcome.IssueType.NotFound, $"Patient/{id} is not on the FHIR server {upstream.BaseUri}")
+            : ScoreBundle(model, bundle, encounter);
+    }
+
+    /// <summary>The top-level <c>resourceType</c> of a JSON document without parsing the rest (null when there is none).</summary>
+    private static string? TopLevelResourceType(ReadOnlySpan<byte> json)
+    {
+        var r = new Utf8JsonReader(json);
+        try
+        {
+            if (!r.Read() || r.TokenType != JsonTokenType.StartObject) return null;
+            while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+            {
+                if (r.ValueTextEquals("resourceType"u8)) return r.Read() && r.TokenType == JsonTokenType.String ? r.GetString() : null;
+                r.Read();
+                r.Skip();
+            }
+        }
+        catch (JsonException)
+        {
+        }
+
+        return null;
     }
 
     private static async Task<IResult> PatientViewAsync(HttpRequest request, ScoringModel model)
@@ -355,7 +472,15 @@ public static class ServeApp
                     new CapabilityStatement.ResourceComponent
                     {
                         Type = "Patient",
-                        Operation = [new CapabilityStatement.OperationComponent { Name = operation, Definition = $"http://clinicalfed.dev/OperationDefinition/{operation}" }],
+                        Operation =
+                        [
+                            new CapabilityStatement.OperationComponent
+                            {
+                                Name = operation, Definition = $"http://clinicalfed.dev/OperationDefinition/{operation}",
+                                Documentation = $"POST [base]/Patient/${operation} with a Bundle (Patient, Encounters, Observations, Conditions) or Parameters (resource parameters, or a patient reference); "
+                                    + $"GET or POST [base]/Patient/[id]/${operation} fetches the record from the configured FHIR server. Returns a RiskAssessment.",
+                            },
+                        ],
                     },
                 ],
             },
