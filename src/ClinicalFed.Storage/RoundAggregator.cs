@@ -258,7 +258,11 @@ public sealed class RoundAggregator
             Metrics = result.Metrics,
             CreatedAt = result.CompletedAt,
         });
-        if (existing is null) await _store.PutRoundResultAsync(result, ct).ConfigureAwait(false);
+        if (existing is null)
+        {
+            if (strategy is IReportsRoundNotes reporting) notes.AddRange(reporting.RoundNotes);
+            await _store.PutRoundResultAsync(result, ct).ConfigureAwait(false);
+        }
 
         var serverState = strategy.CaptureState();
         if (serverState is not null)

@@ -77,8 +77,13 @@ internal static class FederationCommand
         var seed = new Option<int>("--seed") { Description = "Seed base of the sites' training.", DefaultValueFactory = _ => 1 };
         var description = CliSupport.Optional("--description", "Free text: the study, the data, the contact.");
         var requireSignatures = new Option<bool>("--require-signatures") { Description = "Reject every unsigned update, also of sites that registered no signing public key (sites with a key must sign either way)." };
+        var dpClip = new Option<double?>("--dp-site-clip") { Description = "Site-level DP-FedAvg: every site's update is clipped to this L2 norm and the aggregate gets Gaussian noise (sites weighed uniformly)." };
+        var dpNoise = new Option<double>("--dp-site-noise") { Description = "Site-level DP noise multiplier z (noise σ = z·C/n on the mean).", DefaultValueFactory = _ => 1.0 };
+        var dpMode = new Option<string>("--dp-site-mode") { Description = "server (the aggregator clips) or client (the sites clip; longer updates are rejected).", DefaultValueFactory = _ => "server" };
+        var dpDelta = new Option<double>("--dp-site-delta") { Description = "δ of the site-level guarantee.", DefaultValueFactory = _ => 1e-5 };
+        var dpTarget = new Option<double?>("--dp-site-target-epsilon") { Description = "Stop opening rounds before the site-level ε would exceed this." };
         var cmd = new Command("create", "Create a federation (no sites yet): model, strategy, the sites' training settings, rounds, quorum, round length.")
-            { federation, task, strategy, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description, requireSignatures };
+            { federation, task, strategy, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description, requireSignatures, dpClip, dpNoise, dpMode, dpDelta, dpTarget };
         store.AddTo(cmd);
         cmd.SetAction(pr => RunAsync(async () =>
         {
@@ -88,6 +93,9 @@ internal static class FederationCommand
                 Rounds = pr.GetValue(rounds), Quorum = pr.GetValue(quorum), RoundSeconds = pr.GetValue(roundSeconds), Statistics = !pr.GetValue(noStatistics),
                 Description = pr.GetValue(description) ?? "",
                 Client = new ClientTrainingSettings { LocalEpochs = pr.GetValue(epochs), LearningRate = pr.GetValue(lr), L2 = pr.GetValue(l2), Seed = pr.GetValue(seed) },
+                SiteLevelDp = pr.GetValue(dpClip) is { } clip
+                    ? new SiteLevelDpConfig { ClipNorm = clip, NoiseMultiplier = pr.GetValue(dpNoise), Mode = pr.GetValue(dpMode)!, Delta = pr.GetValue(dpDelta), TargetEpsilon = pr.GetValue(dpTarget) }
+                    : null,
             };
             var config = await new FederationCoordinator(store.Open(pr)).CreateFederationAsync(setup.ToConfig(DateTimeOffset.UtcNow) with { RequireSignatures = pr.GetValue(requireSignatures) });
             Console.WriteLine($"created federation '{config.Federation}': {config.Model.FeatureSpecId} {config.Model.FeatureSpecVersion}, {config.Strategy.Name}, {config.Rounds} round(s) of {config.RoundSeconds} s, quorum {config.Quorum}");

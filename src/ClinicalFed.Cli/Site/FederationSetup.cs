@@ -20,6 +20,9 @@ public sealed record FederationSetup
     /// <summary>The sites' training settings (same defaults as <c>clinicalfed simulate</c>).</summary>
     public ClientTrainingSettings Client { get; init; } = new();
 
+    /// <summary>Site-level DP-FedAvg (null: off); the strategy then weighs sites uniformly.</summary>
+    public SiteLevelDpConfig? SiteLevelDp { get; init; }
+
     /// <summary>The federation document (without sites) for <see cref="Storage.Coordination.FederationCoordinator.CreateFederationAsync"/>.</summary>
     public FederationConfig ToConfig(DateTimeOffset now)
     {
@@ -35,6 +38,7 @@ public sealed record FederationSetup
                 ? new Dictionary<string, System.Text.Json.JsonElement> { ["proximal_mu"] = System.Text.Json.JsonSerializer.SerializeToElement(ProximalMu) }
                 : null)
             : new FedAvgOptions();
+        if (SiteLevelDp is not null) options = options with { Weighting = UpdateWeighting.Uniform }; // DP-FedAvg's sensitivity is C/n
         var config = new FederationConfig
         {
             Federation = Federation, Description = Description,
@@ -44,7 +48,7 @@ public sealed record FederationSetup
                 FeatureSpecId = spec?.Id ?? Task, FeatureSpecVersion = spec?.Version ?? "?",
             },
             Strategy = StrategySpec.From(options, Client.ToClientOptions()),
-            Rounds = Rounds, Quorum = Quorum, RoundSeconds = RoundSeconds, Statistics = Statistics, CreatedAt = now,
+            Rounds = Rounds, Quorum = Quorum, RoundSeconds = RoundSeconds, Statistics = Statistics, CreatedAt = now, SiteLevelDp = SiteLevelDp,
         };
         // Every problem at once: the options' and the document's (federation name, rounds, quorum, round length).
         problems.AddRange(config.Validate());

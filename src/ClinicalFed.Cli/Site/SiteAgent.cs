@@ -85,6 +85,7 @@ public sealed class SiteAgent
     private readonly SiteAgentOptions _o;
     private readonly IFederationStore _store;
     private readonly ISiteUploader _uploader;
+    private SiteLevelDpConfig? _siteDp;
     private readonly TimeProvider _time;
     private readonly Action<string> _log;
     private System.Security.Cryptography.ECDsa? _signingKey;
@@ -110,6 +111,7 @@ public sealed class SiteAgent
             throw new ArgumentException($"site '{site}' is not an active site of federation '{f}'");
         using var signingKey = LoadSigningKey(config.FindSite(site)!);
         _signingKey = signingKey;
+        _siteDp = config.SiteLevelDp;
 
         var table = LoadOrBuildTable();
         var spec = FeatureSpec.Load(_o.Task);
@@ -140,7 +142,8 @@ public sealed class SiteAgent
                 var manifest = (await _store.GetManifestAsync(f, r, cancellationToken).ConfigureAwait(false))!;
                 var result = await _store.GetRoundResultAsync(f, r, cancellationToken).ConfigureAwait(false);
                 state = $"round {r} " + (result is null ? "open" : "closed");
-                if (result is not null && r + 1 >= config.Rounds && await IsPublishedAsync(result, cancellationToken).ConfigureAwait(false))
+                if (result is not null && await IsPublishedAsync(result, cancellationToken).ConfigureAwait(false)
+                    && (r + 1 >= config.Rounds || await Storage.Coordination.FederationCoordinator.SiteDpBudgetStopsAsync(_store, config, r + 1, cancellationToken).ConfigureAwait(false)))
                     return await FinishAsync(config, r, prepared, trained, cancellationToken).ConfigureAwait(false);
                 if (result is null && manifest.Sites.Contains(site, StringComparer.Ordinal)
                     && !(await _store.ListUpdatesAsync(f, r, cancellationToken).ConfigureAwait(false)).Contains(site, StringComparer.Ordinal)
@@ -281,6 +284,16 @@ public sealed class SiteAgent
             Privacy = privacy,
         };
         var parameters = result.Weights.ToParameterVector();
+        if (_siteDp is { Mode: Privacy.SiteDpModes.Client } dp)
+        {
+            // Site-level DP with client clipping: this site bounds its own difference from the global model.
+            var start = global?.ToParameterVector() ?? new float[parameters.Length];
+            var own = new float[parameters.Length];
+            System.Numerics.Tensors.TensorPrimitives.Subtract(parameters, start, own);
+            Privacy.SiteLevelDpMath.ClipToNorm(own, dp.ClipNorm);
+            System.Numerics.Tensors.TensorPrimitives.Add(start, own, parameters);
+        }
+
         // Every update is signed with the site's key (the header, which binds the payload through its SHA-256).
         header = Privacy.Signing.UpdateSignature.Sign(header, parameters, _signingKey!);
         try

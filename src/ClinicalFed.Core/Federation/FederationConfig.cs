@@ -49,6 +49,15 @@ public sealed record FederationConfig
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool RequireSignatures { get; init; }
 
+    /// <summary>
+    /// Site-level DP-FedAvg for every round (null: off): the aggregator clips each site's update (or checks that the
+    /// sites clipped it, mode client) and adds Gaussian noise to the aggregate; the strategy must weigh sites uniformly.
+    /// Left out of the document while off.
+    /// </summary>
+    [JsonPropertyName("site_level_dp")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public SiteLevelDpConfig? SiteLevelDp { get; init; }
+
     [JsonPropertyName("sites")] public IReadOnlyList<RegisteredSite> Sites { get; init; } = [];
 
     [JsonPropertyName("created_at")] public required DateTimeOffset CreatedAt { get; init; }
@@ -96,6 +105,17 @@ public sealed record FederationConfig
             if (s.Status == SiteStatuses.Withdrawn && s.WithdrawnAt is null) p.Add($"'sites[{i}].withdrawn_at' is missing for a withdrawn site");
             if (s.SigningPublicKey is not null && ClinicalFed.Privacy.Signing.SigningKeys.PublicKeyProblem(s.SigningPublicKey) is { } kp)
                 p.Add($"'sites[{i}].signing_public_key' is {kp}");
+        }
+
+        if (SiteLevelDp is { } dp)
+        {
+            foreach (var problem in dp.ToOptions().Validate())
+            {
+                int colon = problem.IndexOf(':');
+                p.Add(colon > 0 ? $"'site_level_dp.{problem[..colon]}' is{problem[(colon + 1)..]}" : $"'site_level_dp': {problem}");
+            }
+            if (Strategy is not null && Strategy.Options.TryGetValue("weighting", out var w) && w.ValueKind == System.Text.Json.JsonValueKind.String && w.GetString() == "uniform") { }
+            else p.Add("'site_level_dp' needs the strategy option weighting=uniform (the sensitivity of the mean is C/n only when every site weighs the same)");
         }
 
         // A quorum above the number of active sites is allowed while sites register; a round refuses to open then.
@@ -149,4 +169,29 @@ public static class SiteStatuses
     public const string Active = "active";
     public const string Withdrawn = "withdrawn";
     public static IReadOnlyList<string> All { get; } = [Active, Withdrawn];
+}
+
+/// <summary>The <c>site_level_dp</c> object of federation.json (schemas/federation.schema.json).</summary>
+public sealed record SiteLevelDpConfig
+{
+    /// <summary>C: the L2 bound of each site's update.</summary>
+    [JsonPropertyName("clip_norm")] public double ClipNorm { get; init; } = 1.0;
+
+    /// <summary>z: the noise on the mean has standard deviation z·C / n.</summary>
+    [JsonPropertyName("noise_multiplier")] public double NoiseMultiplier { get; init; } = 1.0;
+
+    [JsonPropertyName("delta")] public double Delta { get; init; } = 1e-5;
+
+    /// <summary>server (the aggregator clips) or client (the sites clip; the aggregator rejects a longer update).</summary>
+    [JsonPropertyName("mode")] public string Mode { get; init; } = ClinicalFed.Privacy.SiteDpModes.Server;
+
+    /// <summary>A round that would take the federation's site-level ε above this is refused (null: no limit).</summary>
+    [JsonPropertyName("target_epsilon")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? TargetEpsilon { get; init; }
+
+    public ClinicalFed.Privacy.SiteDpOptions ToOptions() => new()
+    {
+        ClipNorm = ClipNorm, NoiseMultiplier = NoiseMultiplier, Delta = Delta, Mode = Mode, TargetEpsilon = TargetEpsilon,
+    };
 }

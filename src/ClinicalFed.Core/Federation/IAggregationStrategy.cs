@@ -80,3 +80,13 @@ public interface IStreamingAggregationStrategy : IAggregationStrategy
     /// </summary>
     double AccumulateVerified(UpdateHeader header, PayloadChunkSource source);
 }
+
+/// <summary>
+/// A strategy (typically a decorator) with something to say in the round's <c>result.json</c> notes once the round is
+/// finished, such as the privacy spent.
+/// </summary>
+public interface IReportsRoundNotes
+{
+    /// <summary>Notes about the last finished round.</summary>
+    IReadOnlyList<string> RoundNotes { get; }
+}

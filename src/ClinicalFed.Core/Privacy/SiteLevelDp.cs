@@ -123,7 +123,7 @@ public sealed class SiteDpAccountant(SiteDpOptions options, int federationSites)
 /// rejected). At <see cref="Finish"/> the new global model gets N(0, (z·C/n)²) noise on every coordinate, from a
 /// cryptographic generator, and the round is charged to the <see cref="SiteDpAccountant"/>.
 /// </summary>
-public sealed class SiteLevelDpStrategy : IAggregationStrategy
+public sealed class SiteLevelDpStrategy : IAggregationStrategy, IReportsRoundNotes
 {
     private readonly IAggregationStrategy _inner;
     private readonly SiteDpAccountant _accountant;
@@ -150,6 +150,8 @@ public sealed class SiteLevelDpStrategy : IAggregationStrategy
     public StrategyOptions Options => _inner.Options;
 
     public int AcceptedCount => _inner.AcceptedCount;
+
+    public IReadOnlyList<string> RoundNotes { get; private set; } = [];
 
     /// <summary>The noise standard deviation the last <see cref="Finish"/> added.</summary>
     public double LastNoiseStd { get; private set; }
@@ -204,7 +206,13 @@ public sealed class SiteLevelDpStrategy : IAggregationStrategy
         var result = _inner.Finish();
         LastNoiseStd = SiteLevelDpMath.NoiseStd(_accountant.Options, n);
         SiteLevelDpMath.AddGaussianNoise(result, LastNoiseStd, _gaussian);
-        _accountant.Spend(_sampled); // the sampling rate counts the sites asked, whether or not they answered
+        double epsilon = _accountant.Spend(_sampled); // the sampling rate counts the sites asked, whether or not they answered
+        var o = _accountant.Options;
+        RoundNotes =
+        [
+            string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"site-level DP-FedAvg ({o.Mode} clipping to C = {o.ClipNorm:G4}, z = {o.NoiseMultiplier:G4}): Gaussian noise σ = {LastNoiseStd:G4} on the mean of {n} site(s); the federation's site-level ε = {epsilon:F4} (δ = {o.Delta:G3}) after {_accountant.EpsilonPerRound.Count} round(s)"),
+        ];
         return result;
     }
 }

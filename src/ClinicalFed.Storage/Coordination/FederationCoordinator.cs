@@ -253,7 +253,11 @@ public sealed class FederationCoordinator
             bool hasGlobal = await _store.GetGlobalModelAsync(federation, round, cancellationToken).ConfigureAwait(false) is not null;
             if (result is null || (result.Status == RoundStatuses.Aggregated && !hasGlobal))
             {
-                var outcome = await new RoundAggregator(_store, _time).AggregateAsync(federation, round, closeNow: false, cancellationToken).ConfigureAwait(false);
+                var siteDp = await SiteDpAccountantAsync(config, round, cancellationToken).ConfigureAwait(false);
+                var aggregator = siteDp is null
+                    ? new RoundAggregator(_store, _time)
+                    : new RoundAggregator(_store, _time, strategy => new Privacy.SiteLevelDpStrategy((IAggregationStrategy)strategy, siteDp, new Privacy.SecureGaussian(_random)));
+                var outcome = await aggregator.AggregateAsync(federation, round, closeNow: false, cancellationToken).ConfigureAwait(false);
                 if (outcome.Status == RoundOutcomeStatus.Waiting)
                     return new TickOutcome { Federation = federation, Action = "waiting", Round = round, Message = outcome.Message };
                 result = outcome.Result!;
@@ -279,9 +283,46 @@ public sealed class FederationCoordinator
         }
     }
 
+    /// <summary>
+    /// The federation's site-level DP account before <paramref name="round"/> (null when site-level DP is off): every
+    /// earlier aggregated round charged with the sites its manifest asked, out of the active sites. The site agent
+    /// replays the same account to know when the federation stops at its target ε.
+    /// </summary>
+    public static async Task<Privacy.SiteDpAccountant?> SiteDpAccountantAsync(IFederationStore store, FederationConfig config, int round, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(config);
+        if (config.SiteLevelDp is not { } dp) return null;
+        var accountant = new Privacy.SiteDpAccountant(dp.ToOptions(), Math.Max(1, config.ActiveSites.Count));
+        for (int r = 0; r < round; r++)
+        {
+            if (await store.GetRoundResultAsync(config.Federation, r, cancellationToken).ConfigureAwait(false) is not { Status: RoundStatuses.Aggregated }) continue;
+            var manifest = await store.GetManifestAsync(config.Federation, r, cancellationToken).ConfigureAwait(false);
+            if (manifest is not null) accountant.Spend(manifest.Sites.Count);
+        }
+
+        return accountant;
+    }
+
+    /// <summary>True when site-level DP's target ε keeps <paramref name="round"/> from opening.</summary>
+    public static async Task<bool> SiteDpBudgetStopsAsync(IFederationStore store, FederationConfig config, int round, CancellationToken cancellationToken = default) =>
+        config.SiteLevelDp?.TargetEpsilon is { } target
+        && await SiteDpAccountantAsync(store, config, round, cancellationToken).ConfigureAwait(false) is { } account
+        && account.Projected(config.ActiveSites.Count) > target + 1e-12;
+
+    private Task<Privacy.SiteDpAccountant?> SiteDpAccountantAsync(FederationConfig config, int round, CancellationToken cancellationToken) =>
+        SiteDpAccountantAsync(_store, config, round, cancellationToken);
+
     private async Task<TickOutcome> OpenRoundAsync(FederationConfig config, int round, string? globalModel, List<string> done, CancellationToken cancellationToken)
     {
         var sites = config.ActiveSites;
+        if (await SiteDpBudgetStopsAsync(_store, config, round, cancellationToken).ConfigureAwait(false))
+        {
+            var account = (await SiteDpAccountantAsync(config, round, cancellationToken).ConfigureAwait(false))!;
+            done.Add($"round {round} does not open: it would take the federation's site-level ε from {account.EpsilonTotal:F4} to {account.Projected(sites.Count):F4}, above its target {config.SiteLevelDp!.TargetEpsilon}");
+            return new TickOutcome { Federation = config.Federation, Action = "completed", Round = round == 0 ? null : round - 1, Message = string.Join("; ", done) };
+        }
+
         if (sites.Count < config.Quorum)
         {
             return new TickOutcome

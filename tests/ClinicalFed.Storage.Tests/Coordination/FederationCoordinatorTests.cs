@@ -82,6 +82,49 @@ public sealed class FederationCoordinatorTests : IDisposable
     }
 
     [Fact]
+    public async Task Site_level_dp_from_federation_json_clips_adds_noise_accounts_and_stops_at_its_target()
+    {
+        // Uniform FedAvg of two sites, each update clipped to C = 1, noise σ = z·C/n = 0.5 on the mean. The target ε
+        // allows exactly two rounds of the three planned: the third does not open.
+        var twoRounds = new ClinicalFed.Privacy.SiteDpAccountant(new ClinicalFed.Privacy.SiteDpOptions { ClipNorm = 1, NoiseMultiplier = 1 }, 2);
+        twoRounds.Spend(2);
+        double afterTwo = twoRounds.Spend(2);
+        var settings = Settings(rounds: 3) with
+        {
+            Strategy = StrategySpec.From(new FedAvgOptions { Weighting = UpdateWeighting.Uniform }),
+            SiteLevelDp = new SiteLevelDpConfig { ClipNorm = 1, NoiseMultiplier = 1, TargetEpsilon = afterTwo + 1e-6 },
+        };
+        await CreateAsync(settings, "A", "B");
+        var c = Coordinator();
+        await c.TickAsync(F);
+        await UploadAsync("A", 0, 10, [30, 40, 0]);  // norm 50: clipped to [0.6, 0.8, 0]
+        await UploadAsync("B", 0, 90, [0, 0, 0.5f]); // within C: kept
+        Assert.Equal(("round_opened", 1), ((await c.TickAsync(F)).Action, 1));
+        var global = (await Store.GetGlobalModelAsync(F, 0))!.Parameters.ToArray();
+        float[] mean = [0.3f, 0.4f, 0.25f];
+        double squares = 0;
+        for (int i = 0; i < 3; i++) squares += (global[i] - mean[i]) * (global[i] - mean[i]);
+        Assert.True(squares > 0, "noise was added");
+        Assert.True(Math.Sqrt(squares / 3) < 0.5 * 6, $"noise of σ = 0.5 expected, got RMS {Math.Sqrt(squares / 3)}");
+        var result = (await Store.GetRoundResultAsync(F, 0))!;
+        Assert.Contains(result.Notes, n => n.Contains("site-level DP-FedAvg", StringComparison.Ordinal) && n.Contains("σ = 0.5 ", StringComparison.Ordinal) && n.Contains("after 1 round(s)", StringComparison.Ordinal));
+
+        await UploadAsync("A", 1, 10, [1, 1, 1]);
+        await UploadAsync("B", 1, 90, [1, 1, 1]);
+        var stop = await c.TickAsync(F);
+        Assert.Equal("completed", stop.Action);
+        Assert.Contains("above its target", stop.Message);
+        Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"ε = {afterTwo:F4}"), (await Store.GetRoundResultAsync(F, 1))!.Notes.Single(n => n.Contains("site-level", StringComparison.Ordinal)));
+        Assert.Equal([0, 1], await Store.ListRoundsAsync(F));
+        Assert.Equal("completed", (await c.TickAsync(F)).Action); // and stays stopped
+
+        // The document refuses site-level DP with example weighting, and bad numbers, naming the fields.
+        var bad = Assert.Throws<FederationDataException>(() => (Settings() with { SiteLevelDp = new SiteLevelDpConfig { ClipNorm = -1 } }).EnsureValid());
+        Assert.Contains(bad.Problems, p => p.Contains("'site_level_dp.clip_norm'", StringComparison.Ordinal));
+        Assert.Contains(bad.Problems, p => p.Contains("weighting=uniform", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_site_that_never_uploads_is_missing_when_the_deadline_closes_the_round_with_quorum()
     {
         await CreateAsync(Settings(quorum: 2), "A", "B", "C");
