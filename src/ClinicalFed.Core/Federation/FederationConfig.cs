@@ -58,6 +58,14 @@ public sealed record FederationConfig
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public SiteLevelDpConfig? SiteLevelDp { get; init; }
 
+    /// <summary>
+    /// Secure aggregation for every round (null: off): sites upload only masked vectors through the four phases of
+    /// store-layout.md ("Secure aggregation"), and the aggregator unmasks only their sum. Left out while off.
+    /// </summary>
+    [JsonPropertyName("secure_aggregation")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public SecureAggregationConfig? SecureAggregation { get; init; }
+
     [JsonPropertyName("sites")] public IReadOnlyList<RegisteredSite> Sites { get; init; } = [];
 
     [JsonPropertyName("created_at")] public required DateTimeOffset CreatedAt { get; init; }
@@ -116,6 +124,14 @@ public sealed record FederationConfig
             }
             if (Strategy is not null && Strategy.Options.TryGetValue("weighting", out var w) && w.ValueKind == System.Text.Json.JsonValueKind.String && w.GetString() == "uniform") { }
             else p.Add("'site_level_dp' needs the strategy option weighting=uniform (the sensitivity of the mean is C/n only when every site weighs the same)");
+        }
+
+        if (SecureAggregation is { } sa)
+        {
+            if (sa.Threshold is { } t && t < 1) p.Add($"'secure_aggregation.threshold' is {t}; it must be at least 1 (default: a strict majority of the round's sites)");
+            if (!(sa.ClipBound > 0) || !double.IsFinite(sa.ClipBound)) p.Add($"'secure_aggregation.clip_bound' is {sa.ClipBound}; it must be a positive number");
+            if (Model is not null && Model.Kind != ModelKinds.Logistic) p.Add($"'secure_aggregation' needs float32 parameters (model kind {ModelKinds.Logistic}), not '{Model.Kind}'");
+            if (SiteLevelDp is not null) p.Add("'secure_aggregation' and 'site_level_dp' cannot be combined yet: the aggregator cannot clip or noise what it cannot see");
         }
 
         // A quorum above the number of active sites is allowed while sites register; a round refuses to open then.
@@ -194,4 +210,16 @@ public sealed record SiteLevelDpConfig
     {
         ClipNorm = ClipNorm, NoiseMultiplier = NoiseMultiplier, Delta = Delta, Mode = Mode, TargetEpsilon = TargetEpsilon,
     };
+}
+
+/// <summary>The <c>secure_aggregation</c> object of federation.json (schemas/federation.schema.json).</summary>
+public sealed record SecureAggregationConfig
+{
+    /// <summary>Shamir threshold t (null: a strict majority of the round's sites, ⌊n/2⌋ + 1).</summary>
+    [JsonPropertyName("threshold")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? Threshold { get; init; }
+
+    /// <summary>B: the largest |parameter| a site may mask (the fixed-point range).</summary>
+    [JsonPropertyName("clip_bound")] public double ClipBound { get; init; } = ClinicalFed.Privacy.SecureAggregation.RingEncoding.DefaultClipBound;
 }

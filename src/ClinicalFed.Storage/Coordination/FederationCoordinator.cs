@@ -20,7 +20,7 @@ public sealed record SiteRegistration(string Federation, string Site, string Key
 /// invocation that dies anywhere is completed by the next one.
 /// </para>
 /// </summary>
-public sealed class FederationCoordinator
+public sealed partial class FederationCoordinator
 {
     /// <summary>Local metric a site may report in its update: the weight (0 to 1) of its own model in its personalized model.</summary>
     public const string PersonalizationWeightMetric = "personalization_weight";
@@ -167,7 +167,12 @@ public sealed class FederationCoordinator
                 if ((await _store.ListSiteStatisticsAsync(federation, cancellationToken).ConfigureAwait(false)).Contains(site, StringComparer.Ordinal))
                     throw new TicketRefusedException(TicketRefusal.NotOpen, $"site '{site}' already uploaded its statistics");
                 break;
+            case TicketKinds.SecAggKey or TicketKinds.SecAggShares or TicketKinds.SecAggMasked or TicketKinds.SecAggUnmask:
+                (path, round, expires) = await SecAggTicketAsync(config, site, kind, now, expires, cancellationToken).ConfigureAwait(false);
+                break;
             case TicketKinds.Update:
+                if (config.SecureAggregation is not null)
+                    throw new TicketRefusedException(TicketRefusal.NotOpen, $"federation '{federation}' uses secure aggregation: sites upload masked updates (kinds {TicketKinds.SecAggKey}, {TicketKinds.SecAggShares}, {TicketKinds.SecAggMasked}, {TicketKinds.SecAggUnmask}), never a plain update");
                 var latest = await _store.GetLatestRoundAsync(federation, cancellationToken).ConfigureAwait(false)
                     ?? throw new TicketRefusedException(TicketRefusal.NotOpen, $"federation '{federation}' has no open round yet");
                 var manifest = (await _store.GetManifestAsync(federation, latest, cancellationToken).ConfigureAwait(false))!;
@@ -251,7 +256,15 @@ public sealed class FederationCoordinator
             int round = latest.Value;
             var result = await _store.GetRoundResultAsync(federation, round, cancellationToken).ConfigureAwait(false);
             bool hasGlobal = await _store.GetGlobalModelAsync(federation, round, cancellationToken).ConfigureAwait(false) is not null;
-            if (result is null || (result.Status == RoundStatuses.Aggregated && !hasGlobal))
+            if (config.SecureAggregation is not null && (result is null || (result.Status == RoundStatuses.Aggregated && !hasGlobal)))
+            {
+                var secure = await SecureStepAsync(config, round, cancellationToken).ConfigureAwait(false);
+                if (secure.Status == RoundOutcomeStatus.Waiting)
+                    return new TickOutcome { Federation = federation, Action = "waiting", Round = round, Message = secure.Message };
+                result = secure.Result!;
+                done.Add(secure.Message);
+            }
+            else if (result is null || (result.Status == RoundStatuses.Aggregated && !hasGlobal))
             {
                 var siteDp = await SiteDpAccountantAsync(config, round, cancellationToken).ConfigureAwait(false);
                 var aggregator = siteDp is null
@@ -339,7 +352,8 @@ public sealed class FederationCoordinator
             Quorum = config.Quorum, Sites = sites, OpenedAt = now, Deadline = now.AddSeconds(config.RoundSeconds),
         };
         await PutIgnoringExistingAsync(() => _store.PutManifestAsync(manifest, cancellationToken)).ConfigureAwait(false);
-        done.Add($"opened round {round} for {sites.Count} site(s) until {manifest.Deadline:O}");
+        if (config.SecureAggregation is not null) await EnsureSecAggSetupAsync(config, manifest, cancellationToken).ConfigureAwait(false);
+        done.Add($"opened round {round} for {sites.Count} site(s) until {manifest.Deadline:O}{(config.SecureAggregation is null ? "" : " with secure aggregation")}");
         return new TickOutcome { Federation = config.Federation, Action = "round_opened", Round = round, Message = string.Join("; ", done) };
     }
 

@@ -11,7 +11,19 @@ public static class TicketKinds
     /// <summary>The site's aggregate statistics before round 0 (<c>statistics/sites/&lt;site&gt;.json</c>).</summary>
     public const string Statistics = "statistics";
 
-    public static IReadOnlyList<string> All { get; } = [Update, Statistics];
+    /// <summary>Secure aggregation, phase 1: the site's round key (<c>secagg/keys/&lt;site&gt;.json</c>).</summary>
+    public const string SecAggKey = "secagg-key";
+
+    /// <summary>Phase 2: the shares the site sealed for the key set (<c>secagg/shares/&lt;site&gt;.json</c>).</summary>
+    public const string SecAggShares = "secagg-shares";
+
+    /// <summary>Phase 3: the site's masked update (<c>secagg/masked/&lt;site&gt;.cfm32</c>).</summary>
+    public const string SecAggMasked = "secagg-masked";
+
+    /// <summary>Phase 4: the shares a survivor reveals (<c>secagg/unmask/&lt;site&gt;.json</c>).</summary>
+    public const string SecAggUnmask = "secagg-unmask";
+
+    public static IReadOnlyList<string> All { get; } = [Update, Statistics, SecAggKey, SecAggShares, SecAggMasked, SecAggUnmask];
 }
 
 /// <summary>

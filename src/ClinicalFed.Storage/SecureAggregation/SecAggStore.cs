@@ -6,8 +6,8 @@ namespace ClinicalFed.Storage.SecureAggregation;
 /// <summary>
 /// The secure-aggregation objects of a round, all write-once under <c>rounds/&lt;round&gt;/secagg/</c>
 /// (schemas/store-layout.md, "Secure aggregation"): <c>setup.json</c>, <c>keys/&lt;site&gt;.json</c>,
-/// <c>shares/&lt;from&gt;/&lt;to&gt;.bin</c>, <c>masked/&lt;site&gt;.cfm32</c>, <c>survivors.json</c> and
-/// <c>unmask/&lt;site&gt;.json</c>. Names are checked with <see cref="FederationNames"/> before they become paths.
+/// <c>shares/&lt;site&gt;.json</c>, <c>keyset.json</c> and <c>participants.json</c> (the serverless phase boundaries),
+/// <c>masked/&lt;site&gt;.cfm32</c>, <c>survivors.json</c> and <c>unmask/&lt;site&gt;.json</c>. Names are checked with <see cref="FederationNames"/> before they become paths.
 /// </summary>
 public sealed class SecAggStore(FederationStore store, string federation, int round)
 {
@@ -15,7 +15,9 @@ public sealed class SecAggStore(FederationStore store, string federation, int ro
     public string SetupPath => $"{Folder}/setup.json";
     public string SurvivorsPath => $"{Folder}/survivors.json";
     public string KeyPath(string site) => $"{Folder}/keys/{Name(site)}.json";
-    public string SharePath(string from, string to) => $"{Folder}/shares/{Name(from)}/{Name(to)}.bin";
+    public string SharesPath(string from) => $"{Folder}/shares/{Name(from)}.json";
+    public string KeySetPath => $"{Folder}/keyset.json";
+    public string ParticipantsPath => $"{Folder}/participants.json";
     public string MaskedPath(string site) => $"{Folder}/masked/{Name(site)}{MaskedUpdateFile.Extension}";
     public string UnmaskPath(string site) => $"{Folder}/unmask/{Name(site)}.json";
 
@@ -60,18 +62,75 @@ public sealed class SecAggStore(FederationStore store, string federation, int ro
 
     public Task PutKeyAsync(SecAggPublicKey key, CancellationToken ct = default) => PutAsync(KeyPath(key.Site), SecAggJson.Serialize(key), ct);
 
-    /// <summary>The published keys whose identity matches their path, federation and round, in site order.</summary>
-    public async Task<IReadOnlyList<SecAggPublicKey>> GetKeysAsync(SecAggSetup setup, CancellationToken ct = default) =>
-        (await ListJsonAsync<SecAggPublicKey>("keys", k => k.Site, ct).ConfigureAwait(false))
-        .Where(k => k.Federation == federation && k.Round == round && setup.Sites.Contains(k.Site) && k.ExampleCount > 0)
-        .OrderBy(k => k.Site, StringComparer.Ordinal).ToList();
-
-    public async Task PutSharesAsync(string from, IReadOnlyDictionary<string, byte[]> sealedShares, CancellationToken ct = default)
+    /// <summary>
+    /// The keys that count, in site order: those published whose identity matches their path, federation and round,
+    /// among the sites of <c>participants.json</c> once written (the serverless protocol's masking set), else of
+    /// <c>keyset.json</c>, else of the setup.
+    /// </summary>
+    public async Task<IReadOnlyList<SecAggPublicKey>> GetKeysAsync(SecAggSetup setup, CancellationToken ct = default)
     {
-        foreach (var (to, bytes) in sealedShares) await PutAsync(SharePath(from, to), bytes, ct).ConfigureAwait(false);
+        var allowed = (await GetParticipantsAsync(ct).ConfigureAwait(false) ?? await GetKeySetAsync(ct).ConfigureAwait(false))?.Sites ?? setup.Sites;
+        return (await ListJsonAsync<SecAggPublicKey>("keys", k => k.Site, ct).ConfigureAwait(false))
+            .Where(k => k.Federation == federation && k.Round == round && setup.Sites.Contains(k.Site) && allowed.Contains(k.Site) && k.ExampleCount > 0)
+            .OrderBy(k => k.Site, StringComparer.Ordinal).ToList();
     }
 
-    public Task<byte[]?> GetShareAsync(string from, string to, CancellationToken ct = default) => store.ReadAllBytesAsync(SharePath(from, to), ct);
+    /// <summary>The sites that published a key object (whatever it holds).</summary>
+    public async Task<IReadOnlyList<string>> ListKeySitesAsync(CancellationToken ct = default) => await ListSitesAsync("keys", ".json", ct).ConfigureAwait(false);
+
+    /// <summary>The sites that published their sealed shares.</summary>
+    public async Task<IReadOnlyList<string>> ListShareSitesAsync(CancellationToken ct = default) => await ListSitesAsync("shares", ".json", ct).ConfigureAwait(false);
+
+    /// <summary>The sites that revealed.</summary>
+    public async Task<IReadOnlyList<string>> ListUnmaskSitesAsync(CancellationToken ct = default) => await ListSitesAsync("unmask", ".json", ct).ConfigureAwait(false);
+
+    private async Task<IReadOnlyList<string>> ListSitesAsync(string sub, string extension, CancellationToken ct) =>
+        (await store.ListAsync($"{Folder}/{sub}", ct).ConfigureAwait(false))
+        .Where(n => n.EndsWith(extension, StringComparison.Ordinal)).Select(n => n[..^extension.Length]).Where(FederationNames.IsValid).Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>Writes the shares <paramref name="from"/> sealed for each recipient, as one object.</summary>
+    public Task PutSharesAsync(string from, IReadOnlyDictionary<string, byte[]> sealedShares, CancellationToken ct = default) =>
+        PutAsync(SharesPath(from), SharesBytes(federation, round, from, sealedShares), ct);
+
+    /// <summary>The bytes of <c>shares/&lt;from&gt;.json</c> (what a site uploads with its ticket).</summary>
+    public static byte[] SharesBytes(string federation, int round, string from, IReadOnlyDictionary<string, byte[]> sealedShares) =>
+        SecAggJson.Serialize(new SecAggShares
+        {
+            Federation = federation, Round = round, Site = from,
+            Shares = new SortedDictionary<string, string>(sealedShares.ToDictionary(kv => kv.Key, kv => Convert.ToBase64String(kv.Value)), StringComparer.Ordinal),
+        });
+
+    /// <summary>The share <paramref name="from"/> sealed for <paramref name="to"/>, or null (not sent, or a malformed object).</summary>
+    public async Task<byte[]?> GetShareAsync(string from, string to, CancellationToken ct = default)
+    {
+        SecAggShares? shares;
+        try
+        {
+            shares = await GetJsonAsync<SecAggShares>(SharesPath(from), ct).ConfigureAwait(false);
+        }
+        catch (FederationDataException)
+        {
+            return null;
+        }
+
+        if (shares is null || shares.Site != from || shares.Federation != federation || shares.Round != round || !shares.Shares.TryGetValue(to, out var b64)) return null;
+        try
+        {
+            return Convert.FromBase64String(b64);
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+
+    public Task PutKeySetAsync(SecAggSiteList keySet, CancellationToken ct = default) => PutAsync(KeySetPath, SecAggJson.Serialize(keySet), ct);
+
+    public Task<SecAggSiteList?> GetKeySetAsync(CancellationToken ct = default) => GetJsonAsync<SecAggSiteList>(KeySetPath, ct);
+
+    public Task PutParticipantsAsync(SecAggSiteList participants, CancellationToken ct = default) => PutAsync(ParticipantsPath, SecAggJson.Serialize(participants), ct);
+
+    public Task<SecAggSiteList?> GetParticipantsAsync(CancellationToken ct = default) => GetJsonAsync<SecAggSiteList>(ParticipantsPath, ct);
 
     public Task PutMaskedAsync(MaskedUpdateHeader header, uint[] payload, CancellationToken ct = default) =>
         store.PutObjectAsync(MaskedPath(header.Site), (s, _) => Task.FromResult(MaskedUpdateFile.Write(s, header, payload)), ct);

@@ -31,19 +31,34 @@ public sealed class SecureRoundAggregator(FederationStore store, TimeProvider? t
         var keys = await sa.GetKeysAsync(setup, ct).ConfigureAwait(false);
         var manifest = await store.GetManifestAsync(federation, round, ct).ConfigureAwait(false) ?? throw new InvalidOperationException($"round {round} has no manifest");
         var check = new SecAggUnmasker(setup, keys, manifest.Model.Dimension);
+        // The federation's signing policy (a store without federation.json, as simulate's, has none).
+        var config = (await store.GetFederationAsync(federation, ct).ConfigureAwait(false))?.Config;
+        var rejected = new List<RejectedUpdate>();
         foreach (var site in await sa.ListMaskedAsync(ct).ConfigureAwait(false))
         {
+            string? reason;
             try
             {
-                if (await sa.ReadMaskedAsync(site, ct).ConfigureAwait(false) is { } m && m.Header.Site == site) check.Add(m.Header, m.Payload);
+                var m = await sa.ReadMaskedAsync(site, ct).ConfigureAwait(false);
+                if (m is null) continue;
+                reason = m.Value.Header.Site != site ? $"the masked update at {sa.MaskedPath(site)} names site '{m.Value.Header.Site}'"
+                    : !keys.Any(k => k.Site == site) ? "the site is not among the round's participants (it sent no key or no shares in time)"
+                    : config is null ? null
+                    : Privacy.Signing.MaskedUpdateSignature.Rejection(m.Value.Header, federation, round, site, config.FindSite(site)?.SigningPublicKey, config.RequireSignatures);
+                reason ??= check.Add(m.Value.Header, m.Value.Payload);
             }
-            catch (FederationDataException) { }
-            catch (EndOfStreamException) { }
+            catch (Exception e) when (e is FederationDataException or EndOfStreamException)
+            {
+                reason = e.Message;
+            }
+
+            if (reason is not null) rejected.Add(new RejectedUpdate { Site = site, Reason = reason });
         }
         var survivors = new SecAggSurvivors
         {
             Federation = federation, Round = round, Survivors = check.Summed.Order(StringComparer.Ordinal).ToArray(),
             Dropped = keys.Select(k => k.Site).Where(s => !check.Summed.Contains(s)).ToArray(), KeySetSha256 = check.KeySetSha256,
+            Rejected = rejected.Count == 0 ? null : rejected,
         };
         try
         {
@@ -60,8 +75,10 @@ public sealed class SecureRoundAggregator(FederationStore store, TimeProvider? t
     {
         var sa = new SecAggStore(store, federation, round);
         var manifest = await store.GetManifestAsync(federation, round, ct).ConfigureAwait(false) ?? throw new InvalidOperationException($"round {round} has no manifest");
-        if (await store.GetRoundResultAsync(federation, round, ct).ConfigureAwait(false) is { } done)
-            return new(RoundOutcomeStatus.AlreadyCompleted, done, $"round {round} was aggregated earlier");
+        var existing = await store.GetRoundResultAsync(federation, round, ct).ConfigureAwait(false);
+        if (existing is not null && (existing.Status != RoundStatuses.Aggregated || await store.GetGlobalModelAsync(federation, round, ct).ConfigureAwait(false) is not null))
+            return new(RoundOutcomeStatus.AlreadyCompleted, existing, $"round {round} was aggregated earlier");
+        // (A result without its global model: an earlier call died in between; the same sum is computed again.)
         var setup = await sa.GetSetupAsync(ct).ConfigureAwait(false) ?? throw new InvalidOperationException($"{sa.SetupPath} does not exist");
         var survivors = await sa.GetSurvivorsAsync(ct).ConfigureAwait(false);
         if (survivors is null) return new(RoundOutcomeStatus.Waiting, null, "the masking phase is still open (no secagg/survivors.json)");
@@ -108,7 +125,7 @@ public sealed class SecureRoundAggregator(FederationStore store, TimeProvider? t
         {
             Federation = federation, Round = round, Strategy = strategy.Name,
             Status = quorumMet ? RoundStatuses.Aggregated : RoundStatuses.QuorumNotMet, Quorum = manifest.Quorum,
-            Accepted = accepted, Rejected = [], Missing = manifest.Sites.Where(s => !survivors.Survivors.Contains(s)).Order(StringComparer.Ordinal).ToArray(),
+            Accepted = accepted, Rejected = survivors.Rejected ?? [], Missing = manifest.Sites.Where(s => !survivors.Survivors.Contains(s)).Order(StringComparer.Ordinal).ToArray(),
             ExampleCount = examples, Metrics = metricSums.ToDictionary(kv => kv.Key, kv => kv.Value.Sum / kv.Value.Weight, StringComparer.Ordinal),
             GlobalModel = quorumMet ? StoreLayout.GlobalModel(federation, round) : null, Notes = notes, CompletedAt = now,
         };
@@ -130,9 +147,22 @@ public sealed class SecureRoundAggregator(FederationStore store, TimeProvider? t
             FeatureSpecId = manifest.Model.FeatureSpecId, FeatureSpecVersion = manifest.Model.FeatureSpecVersion, Strategy = strategy.Name,
             Sites = accepted.Select(a => a.Site).ToArray(), ExampleCount = examples, Metrics = result.Metrics, CreatedAt = now,
         }, parameters);
-        await store.PutRoundResultAsync(result, ct).ConfigureAwait(false);
-        if (strategy.CaptureState() is { } serverState) await store.PutServerStateAsync(serverState, ct).ConfigureAwait(false);
-        await store.PutGlobalModelAsync(model, ct).ConfigureAwait(false);
+        if (existing is null) await store.PutRoundResultAsync(result, ct).ConfigureAwait(false);
+        else result = existing;
+        if (strategy.CaptureState() is { } serverState)
+        {
+            try { await store.PutServerStateAsync(serverState, ct).ConfigureAwait(false); }
+            catch (StoreObjectExistsException) { }
+        }
+
+        try
+        {
+            await store.PutGlobalModelAsync(model, ct).ConfigureAwait(false);
+        }
+        catch (StoreObjectExistsException)
+        {
+            return new(RoundOutcomeStatus.AlreadyCompleted, result, $"round {round} was aggregated concurrently");
+        }
         return new(RoundOutcomeStatus.Aggregated, result, $"round {round} securely aggregated {accepted.Count} masked update(s) from {examples} examples with {strategy.Name}");
     }
 }

@@ -25,6 +25,8 @@ public sealed class SecAggSchemaTests
     [InlineData("secagg-survivors.schema.json", typeof(SecAggSurvivors))]
     [InlineData("secagg-unmask.schema.json", typeof(SecAggUnmask))]
     [InlineData("masked-update.schema.json", typeof(MaskedUpdateHeader))]
+    [InlineData("secagg-shares.schema.json", typeof(SecAggShares))]
+    [InlineData("secagg-site-list.schema.json", typeof(SecAggSiteList))]
     public void Schema_names_the_records_properties(string schema, Type record)
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(Schemas(), schema)));
@@ -48,7 +50,8 @@ public sealed class SecAggSchemaTests
         {
             string? schema = f.EndsWith("setup.json", StringComparison.Ordinal) ? "secagg-setup" : f.EndsWith("survivors.json", StringComparison.Ordinal) ? "secagg-survivors"
                 : f.Contains("/keys/", StringComparison.Ordinal) ? "secagg-key" : f.Contains("/unmask/", StringComparison.Ordinal) ? "secagg-unmask"
-                : f.EndsWith(".cfm32", StringComparison.Ordinal) ? "masked-update" : null;
+                : f.EndsWith(".cfm32", StringComparison.Ordinal) ? "masked-update" : f.Contains("/shares/", StringComparison.Ordinal) ? "secagg-shares"
+                : f.EndsWith("keyset.json", StringComparison.Ordinal) || f.EndsWith("participants.json", StringComparison.Ordinal) ? "secagg-site-list" : null;
             if (schema is null) continue;
             var bytes = File.ReadAllBytes(Path.Combine(store.Folder, f));
             string json = schema == "masked-update" ? Encoding.UTF8.GetString(bytes, 9, BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(5))) : Encoding.UTF8.GetString(bytes);
@@ -56,6 +59,6 @@ public sealed class SecAggSchemaTests
             Assert.True(errors.Count == 0, f + ": " + string.Join("; ", errors));
             checkedFiles++;
         }
-        Assert.Equal(1 + 3 + 1 + 2 + 2, checkedFiles);   // setup, 3 keys, survivors, 2 reveals, 2 masked
+        Assert.Equal(1 + 3 + 3 + 1 + 2 + 2, checkedFiles);   // setup, 3 keys, 3 share objects, survivors, 2 reveals, 2 masked
     }
 }

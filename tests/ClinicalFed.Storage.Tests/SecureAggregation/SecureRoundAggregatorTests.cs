@@ -53,7 +53,7 @@ public sealed class SecureRoundAggregatorTests
         var files = secure.AllFiles();
         Assert.DoesNotContain(files, f => f.Contains("/updates/", StringComparison.Ordinal));
         Assert.Contains(files, f => f.EndsWith("secagg/masked/A.cfm32", StringComparison.Ordinal));
-        Assert.Contains(files, f => f.EndsWith("secagg/shares/A/B.bin", StringComparison.Ordinal));
+        Assert.Contains(files, f => f.EndsWith("secagg/shares/A.json", StringComparison.Ordinal));
         var contents = files.Where(f => !f.EndsWith("global.cfm", StringComparison.Ordinal)).Select(f => File.ReadAllBytes(Path.Combine(secure.Folder, f))).ToList();
         foreach (var i in inputs)
         {

@@ -19,7 +19,10 @@ public static class MaskedUpdateFile
         if (payload.Length != header.Dimension) throw new ArgumentException($"dimension {header.Dimension} but {payload.Length} values", nameof(payload));
         var bytes = MemoryMarshal.AsBytes(payload);
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian");
-        var written = header with { PayloadSha256 = FramedFile.Sha256Hex(bytes) };
+        string sha = FramedFile.Sha256Hex(bytes);
+        if (header.Signature is not null && header.PayloadSha256 != sha)
+            throw new ArgumentException("the header is signed for another payload (payload_sha256 differs)", nameof(header));
+        var written = header with { PayloadSha256 = sha };
         FramedFile.WriteFrame(destination, Magic, FederationJson.Serialize(written, indented: false));
         destination.Write(bytes);
         return written;

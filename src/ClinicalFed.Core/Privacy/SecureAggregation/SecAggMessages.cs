@@ -85,6 +85,10 @@ public sealed record SecAggSurvivors : SecAggObject
     /// <summary>Sites that published keys and shares but sent no masked update (their private keys get revealed).</summary>
     [JsonPropertyName("dropped")] public required IReadOnlyList<string> Dropped { get; init; }
     [JsonPropertyName("key_set_sha256")] public required string KeySetSha256 { get; init; }
+    /// <summary>Masked uploads that were refused (tampered, unsigned, another key set…), with the reason; their sites count as dropped.</summary>
+    [JsonPropertyName("rejected")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<RejectedUpdate>? Rejected { get; init; }
 }
 
 /// <summary><c>secagg/unmask/&lt;site&gt;.json</c>: the shares one surviving site reveals, base64 <see cref="ShamirShare.ToBytes"/>, keyed by the owner of the secret.</summary>
@@ -111,4 +115,45 @@ public sealed record MaskedUpdateHeader : SecAggObject
     [JsonPropertyName("local_metrics")] public IReadOnlyDictionary<string, double> LocalMetrics { get; init; } = new Dictionary<string, double>();
     [JsonPropertyName("created_at")] public required DateTimeOffset CreatedAt { get; init; }
     [JsonPropertyName("payload_sha256")] public string PayloadSha256 { get; init; } = "";
+    /// <summary>
+    /// The site's ECDSA P-256 signature (IEEE P1363, base64) over the header without it
+    /// (<see cref="Signing.MaskedUpdateSignature"/>); absent when unsigned.
+    /// </summary>
+    [JsonPropertyName("signature")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Signature { get; init; }
+}
+
+/// <summary>
+/// <c>secagg/shares/&lt;site&gt;.json</c>: everything a site sealed for the others in one object (so one upload ticket
+/// covers it): for each recipient, its Shamir shares of the sender's private key and self seed, encrypted to that
+/// recipient with their pairwise share key (base64). Only the recipient can open its entry.
+/// </summary>
+public sealed record SecAggShares : SecAggObject
+{
+    [JsonPropertyName("site")] public required string Site { get; init; }
+    [JsonPropertyName("shares")] public required IReadOnlyDictionary<string, string> Shares { get; init; }
+}
+
+/// <summary>
+/// A phase boundary the aggregator writes in the serverless protocol: <c>secagg/keyset.json</c> (the sites whose keys
+/// count: they receive shares) and <c>secagg/participants.json</c> (the sites whose shares arrived: every masked
+/// update pairs with exactly these).
+/// </summary>
+public sealed record SecAggSiteList : SecAggObject
+{
+    [JsonPropertyName("sites")] public required IReadOnlyList<string> Sites { get; init; }
+}
+
+/// <summary>
+/// A site's secret state of one round (kept in its work folder, never uploaded), so that an agent that restarts
+/// mid-round continues with the key it published.
+/// </summary>
+public sealed record SecAggSiteState : SecAggObject
+{
+    [JsonPropertyName("site")] public required string Site { get; init; }
+    /// <summary>The ECDH private key, PKCS#8 DER, base64.</summary>
+    [JsonPropertyName("private_key")] public required string PrivateKey { get; init; }
+    /// <summary>The self-mask seed, base64.</summary>
+    [JsonPropertyName("self_seed")] public required string SelfSeed { get; init; }
 }

@@ -13,15 +13,39 @@ namespace ClinicalFed.Privacy.SecureAggregation;
 /// </summary>
 public sealed class SecAggSite : IDisposable
 {
-    private readonly ECDiffieHellman _key = PairwiseKeys.Create();
-    private readonly byte[] _selfSeed = RandomNumberGenerator.GetBytes(32);
+    private readonly ECDiffieHellman _key;
+    private readonly byte[] _selfSeed;
 
     public SecAggSite(SecAggSetup setup, string site)
     {
         Setup = setup;
         Site = site;
         setup.ShamirX(site);
+        _key = PairwiseKeys.Create();
+        _selfSeed = RandomNumberGenerator.GetBytes(32);
     }
+
+    /// <summary>Resumes a site's round from the state <see cref="ExportState"/> saved (its published key stays valid).</summary>
+    public SecAggSite(SecAggSetup setup, SecAggSiteState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.Federation != setup.Federation || state.Round != setup.Round)
+            throw new ArgumentException($"the saved secure-aggregation state is for {state.Federation} round {state.Round}, not {setup.Federation} round {setup.Round}", nameof(state));
+        Setup = setup;
+        Site = state.Site;
+        setup.ShamirX(state.Site);
+        _key = PairwiseKeys.Create();
+        _key.ImportPkcs8PrivateKey(Convert.FromBase64String(state.PrivateKey), out _);
+        _selfSeed = Convert.FromBase64String(state.SelfSeed);
+        if (_selfSeed.Length != 32) throw new ArgumentException("the saved self seed is not 32 bytes", nameof(state));
+    }
+
+    /// <summary>The secret state to keep in the site's work folder between phases (never to upload).</summary>
+    public SecAggSiteState ExportState() => new()
+    {
+        Federation = Setup.Federation, Round = Setup.Round, Site = Site,
+        PrivateKey = Convert.ToBase64String(_key.ExportPkcs8PrivateKey()), SelfSeed = Convert.ToBase64String(_selfSeed),
+    };
 
     public SecAggSetup Setup { get; }
     public string Site { get; }
