@@ -212,7 +212,7 @@ internal static class FederatedLoop
                 if (o.SecureAggregation)
                 {
                     // Masked through the secure round below: no plain update file is written.
-                    secureInputs.Add(new Storage.SecureAggregation.SecureSiteInput(sites[i].Name, parameters, sites[i].TrainRows, header.LocalMetrics));
+                    secureInputs.Add(new Storage.SecureAggregation.SecureSiteInput(sites[i].Name, parameters, sites[i].TrainRows, header.LocalMetrics, keys[sites[i].Name]));
                 }
                 else
                 {

@@ -45,6 +45,12 @@ public interface ISiteUploader
     Task UploadStatisticsAsync(string federation, string site, StatisticsSet statistics, CancellationToken cancellationToken);
 
     Task UploadUpdateAsync(UpdateHeader header, float[] payload, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Uploads one secure-aggregation object of the open round (<paramref name="kind"/> a <c>secagg-</c> ticket kind) to
+    /// <paramref name="path"/>; throws <see cref="StoreObjectExistsException"/> when it is already there or its phase closed.
+    /// </summary>
+    Task UploadSecAggAsync(string federation, string site, int round, string kind, string path, byte[] content, CancellationToken cancellationToken);
 }
 
 /// <summary>Writes through the store itself (the site holds write access: a local folder, a test).</summary>
@@ -55,6 +61,10 @@ public sealed class DirectStoreUploader(IFederationStore store) : ISiteUploader
 
     public Task UploadUpdateAsync(UpdateHeader header, float[] payload, CancellationToken cancellationToken) =>
         store.PutUpdateAsync(header, payload, cancellationToken);
+
+    public Task UploadSecAggAsync(string federation, string site, int round, string kind, string path, byte[] content, CancellationToken cancellationToken) =>
+        (store as FederationStore ?? throw new NotSupportedException("secure aggregation needs a FederationStore"))
+            .PutObjectAsync(path, async (s, c) => { await s.WriteAsync(content, c).ConfigureAwait(false); return true; }, cancellationToken);
 }
 
 /// <summary>What the site agent writes into its work folder at the end (aggregates only).</summary>
@@ -80,7 +90,7 @@ public sealed record SiteAgentReport
 /// after a crash it simply starts again: finished work is recognized there (a write-once upload), and training is
 /// deterministic. Its log holds counts, round numbers and metrics, never patient data.
 /// </summary>
-public sealed class SiteAgent
+public sealed partial class SiteAgent
 {
     private readonly SiteAgentOptions _o;
     private readonly IFederationStore _store;
@@ -112,6 +122,7 @@ public sealed class SiteAgent
         using var signingKey = LoadSigningKey(config.FindSite(site)!);
         _signingKey = signingKey;
         _siteDp = config.SiteLevelDp;
+        _secure = config.SecureAggregation is not null;
 
         var table = LoadOrBuildTable();
         var spec = FeatureSpec.Load(_o.Task);
@@ -145,7 +156,16 @@ public sealed class SiteAgent
                 if (result is not null && await IsPublishedAsync(result, cancellationToken).ConfigureAwait(false)
                     && (r + 1 >= config.Rounds || await Storage.Coordination.FederationCoordinator.SiteDpBudgetStopsAsync(_store, config, r + 1, cancellationToken).ConfigureAwait(false)))
                     return await FinishAsync(config, r, prepared, trained, cancellationToken).ConfigureAwait(false);
-                if (result is null && manifest.Sites.Contains(site, StringComparer.Ordinal)
+                if (config.SecureAggregation is not null)
+                {
+                    if (result is null && manifest.Sites.Contains(site, StringComparer.Ordinal) && _time.GetUtcNow() < manifest.Deadline)
+                    {
+                        var step = await SecureStepAsync(manifest, matrix, prepared, cancellationToken).ConfigureAwait(false);
+                        if (step == SecureStep.Masked && !trained.Contains(r)) trained.Add(r);
+                        state += $", secure phase: {step}";
+                    }
+                }
+                else if (result is null && manifest.Sites.Contains(site, StringComparer.Ordinal)
                     && !(await _store.ListUpdatesAsync(f, r, cancellationToken).ConfigureAwait(false)).Contains(site, StringComparer.Ordinal)
                     && _time.GetUtcNow() < manifest.Deadline)
                 {
@@ -177,7 +197,8 @@ public sealed class SiteAgent
     {
         if (result.GlobalModel is null) return true;
         if (await _store.GetGlobalModelAsync(result.Federation, result.Round, cancellationToken).ConfigureAwait(false) is null) return false;
-        return !result.Accepted.Any(a => a.Site == _o.Site)
+        // With secure aggregation the aggregator never sees a site's model: the site personalizes itself.
+        return _secure || !result.Accepted.Any(a => a.Site == _o.Site)
                || (await _store.ListPersonalizedModelsAsync(result.Federation, result.Round, cancellationToken).ConfigureAwait(false)).Contains(_o.Site, StringComparer.Ordinal);
     }
 
@@ -249,6 +270,26 @@ public sealed class SiteAgent
 
     private async Task TrainAndUploadAsync(RoundManifest manifest, FeatureMatrix matrix, PreparedSite prepared, CancellationToken cancellationToken)
     {
+        var (header, parameters, weight, epochs) = await TrainAsync(manifest, matrix, prepared, cancellationToken).ConfigureAwait(false);
+        var metrics = header.LocalMetrics;
+        // Every update is signed with the site's key (the header, which binds the payload through its SHA-256).
+        header = Privacy.Signing.UpdateSignature.Sign(header, parameters, _signingKey!);
+        try
+        {
+            await _uploader.UploadUpdateAsync(header, parameters, cancellationToken).ConfigureAwait(false);
+        }
+        catch (StoreObjectExistsException)
+        {
+            _log($"round {manifest.Round}: an update was already uploaded (a run before a restart); keeping it");
+            return;
+        }
+
+        _log($"round {manifest.Round}: trained {epochs} epoch(s) on {prepared.TrainRows:N0} rows, train loss {metrics.GetValueOrDefault("train_loss"):0.####}, personalization weight {weight:0.##}; uploaded {header.Dimension} parameters");
+    }
+
+    /// <summary>One round's local training, exactly as simulate's: the unsigned update header and the parameters to send.</summary>
+    private async Task<(UpdateHeader Header, float[] Parameters, double Weight, int Epochs)> TrainAsync(RoundManifest manifest, FeatureMatrix matrix, PreparedSite prepared, CancellationToken cancellationToken)
+    {
         int siteIndex = manifest.Sites.ToList().IndexOf(_o.Site);
         var settings = ClientTrainingSettings.From(manifest.Strategy);
         LinearWeights? global = null;
@@ -294,19 +335,7 @@ public sealed class SiteAgent
             System.Numerics.Tensors.TensorPrimitives.Add(start, own, parameters);
         }
 
-        // Every update is signed with the site's key (the header, which binds the payload through its SHA-256).
-        header = Privacy.Signing.UpdateSignature.Sign(header, parameters, _signingKey!);
-        try
-        {
-            await _uploader.UploadUpdateAsync(header, parameters, cancellationToken).ConfigureAwait(false);
-        }
-        catch (StoreObjectExistsException)
-        {
-            _log($"round {manifest.Round}: an update was already uploaded (a run before a restart); keeping it");
-            return;
-        }
-
-        _log($"round {manifest.Round}: trained {settings.LocalEpochs} epoch(s) on {prepared.TrainRows:N0} rows, train loss {metrics.GetValueOrDefault("train_loss"):0.####}, personalization weight {weight:0.##}; uploaded {header.Dimension} parameters");
+        return (header, parameters, weight, settings.LocalEpochs);
     }
 
     private async Task<SiteAgentReport> FinishAsync(FederationConfig config, int lastRound, PreparedSite prepared, List<int> trained, CancellationToken cancellationToken)
@@ -323,6 +352,13 @@ public sealed class SiteAgent
             Evaluate("global", global.Parameters);
             var personalized = await _store.GetPersonalizedModelAsync(f, g, _o.Site, cancellationToken).ConfigureAwait(false);
             if (personalized is not null) Evaluate("personalized", personalized.Parameters);
+            else if (LoadOwnModel(g) is { } own)
+            {
+                // Secure aggregation: the site's personalized model, made here as the aggregator makes it elsewhere.
+                var mix = new float[own.Parameters.Length];
+                AggregationMath.Interpolate(global.Parameters, own.Parameters, (float)own.Weight, mix);
+                Evaluate("personalized", mix);
+            }
         }
 
         void Evaluate(string name, ReadOnlySpan<float> parameters)

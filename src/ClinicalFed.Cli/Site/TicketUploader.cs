@@ -48,6 +48,15 @@ public sealed class TicketUploader : ISiteUploader
         await UploadTicketClient.UploadAsync(ticket.UploadUrl, content, cancellationToken).ConfigureAwait(false);
     }
 
+    public async Task UploadSecAggAsync(string federation, string site, int round, string kind, string path, byte[] content, CancellationToken cancellationToken)
+    {
+        var ticket = await GetTicketAsync(federation, site, kind, cancellationToken).ConfigureAwait(false);
+        if (ticket.Round != round || ticket.Path != path)
+            throw new InvalidOperationException($"the aggregator's ticket is for {ticket.Path} (round {ticket.Round}), not {path}; nothing is uploaded");
+        using var stream = new MemoryStream(content, writable: false);
+        await UploadTicketClient.UploadAsync(ticket.UploadUrl, stream, cancellationToken).ConfigureAwait(false);
+    }
+
     private async Task<UploadTicket> GetTicketAsync(string federation, string site, string kind, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post,

@@ -5,7 +5,8 @@ using ClinicalFed.Privacy.SecureAggregation;
 namespace ClinicalFed.Storage.SecureAggregation;
 
 /// <summary>One site's input to an in-process secure round.</summary>
-public sealed record SecureSiteInput(string Site, float[] Parameters, long ExampleCount, IReadOnlyDictionary<string, double>? LocalMetrics = null);
+public sealed record SecureSiteInput(string Site, float[] Parameters, long ExampleCount, IReadOnlyDictionary<string, double>? LocalMetrics = null,
+    System.Security.Cryptography.ECDsa? SigningKey = null);
 
 /// <summary>What an in-process secure round cost and decided.</summary>
 public sealed record SecureRoundRun(RoundOutcome Outcome, double SiteSeconds, double AggregatorSeconds, IReadOnlyList<string> Dropped, long MaskedBytes);
@@ -44,6 +45,7 @@ public static class InProcessSecureRound
             {
                 if (dropAfterMasking?.Contains(i.Site) == true) continue;   // masked, but the upload never arrives
                 var (header, payload) = sites[i.Site].Mask(keys, i.Parameters, i.ExampleCount, time.GetUtcNow(), i.LocalMetrics);
+                if (i.SigningKey is not null) header = Privacy.Signing.MaskedUpdateSignature.Sign(header, payload, i.SigningKey);
                 await sa.PutMaskedAsync(header, payload, ct).ConfigureAwait(false);
                 maskedBytes += 4L * payload.Length;
             }

@@ -19,6 +19,8 @@ internal sealed record AgentFederation(IFederationStore Store, string Federation
     public int Rounds { get; init; } = 2;
     public int? Quorum { get; init; }
     public bool RegisterSigningKeys { get; init; } = true;
+    /// <summary>Run every round with secure aggregation (federation.json <c>secure_aggregation</c>).</summary>
+    public bool SecureAggregation { get; init; }
 
     public string WorkDirectory(string site) => Path.Combine(Root, "sites", site);
 
@@ -27,7 +29,7 @@ internal sealed record AgentFederation(IFederationStore Store, string Federation
     {
         var coordinator = new FederationCoordinator(Store);
         await coordinator.CreateFederationAsync(new FederationSetup { Federation = Federation, Task = Task, Rounds = Rounds, Quorum = Quorum ?? Sources.Count }
-            .ToConfig(DateTimeOffset.UtcNow));
+            .ToConfig(DateTimeOffset.UtcNow) with { SecureAggregation = SecureAggregation ? new SecureAggregationConfig() : null });
         foreach (var s in Sources)
         {
             string? publicKey = null;
@@ -72,5 +74,11 @@ internal sealed class RecordingUploader(string site, ISiteUploader inner, Concur
         UpdateFile.Write(file, header, payload);
         sent.Enqueue((site, $"update of round {header.Round}", file.ToArray()));
         await inner.UploadUpdateAsync(header, payload, cancellationToken);
+    }
+
+    public async Task UploadSecAggAsync(string federation, string site1, int round, string kind, string path, byte[] content, CancellationToken cancellationToken)
+    {
+        sent.Enqueue((site, $"{kind} of round {round}", content));
+        await inner.UploadSecAggAsync(federation, site1, round, kind, path, content, cancellationToken);
     }
 }
