@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text;
+using ClinicalFed.Cli.Simulation;
 using ClinicalFed.Cli.Site;
 using ClinicalFed.Federation;
 using ClinicalFed.Storage;
@@ -69,5 +70,56 @@ public sealed class SecureFederationAgentTests(ThreeSitesFixture data, ITestOutp
         Assert.True(leaks.Count == 0, "patient data left a site:\n" + string.Join("\n", leaks.Take(20)));
         // The round secrets were kept in the work folder only until the site revealed.
         Assert.All(data.Sources, s => Assert.Empty(Directory.EnumerateFiles(Path.Combine(secure.WorkDirectory(s.Name), "secagg"), "*-round-*.json")));
+    }
+
+    [Fact]
+    public async Task An_agent_stopped_after_publishing_its_key_resumes_with_the_same_key()
+    {
+        using var tmp = new TempDir();
+        var store = new LocalFolderStore(tmp["store"]);
+        var sources = data.Sources.Take(2).ToList();
+        var coordinator = new Storage.Coordination.FederationCoordinator(store);
+        await coordinator.CreateFederationAsync(new FederationSetup { Federation = "resume", Task = "sepsis", Rounds = 1, Quorum = 2 }
+            .ToConfig(DateTimeOffset.UtcNow) with { SecureAggregation = new SecureAggregationConfig() });
+        foreach (var src in sources)
+        {
+            using var key = Privacy.Signing.SigningKeys.LoadOrCreatePrivateKey(Path.Combine(tmp["sites"], src.Name, Privacy.Signing.SigningKeys.PrivateKeyFileName), out _);
+            await coordinator.RegisterSiteAsync("resume", src.Name, Privacy.Signing.SigningKeys.PublicKeyPem(key));
+        }
+
+        SiteAgent Agent(SiteSource src, Action<string> log) => new(new SiteAgentOptions
+        {
+            Federation = "resume", Site = src.Name, Task = "sepsis", Source = src, WorkDirectory = Path.Combine(tmp["sites"], src.Name),
+            PollInterval = TimeSpan.FromMilliseconds(20), IdleTimeout = TimeSpan.FromMinutes(4),
+        }, store, new DirectStoreUploader(store), log);
+
+        using var stop = new CancellationTokenSource();
+        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(6));
+        using var both = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, limit.Token);
+        var first = Task.Run(() => Agent(sources[0], line => { if (line.Contains("published this round's secure-aggregation key", StringComparison.Ordinal)) stop.Cancel(); }).RunAsync(both.Token));
+        var other = Task.Run(() => Agent(sources[1], _ => { }).RunAsync(limit.Token));
+        while (!first.IsCompleted)
+        {
+            await coordinator.TickAsync("resume", limit.Token);
+            await Task.Delay(20);
+        }
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first);
+        var published = (await new Storage.SecureAggregation.SecAggStore(store, "resume", 0).GetKeysAsync((await new Storage.SecureAggregation.SecAggStore(store, "resume", 0).GetSetupAsync())!))
+            .Single(k => k.Site == sources[0].Name).PublicKey;
+        var resumed = Task.Run(() => Agent(sources[0], _ => { }).RunAsync(limit.Token));
+        while (!resumed.IsCompleted || !other.IsCompleted)
+        {
+            await coordinator.TickAsync("resume", limit.Token);
+            await Task.Delay(20);
+        }
+
+        var report = await resumed;
+        Assert.Equal([0], report.RoundsTrained);
+        var result = (await store.GetRoundResultAsync("resume", 0))!;
+        Assert.Equal(RoundStatuses.Aggregated, result.Status); // unmasking worked: the resumed agent masked with the key it had published
+        Assert.Equal(2, result.Accepted.Count);
+        Assert.Equal(published, (await new Storage.SecureAggregation.SecAggStore(store, "resume", 0).GetKeysAsync((await new Storage.SecureAggregation.SecAggStore(store, "resume", 0).GetSetupAsync())!))
+            .Single(k => k.Site == sources[0].Name).PublicKey);
     }
 }
