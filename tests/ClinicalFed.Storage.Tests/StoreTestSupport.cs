@@ -199,3 +199,10 @@ internal sealed class CountingStore(FederationStore inner) : DelegatingFederatio
         }
     }
 }
+
+/// <summary>A local store that hands out fake upload URLs (the real SAS comes from the blob store).</summary>
+public sealed class TicketingStore(FederationStore inner) : DelegatingFederationStore(inner), ClinicalFed.Storage.Coordination.IUploadTicketIssuer
+{
+    public Task<Uri> CreateUploadUrlAsync(string path, DateTimeOffset expiresAt, CancellationToken cancellationToken = default) =>
+        Task.FromResult(new Uri($"https://example.invalid/{path}?se={expiresAt.ToUnixTimeSeconds()}"));
+}

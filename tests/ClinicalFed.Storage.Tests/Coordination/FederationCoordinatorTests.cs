@@ -345,13 +345,6 @@ public sealed class FederationCoordinatorTests : IDisposable
         foreach (var v in values) b.AddRow([v]);
         return b.Build();
     }
-
-    /// <summary>A local store that hands out fake upload URLs (the real SAS comes from the blob store).</summary>
-    private sealed class TicketingStore(FederationStore inner) : DelegatingFederationStore(inner), IUploadTicketIssuer
-    {
-        public Task<Uri> CreateUploadUrlAsync(string path, DateTimeOffset expiresAt, CancellationToken cancellationToken = default) =>
-            Task.FromResult(new Uri($"https://example.invalid/{path}?se={expiresAt.ToUnixTimeSeconds()}"));
-    }
 }
 
 /// <summary>schemas/federation.schema.json against documents the coordinator really writes.</summary>

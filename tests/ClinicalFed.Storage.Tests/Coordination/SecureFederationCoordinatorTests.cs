@@ -23,18 +23,21 @@ public sealed class SecureFederationCoordinatorTests : IDisposable
 
     private LocalFolderStore Store => _temp.Store;
 
+    /// <summary>Two rounds of 1,000 s, quorum 2, FedAvg, with secure aggregation (default threshold).</summary>
+    private static FederationConfig Settings(int dimension) => new()
+    {
+        Federation = F,
+        Model = new ModelSpec { Kind = ModelKinds.Logistic, Dimension = dimension, FeatureSpecId = "sepsis-hourly", FeatureSpecVersion = "1.0.0" },
+        Strategy = new StrategySpec { Name = StrategyNames.FedAvg },
+        Rounds = 2, Quorum = 2, RoundSeconds = 1000, Statistics = false, CreatedAt = Fixtures.T0,
+        SecureAggregation = new SecureAggregationConfig(),
+    };
+
     [Fact]
     public async Task A_secure_round_runs_phase_by_phase_survives_a_dropout_and_rejects_a_bad_signature()
     {
         string[] names = ["A", "B", "C", "D", "E"];
-        var settings = new FederationConfig
-        {
-            Federation = F,
-            Model = new ModelSpec { Kind = ModelKinds.Logistic, Dimension = 4, FeatureSpecId = "sepsis-hourly", FeatureSpecVersion = "1.0.0" },
-            Strategy = new StrategySpec { Name = StrategyNames.FedAvg },
-            Rounds = 2, Quorum = 2, RoundSeconds = 1000, Statistics = false, CreatedAt = Fixtures.T0,
-            SecureAggregation = new SecureAggregationConfig(),
-        };
+        var settings = Settings(dimension: 4);
         var store = new TicketingStore(Store);
         var c = new FederationCoordinator(store, _clock);
         await c.CreateFederationAsync(settings);
@@ -129,14 +132,7 @@ public sealed class SecureFederationCoordinatorTests : IDisposable
     [Fact]
     public async Task A_secure_round_without_enough_keys_closes_without_a_model_and_the_next_starts_from_the_same_model()
     {
-        var settings = new FederationConfig
-        {
-            Federation = F,
-            Model = new ModelSpec { Kind = ModelKinds.Logistic, Dimension = 2, FeatureSpecId = "sepsis-hourly", FeatureSpecVersion = "1.0.0" },
-            Strategy = new StrategySpec { Name = StrategyNames.FedAvg },
-            Rounds = 2, Quorum = 2, RoundSeconds = 1000, Statistics = false, CreatedAt = Fixtures.T0,
-            SecureAggregation = new SecureAggregationConfig(),
-        };
+        var settings = Settings(dimension: 2);
         var c = new FederationCoordinator(Store, _clock);
         await c.CreateFederationAsync(settings);
         foreach (var n in new[] { "A", "B", "C" }) await c.RegisterSiteAsync(F, n);
@@ -151,11 +147,5 @@ public sealed class SecureFederationCoordinatorTests : IDisposable
         Assert.Equal(RoundStatuses.QuorumNotMet, result.Status);
         Assert.Contains(result.Notes, n => n.Contains("fewer than the threshold 2", StringComparison.Ordinal));
         Assert.Null((await Store.GetManifestAsync(F, 1))!.GlobalModel);
-    }
-
-    private sealed class TicketingStore(FederationStore inner) : DelegatingFederationStore(inner), IUploadTicketIssuer
-    {
-        public Task<Uri> CreateUploadUrlAsync(string path, DateTimeOffset expiresAt, CancellationToken cancellationToken = default) =>
-            Task.FromResult(new Uri($"https://example.invalid/{path}?se={expiresAt.ToUnixTimeSeconds()}"));
     }
 }
