@@ -96,6 +96,12 @@ public sealed class ServeTests
         Assert.Equal($"Encounter/{last!.Value.EncounterId}", assessment.Encounter!.Reference);
         Assert.Contains("simulation/round/1", assessment.Method!.Coding[0].Code);
         Assert.Contains("strongest features", assessment.Prediction[0].Rationale);
+        // basis: the patient, the encounter and the Observations the row drew on (each one of the request's).
+        var observationIds = resources.Where(r => r["resourceType"]!.GetValue<string>() == "Observation" && r["encounter"]?["reference"]?.GetValue<string>() == $"Encounter/{last!.Value.EncounterId}")
+            .Select(r => $"Observation/{r["id"]!.GetValue<string>()}").ToHashSet();
+        var basisObservations = assessment.Basis.Select(b => b.Reference ?? "").Where(r => r.StartsWith("Observation/", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(basisObservations);
+        Assert.All(basisObservations, r => Assert.Contains(r, observationIds));
 
         // CDS Hooks 2.0: discovery, then patient-view with its prefetch.
         var discovery = JsonNode.Parse(await http.GetStringAsync("/cds-services"))!;

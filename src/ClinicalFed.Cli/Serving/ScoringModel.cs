@@ -8,7 +8,11 @@ using ClinicalFed.Statistics;
 namespace ClinicalFed.Cli.Serving;
 
 /// <summary>A bedside score: the probability, the row it came from and the features that moved it most.</summary>
-public sealed record RiskScore(double Probability, string PatientId, string EncounterId, int Hour, IReadOnlyList<(string Feature, double Contribution)> TopFeatures);
+public sealed record RiskScore(double Probability, string PatientId, string EncounterId, int Hour, IReadOnlyList<(string Feature, double Contribution)> TopFeatures)
+{
+    /// <summary>The Observations the row drew on: the encounter's latest of each code (ids, at most <see cref="ScoringModel.MaxBasis"/>).</summary>
+    public IReadOnlyList<string> BasisObservations { get; init; } = [];
+}
 
 /// <summary>Bad input to a scoring request: becomes a 4xx OperationOutcome naming what is wrong.</summary>
 public sealed class ScoringInputException(string message) : Exception(message);
@@ -116,8 +120,17 @@ public sealed class ScoringModel
             throw new ScoringInputException(encounterId is null
                 ? $"the Bundle yields no {Spec.Task} row: it needs a Patient, an Encounter{(Spec.Task == "sepsis" ? " with an ICU stay and Observations" : "")} referencing it"
                 : $"the Bundle yields no row for Encounter/{encounterId}");
-        return ScoreRow(row, k);
+        // The inputs behind the score, for RiskAssessment.basis: the encounter's latest Observation of each code.
+        var basis = writer.Records.Observations
+            .Where(o => o.EncounterId == k.EncounterId && o.Effective is not null)
+            .GroupBy(o => o.Code)
+            .Select(g => g.MaxBy(o => o.Effective)!.Id)
+            .Order(StringComparer.Ordinal).Take(MaxBasis).ToArray();
+        return ScoreRow(row, k) with { BasisObservations = basis };
     }
+
+    /// <summary>Observations listed in a RiskAssessment's basis at most.</summary>
+    public const int MaxBasis = 64;
 
     /// <summary>Scores one raw feature row (NaN = missing) exactly as the federation prepared its rows.</summary>
     public RiskScore ScoreRow(float[] raw, RowKey key)

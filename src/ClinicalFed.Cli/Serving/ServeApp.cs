@@ -497,7 +497,8 @@ public static class ServeApp
         Encounter = new ResourceReference($"Encounter/{score.EncounterId}"),
         Occurrence = new FhirDateTime(DateTimeOffset.UtcNow),
         Method = new CodeableConcept("http://clinicalfed.dev/model", $"{model.Header.Federation}/round/{model.Header.Round}", $"{model.Header.Strategy} federated logistic regression, {model.Source}"),
-        Basis = [new ResourceReference($"Patient/{score.PatientId}"), new ResourceReference($"Encounter/{score.EncounterId}")],
+        Basis = [new ResourceReference($"Patient/{score.PatientId}"), new ResourceReference($"Encounter/{score.EncounterId}"),
+            .. score.BasisObservations.Select(id => new ResourceReference($"Observation/{id}"))],
         Prediction =
         [
             new RiskAssessment.PredictionComponent
