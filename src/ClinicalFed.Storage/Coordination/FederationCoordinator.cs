@@ -462,7 +462,10 @@ public sealed partial class FederationCoordinator
             var manifest = (await _store.GetManifestAsync(federation, latest.Value, cancellationToken).ConfigureAwait(false))!;
             bool closed = lastResult?.Round == latest.Value;
             phase = closed && latest.Value + 1 >= config.Rounds ? FederationPhases.Completed : FederationPhases.Open;
-            uploaded = await _store.ListUpdatesAsync(federation, latest.Value, cancellationToken).ConfigureAwait(false);
+            // With secure aggregation a site's upload is its masked vector (there are no plain updates).
+            uploaded = config.SecureAggregation is not null && _store is FederationStore secureStore
+                ? await new SecureAggregation.SecAggStore(secureStore, federation, latest.Value).ListMaskedAsync(cancellationToken).ConfigureAwait(false)
+                : await _store.ListUpdatesAsync(federation, latest.Value, cancellationToken).ConfigureAwait(false);
             missing = manifest.Sites.Except(uploaded).ToArray();
             if (!closed) deadline = manifest.Deadline;
         }

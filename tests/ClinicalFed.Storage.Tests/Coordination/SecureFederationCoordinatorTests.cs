@@ -93,6 +93,9 @@ public sealed class SecureFederationCoordinatorTests : IDisposable
                 await sa.PutMaskedAsync(header, payload);
             }
             Assert.Contains("masked updates from 4 of 5", (await c.TickAsync(F)).Message);
+            var status = (await c.GetStatusAsync(F))!;
+            Assert.Equal(["A", "B", "C", "E"], status.Uploaded.Order(StringComparer.Ordinal));
+            Assert.Equal(["D"], status.Missing);
             _clock.Now = FederationCoordinator.SecAggPhaseEnd((await Store.GetManifestAsync(F, 0))!, FederationCoordinator.SecAggPhaseEnds.Masked);
             Assert.Contains("0 of the 3 reveals", (await c.TickAsync(F)).Message);
             var survivors = (await sa.GetSurvivorsAsync())!;
