@@ -119,6 +119,8 @@ public sealed class ServeTests
         Assert.StartsWith("Sepsis risk", card["summary"]!.GetValue<string>());
         Assert.Contains(card["indicator"]!.GetValue<string>(), new[] { "info", "warning", "critical" });
         Assert.Equal("ClinicalFed", card["source"]!["label"]!.GetValue<string>());
+        // The prefetched Patient and search Bundle make the same record as the operation's Bundle: the same score.
+        Assert.Contains($"Probability {probability.ToString("0.0000", System.Globalization.CultureInfo.InvariantCulture)} ", card["detail"]!.GetValue<string>());
 
         // Parameters carrying the resources score the same.
         var parametersBody = new JsonObject

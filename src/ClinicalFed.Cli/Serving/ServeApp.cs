@@ -251,8 +251,17 @@ public static class ServeApp
         {
             if (value is not JsonObject resource) continue;
             if (resource["resourceType"]?.GetValue<string>() == "Bundle" && resource["entry"] is JsonArray inner)
-                foreach (var entry in inner) if (entry?["resource"] is JsonNode r) entries.Add(new JsonObject { ["resource"] = r.DeepClone() });
-            else entries.Add(new JsonObject { ["resource"] = resource.DeepClone() });
+            {
+                // A search result (Bundle): its entries' resources.
+                foreach (var entry in inner)
+                {
+                    if (entry?["resource"] is JsonNode r) entries.Add(new JsonObject { ["resource"] = r.DeepClone() });
+                }
+            }
+            else
+            {
+                entries.Add(new JsonObject { ["resource"] = resource.DeepClone() }); // a single resource, such as the Patient
+            }
         }
 
         var bundle = new JsonObject { ["resourceType"] = "Bundle", ["type"] = "collection", ["entry"] = entries }.ToJsonString();
@@ -275,7 +284,7 @@ public static class ServeApp
                 {
                     uuid = Guid.NewGuid().ToString(),
                     summary = $"{(model.Task == "sepsis" ? "Sepsis" : "30-day readmission")} risk {score.Probability:P0} ({level})",
-                    detail = $"Federated model {model.Header.Federation} round {model.Header.Round} ({model.Source}); strongest features: " +
+                    detail = $"Probability {score.Probability.ToString("0.0000", System.Globalization.CultureInfo.InvariantCulture)} from federated model {model.Header.Federation} round {model.Header.Round} ({model.Source}); strongest features: " +
                              string.Join(", ", score.TopFeatures.Take(3).Select(f => $"{f.Feature} ({f.Contribution:+0.00;-0.00})")),
                     indicator,
                     source = new { label = "ClinicalFed", url = "https://github.com/clinicalfed" },
