@@ -82,8 +82,10 @@ internal static class FederationCommand
         var dpMode = new Option<string>("--dp-site-mode") { Description = "server (the aggregator clips) or client (the sites clip; longer updates are rejected).", DefaultValueFactory = _ => "server" };
         var dpDelta = new Option<double>("--dp-site-delta") { Description = "δ of the site-level guarantee.", DefaultValueFactory = _ => 1e-5 };
         var dpTarget = new Option<double?>("--dp-site-target-epsilon") { Description = "Stop opening rounds before the site-level ε would exceed this." };
+        var secure = new Option<bool>("--secure-aggregation") { Description = "Secure aggregation in every round: sites upload only masked updates (keys, sealed shares, masked vector, reveal, each with its own ticket); the aggregator unmasks only their sum." };
+        var secThreshold = new Option<int?>("--secagg-threshold") { Description = "With --secure-aggregation: the survivors needed to unmask (default: a strict majority of the round's sites)." };
         var cmd = new Command("create", "Create a federation (no sites yet): model, strategy, the sites' training settings, rounds, quorum, round length.")
-            { federation, task, strategy, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description, requireSignatures, dpClip, dpNoise, dpMode, dpDelta, dpTarget };
+            { federation, task, strategy, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description, requireSignatures, dpClip, dpNoise, dpMode, dpDelta, dpTarget, secure, secThreshold };
         store.AddTo(cmd);
         cmd.SetAction(pr => RunAsync(async () =>
         {
@@ -97,8 +99,14 @@ internal static class FederationCommand
                     ? new SiteLevelDpConfig { ClipNorm = clip, NoiseMultiplier = pr.GetValue(dpNoise), Mode = pr.GetValue(dpMode)!, Delta = pr.GetValue(dpDelta), TargetEpsilon = pr.GetValue(dpTarget) }
                     : null,
             };
-            var config = await new FederationCoordinator(store.Open(pr)).CreateFederationAsync(setup.ToConfig(DateTimeOffset.UtcNow) with { RequireSignatures = pr.GetValue(requireSignatures) });
-            Console.WriteLine($"created federation '{config.Federation}': {config.Model.FeatureSpecId} {config.Model.FeatureSpecVersion}, {config.Strategy.Name}, {config.Rounds} round(s) of {config.RoundSeconds} s, quorum {config.Quorum}");
+            if (pr.GetValue(secThreshold) is not null && !pr.GetValue(secure)) throw new ArgumentException("--secagg-threshold needs --secure-aggregation");
+            var config = await new FederationCoordinator(store.Open(pr)).CreateFederationAsync(setup.ToConfig(DateTimeOffset.UtcNow) with
+            {
+                RequireSignatures = pr.GetValue(requireSignatures),
+                SecureAggregation = pr.GetValue(secure) ? new SecureAggregationConfig { Threshold = pr.GetValue(secThreshold) } : null,
+            });
+            Console.WriteLine($"created federation '{config.Federation}': {config.Model.FeatureSpecId} {config.Model.FeatureSpecVersion}, {config.Strategy.Name}, {config.Rounds} round(s) of {config.RoundSeconds} s, quorum {config.Quorum}"
+                + (config.SecureAggregation is null ? "" : ", secure aggregation") + (config.SiteLevelDp is null ? "" : $", site-level DP (C = {config.SiteLevelDp.ClipNorm}, z = {config.SiteLevelDp.NoiseMultiplier})"));
             return 0;
         }));
         return cmd;
