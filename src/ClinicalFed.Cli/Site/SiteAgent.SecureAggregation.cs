@@ -36,7 +36,7 @@ public sealed partial class SiteAgent
         if (keySet is null && !published)
         {
             using var fresh = LoadOrCreateSecAggSite(setup, create: true)!;
-            await UploadAsync(TicketKinds.SecAggKey, sa.KeyPath(site), SecAggJson.Serialize(fresh.PublicKey(prepared.TrainRows))).ConfigureAwait(false);
+            await UploadAsync(TicketKinds.SecAggKey, sa.KeyPath(site), SecAggJson.Serialize(fresh.PublicKey(MaskWeight(prepared)))).ConfigureAwait(false);
             _log($"round {round}: published this round's secure-aggregation key");
             return SecureStep.KeyPublished;
         }
@@ -70,7 +70,16 @@ public sealed partial class SiteAgent
             if ((await sa.ListMaskedAsync(ct).ConfigureAwait(false)).Contains(site)) return SecureStep.WaitingForSurvivors;
             var (header, parameters, weight, epochs) = await TrainAsync(manifest, matrix, prepared, ct).ConfigureAwait(false);
             SaveOwnModel(round, parameters, weight);
-            var (masked, payload) = me.Mask(participantKeys, parameters, prepared.TrainRows, _time.GetUtcNow(), header.LocalMetrics);
+            if (_siteDp is { } dp)
+            {
+                // Site-level DP with secure aggregation: the update is clipped (TrainAsync, client mode); this site adds
+                // its share of the noise, N(0, (z·C/√n)²), so that the n shares in the sum make the central N(0, (z·C)²).
+                double std = Privacy.SiteLevelDpMath.SiteNoiseStd(dp.ToOptions(), manifest.Sites.Count);
+                Privacy.SiteLevelDpMath.AddGaussianNoise(parameters, std, _dpNoise ??= new Privacy.SecureGaussian(System.Security.Cryptography.RandomNumberGenerator.Create()));
+                _log($"round {round}: added distributed site-level DP noise (σ = {std:G4}) before masking");
+            }
+
+            var (masked, payload) = me.Mask(participantKeys, parameters, MaskWeight(prepared), _time.GetUtcNow(), header.LocalMetrics);
             masked = Privacy.Signing.MaskedUpdateSignature.Sign(masked, payload, _signingKey!);
             using var file = new MemoryStream();
             MaskedUpdateFile.Write(file, masked, payload);
@@ -98,6 +107,11 @@ public sealed partial class SiteAgent
             }
         }
     }
+
+    private Privacy.SecureGaussian? _dpNoise;
+
+    /// <summary>The weight a site masks with: its training rows, or 1 each under site-level DP (uniform weighting).</summary>
+    private long MaskWeight(PreparedSite prepared) => _siteDp is null ? prepared.TrainRows : 1;
 
     private string SecAggFolder => Path.Combine(Path.GetFullPath(_o.WorkDirectory), "secagg");
 

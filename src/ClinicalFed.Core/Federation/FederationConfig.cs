@@ -131,7 +131,8 @@ public sealed record FederationConfig
             if (sa.Threshold is { } t && t < 1) p.Add($"'secure_aggregation.threshold' is {t}; it must be at least 1 (default: a strict majority of the round's sites)");
             if (!(sa.ClipBound > 0) || !double.IsFinite(sa.ClipBound)) p.Add($"'secure_aggregation.clip_bound' is {sa.ClipBound}; it must be a positive number");
             if (Model is not null && Model.Kind != ModelKinds.Logistic) p.Add($"'secure_aggregation' needs float32 parameters (model kind {ModelKinds.Logistic}), not '{Model.Kind}'");
-            if (SiteLevelDp is not null) p.Add("'secure_aggregation' and 'site_level_dp' cannot be combined yet: the aggregator cannot clip or noise what it cannot see");
+            if (SiteLevelDp is { Mode: not ClinicalFed.Privacy.SiteDpModes.Client })
+                p.Add("'secure_aggregation' with 'site_level_dp' needs 'site_level_dp.mode' client: the aggregator cannot clip what it cannot see, so each site clips its update and adds its share of the noise before masking");
         }
 
         // A quorum above the number of active sites is allowed while sites register; a round refuses to open then.

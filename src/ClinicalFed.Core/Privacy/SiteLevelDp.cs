@@ -64,6 +64,16 @@ public static class SiteLevelDpMath
         for (int i = 0; i < values.Length; i++) values[i] += (float)(std * gaussian.Next());
     }
 
+    /// <summary>
+    /// Distributed noise (site-level DP with secure aggregation): each of the <paramref name="sites"/> sites adds
+    /// N(0, (z·C/√n)²) to its clipped update, so that the sum of all n carries N(0, (z·C)²), the central mechanism's noise.
+    /// </summary>
+    public static double SiteNoiseStd(SiteDpOptions options, int sites) => options.NoiseMultiplier * options.ClipNorm / Math.Sqrt(Math.Max(1, sites));
+
+    /// <summary>The effective noise multiplier when only <paramref name="survivors"/> of <paramref name="sites"/> sites' noise shares reach the sum: z·√(s/n).</summary>
+    public static double DistributedNoiseMultiplier(SiteDpOptions options, int survivors, int sites) =>
+        options.NoiseMultiplier * Math.Sqrt(Math.Clamp((double)survivors / Math.Max(1, sites), 0, 1));
+
     /// <summary>The noise standard deviation on the mean of <paramref name="sites"/> clipped updates: z·C / n.</summary>
     public static double NoiseStd(SiteDpOptions options, int sites) => options.NoiseMultiplier * options.ClipNorm / Math.Max(1, sites);
 }
@@ -95,10 +105,16 @@ public sealed class SiteDpAccountant(SiteDpOptions options, int federationSites)
     }
 
     /// <summary>Records a round with <paramref name="sites"/> sites and returns ε after it.</summary>
-    public double Spend(int sites)
+    public double Spend(int sites) => Spend(sites, Options.NoiseMultiplier);
+
+    /// <summary>
+    /// Records a round whose noise on the sum had multiplier <paramref name="noiseMultiplier"/> (distributed noise: the
+    /// survivors' shares only, z·√(survivors / sites)) and returns ε after it.
+    /// </summary>
+    public double Spend(int sites, double noiseMultiplier)
     {
         double q = Rate(sites);
-        var next = Add(_rdp, q);
+        var next = Add(_rdp, q, noiseMultiplier);
         next.CopyTo(_rdp, 0);
         double epsilon = Guarantee(_rdp);
         _rounds.Add((q, epsilon));
@@ -107,9 +123,11 @@ public sealed class SiteDpAccountant(SiteDpOptions options, int federationSites)
 
     private double Rate(int sites) => Math.Clamp((double)sites / Math.Max(1, federationSites), 0, 1);
 
-    private double[] Add(double[] rdp, double q)
+    private double[] Add(double[] rdp, double q) => Add(rdp, q, Options.NoiseMultiplier);
+
+    private static double[] Add(double[] rdp, double q, double noiseMultiplier)
     {
-        var step = RdpAccountant.Rdp(q, Options.NoiseMultiplier, 1);
+        var step = RdpAccountant.Rdp(q, noiseMultiplier, 1);
         return rdp.Zip(step, (a, b) => a + b).ToArray();
     }
 

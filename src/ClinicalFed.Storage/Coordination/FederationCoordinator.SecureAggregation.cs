@@ -93,7 +93,7 @@ public sealed partial class FederationCoordinator
                 return await FailSecureRoundAsync(manifest, $"only {survivors.Survivors.Count} masked update(s) were accepted, fewer than the threshold {setup.Threshold} needed to unmask", ct, survivors).ConfigureAwait(false);
 
             // Phase 4: reveals, then the sum.
-            var outcome = await aggregator.AggregateAsync(f, round, ct).ConfigureAwait(false);
+            var outcome = await aggregator.AggregateAsync(f, round, ct, await DistributedDpNotesAsync(config, manifest, survivors, ct).ConfigureAwait(false)).ConfigureAwait(false);
             if (outcome.Status != RoundOutcomeStatus.Waiting) return outcome;
             if (now < manifest.Deadline) return Waiting($"secure round {round}: {outcome.Message}; reveals are open until {manifest.Deadline:O}");
             return await FailSecureRoundAsync(manifest, $"the round's deadline passed with {outcome.Message}", ct, survivors).ConfigureAwait(false);
@@ -103,6 +103,21 @@ public sealed partial class FederationCoordinator
         return await new SecureRoundAggregator(store, _time).AggregateAsync(f, round, ct).ConfigureAwait(false);
 
         static RoundOutcome Waiting(string message) => new(RoundOutcomeStatus.Waiting, null, message);
+    }
+
+    /// <summary>The site-level DP note of a secure round (distributed noise), or null when site-level DP is off.</summary>
+    private async Task<IReadOnlyList<string>?> DistributedDpNotesAsync(FederationConfig config, RoundManifest manifest, SecAggSurvivors survivors, CancellationToken ct)
+    {
+        if (config.SiteLevelDp is not { } dp) return null;
+        var account = (await SiteDpAccountantAsync(_store, config, manifest.Round, ct).ConfigureAwait(false))!;
+        var options = dp.ToOptions();
+        double z = Privacy.SiteLevelDpMath.DistributedNoiseMultiplier(options, survivors.Survivors.Count, manifest.Sites.Count);
+        double epsilon = account.Spend(manifest.Sites.Count, z);
+        return
+        [
+            string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"site-level DP-FedAvg with distributed noise: each site clipped its update to C = {options.ClipNorm:G4} and added N(0, ({Privacy.SiteLevelDpMath.SiteNoiseStd(options, manifest.Sites.Count):G4})²) before masking; {survivors.Survivors.Count} of {manifest.Sites.Count} noise shares reached the sum (effective z = {z:G4}); the federation's site-level ε = {epsilon:F4} (δ = {options.Delta:G3}) after {account.EpsilonPerRound.Count} round(s)"),
+        ];
     }
 
     private static async Task<SecAggSiteList> PutOnceAsync(Func<SecAggSiteList, CancellationToken, Task> put, Func<CancellationToken, Task<SecAggSiteList?>> get, SecAggSiteList value, CancellationToken ct)

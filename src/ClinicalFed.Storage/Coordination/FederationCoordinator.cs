@@ -306,12 +306,18 @@ public sealed partial class FederationCoordinator
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(config);
         if (config.SiteLevelDp is not { } dp) return null;
-        var accountant = new Privacy.SiteDpAccountant(dp.ToOptions(), Math.Max(1, config.ActiveSites.Count));
+        var options = dp.ToOptions();
+        var accountant = new Privacy.SiteDpAccountant(options, Math.Max(1, config.ActiveSites.Count));
         for (int r = 0; r < round; r++)
         {
             if (await store.GetRoundResultAsync(config.Federation, r, cancellationToken).ConfigureAwait(false) is not { Status: RoundStatuses.Aggregated }) continue;
             var manifest = await store.GetManifestAsync(config.Federation, r, cancellationToken).ConfigureAwait(false);
-            if (manifest is not null) accountant.Spend(manifest.Sites.Count);
+            if (manifest is null) continue;
+            // With secure aggregation the noise is distributed: only the survivors' shares reached the sum.
+            if (config.SecureAggregation is not null && store is FederationStore fs
+                && await new SecureAggregation.SecAggStore(fs, config.Federation, r).GetSurvivorsAsync(cancellationToken).ConfigureAwait(false) is { } survivors)
+                accountant.Spend(manifest.Sites.Count, Privacy.SiteLevelDpMath.DistributedNoiseMultiplier(options, survivors.Survivors.Count, manifest.Sites.Count));
+            else accountant.Spend(manifest.Sites.Count);
         }
 
         return accountant;

@@ -71,7 +71,8 @@ public sealed class SecureRoundAggregator(FederationStore store, TimeProvider? t
         return survivors;
     }
 
-    public async Task<RoundOutcome> AggregateAsync(string federation, int round, CancellationToken ct = default)
+    /// <param name="extraNotes">Notes for the round's <c>result.json</c> (the coordinator's privacy account).</param>
+    public async Task<RoundOutcome> AggregateAsync(string federation, int round, CancellationToken ct = default, IReadOnlyList<string>? extraNotes = null)
     {
         var sa = new SecAggStore(store, federation, round);
         var manifest = await store.GetManifestAsync(federation, round, ct).ConfigureAwait(false) ?? throw new InvalidOperationException($"round {round} has no manifest");
@@ -110,6 +111,7 @@ public sealed class SecureRoundAggregator(FederationStore store, TimeProvider? t
             $"secure aggregation: the aggregator summed {survivors.Survivors.Count} masked (masked-ring32) updates and unmasked only their sum; " +
             $"{survivors.Dropped.Count} site(s) dropped after publishing keys; update_norm is unknown to the aggregator and written as 0",
         };
+        if (extraNotes is not null) notes.AddRange(extraNotes);
         ModelFile? global = null;
         if (manifest.GlobalModel is not null)
         {

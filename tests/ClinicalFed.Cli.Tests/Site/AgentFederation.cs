@@ -21,6 +21,8 @@ internal sealed record AgentFederation(IFederationStore Store, string Federation
     public bool RegisterSigningKeys { get; init; } = true;
     /// <summary>Run every round with secure aggregation (federation.json <c>secure_aggregation</c>).</summary>
     public bool SecureAggregation { get; init; }
+    /// <summary>Site-level DP-FedAvg (federation.json <c>site_level_dp</c>; null: off).</summary>
+    public SiteLevelDpConfig? SiteLevelDp { get; init; }
 
     public string WorkDirectory(string site) => Path.Combine(Root, "sites", site);
 
@@ -28,7 +30,7 @@ internal sealed record AgentFederation(IFederationStore Store, string Federation
         Func<FederationCoordinator, CancellationToken, Task>? tick = null)
     {
         var coordinator = new FederationCoordinator(Store);
-        await coordinator.CreateFederationAsync(new FederationSetup { Federation = Federation, Task = Task, Rounds = Rounds, Quorum = Quorum ?? Sources.Count }
+        await coordinator.CreateFederationAsync(new FederationSetup { Federation = Federation, Task = Task, Rounds = Rounds, Quorum = Quorum ?? Sources.Count, SiteLevelDp = SiteLevelDp }
             .ToConfig(DateTimeOffset.UtcNow) with { SecureAggregation = SecureAggregation ? new SecureAggregationConfig() : null });
         foreach (var s in Sources)
         {

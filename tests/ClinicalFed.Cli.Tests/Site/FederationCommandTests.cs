@@ -26,7 +26,8 @@ public sealed class FederationCommandTests
         Assert.Contains("'federation' 'a/b' is not valid", invalid.Err);
         Assert.Contains("'rounds' is 0", invalid.Err);
 
-        // Privacy switches: secure aggregation, and site-level DP (which sets uniform weighting); not both at once.
+        // Privacy switches: secure aggregation, and site-level DP (which sets uniform weighting); together only with
+        // client clipping (the sites clip and add their share of the noise before masking).
         Assert.Equal(0, Cli.Run("federation", "create", "--store", store, "--federation", "secure", "--task", "sepsis", "--secure-aggregation", "--secagg-threshold", "3").Exit);
         Assert.Equal(3, (await new LocalFolderStore(store).GetFederationAsync("secure"))!.Value.Config.SecureAggregation!.Threshold);
         Assert.Equal(0, Cli.Run("federation", "create", "--store", store, "--federation", "dp", "--task", "sepsis", "--dp-site-clip", "2", "--dp-site-target-epsilon", "8").Exit);
@@ -34,7 +35,8 @@ public sealed class FederationCommandTests
         Assert.Equal((2.0, 8.0, "uniform"), (dp.SiteLevelDp!.ClipNorm, dp.SiteLevelDp.TargetEpsilon!.Value, dp.Strategy.Options["weighting"].GetString()));
         var both = Cli.Run("federation", "create", "--store", store, "--federation", "both", "--task", "sepsis", "--secure-aggregation", "--dp-site-clip", "1");
         Assert.Equal(2, both.Exit);
-        Assert.Contains("cannot be combined", both.Err);
+        Assert.Contains("needs 'site_level_dp.mode' client", both.Err);
+        Assert.Equal(0, Cli.Run("federation", "create", "--store", store, "--federation", "both", "--task", "sepsis", "--secure-aggregation", "--dp-site-clip", "1", "--dp-site-mode", "client").Exit);
 
         var again = Cli.Run("federation", "create", "--store", store, "--federation", "study", "--task", "readmission");
         Assert.Equal(2, again.Exit);

@@ -122,4 +122,23 @@ public sealed class SecureFederationAgentTests(ThreeSitesFixture data, ITestOutp
         Assert.Equal(published, (await new Storage.SecureAggregation.SecAggStore(store, "resume", 0).GetKeysAsync((await new Storage.SecureAggregation.SecAggStore(store, "resume", 0).GetSetupAsync())!))
             .Single(k => k.Site == sources[0].Name).PublicKey);
     }
+
+    [Fact]
+    public async Task Agents_add_distributed_site_level_dp_noise_before_masking()
+    {
+        using var tmp = new TempDir();
+        var store = new LocalFolderStore(tmp["store"]);
+        var logs = new ConcurrentQueue<(string Site, string Line)>();
+        var federation = new AgentFederation(store, "dp-secure", "sepsis", data.Sources, tmp.Path)
+        {
+            Rounds = 2, SecureAggregation = true,
+            SiteLevelDp = new SiteLevelDpConfig { ClipNorm = 5, NoiseMultiplier = 0.5, Mode = Privacy.SiteDpModes.Client },
+        };
+        var reports = await federation.RunAsync(log: (site, line) => logs.Enqueue((site, line)));
+        Assert.All(reports, r => Assert.Equal([0, 1], r.RoundsTrained));
+        Assert.Equal(data.Sources.Count * 2, logs.Count(l => l.Line.Contains("added distributed site-level DP noise", StringComparison.Ordinal)));
+        var notes = (await store.GetRoundResultAsync("dp-secure", 1))!.Notes;
+        Assert.Contains(notes, n => n.Contains("distributed noise", StringComparison.Ordinal) && n.Contains("after 2 round(s)", StringComparison.Ordinal));
+        Assert.Empty(await store.ListUpdatesAsync("dp-secure", 1));
+    }
 }

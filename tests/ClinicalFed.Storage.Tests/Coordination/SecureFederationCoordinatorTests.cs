@@ -151,4 +151,54 @@ public sealed class SecureFederationCoordinatorTests : IDisposable
         Assert.Contains(result.Notes, n => n.Contains("fewer than the threshold 2", StringComparison.Ordinal));
         Assert.Null((await Store.GetManifestAsync(F, 1))!.GlobalModel);
     }
+
+    [Fact]
+    public async Task Site_level_dp_with_secure_aggregation_is_distributed_and_accounted_by_the_survivors_noise()
+    {
+        var dp = new SiteLevelDpConfig { ClipNorm = 1, NoiseMultiplier = 1, Mode = ClinicalFed.Privacy.SiteDpModes.Client };
+        var server = Settings(dimension: 2) with { SiteLevelDp = dp with { Mode = ClinicalFed.Privacy.SiteDpModes.Server }, Strategy = StrategySpec.From(new FedAvgOptions { Weighting = UpdateWeighting.Uniform }) };
+        Assert.Contains(Assert.Throws<FederationDataException>(() => server.EnsureValid()).Problems, p => p.Contains("needs 'site_level_dp.mode' client", StringComparison.Ordinal));
+
+        var settings = Settings(dimension: 2) with { SiteLevelDp = dp, Strategy = StrategySpec.From(new FedAvgOptions { Weighting = UpdateWeighting.Uniform }) };
+        var c = new FederationCoordinator(Store, _clock);
+        await c.CreateFederationAsync(settings);
+        string[] names = ["A", "B", "C"];
+        foreach (var n in names) await c.RegisterSiteAsync(F, n);
+        await c.TickAsync(F);
+        var sa = new SecAggStore(Store, F, 0);
+        var setup = (await sa.GetSetupAsync())!;
+        var sites = names.ToDictionary(n => n, n => new SecAggSite(setup, n));
+        try
+        {
+            foreach (var n in names) await sa.PutKeyAsync(sites[n].PublicKey(1)); // uniform weighting: weight 1 each
+            await c.TickAsync(F);
+            var keys = await sa.GetKeysAsync(setup);
+            foreach (var n in names) await sa.PutSharesAsync(n, sites[n].SealShares(keys));
+            await c.TickAsync(F);
+            keys = await sa.GetKeysAsync(setup);
+            // C drops after its shares: only two of the three noise shares reach the sum.
+            foreach (var n in new[] { "A", "B" }) { var (h, y) = sites[n].Mask(keys, [0.3f, -0.4f], 1, _clock.Now); await sa.PutMaskedAsync(h, y); }
+            _clock.Now = FederationCoordinator.SecAggPhaseEnd((await Store.GetManifestAsync(F, 0))!, FederationCoordinator.SecAggPhaseEnds.Masked);
+            await c.TickAsync(F);
+            var survivors = (await sa.GetSurvivorsAsync())!;
+            foreach (var n in survivors.Survivors)
+                await sa.PutUnmaskAsync(sites[n].Reveal(keys, survivors, owner => sa.GetShareAsync(owner, n).GetAwaiter().GetResult()));
+            Assert.Equal("round_opened", (await c.TickAsync(F)).Action);
+        }
+        finally
+        {
+            foreach (var site in sites.Values) site.Dispose();
+        }
+
+        var expected = new ClinicalFed.Privacy.SiteDpAccountant(dp.ToOptions(), 3).Spend(3, Math.Sqrt(2.0 / 3));
+        var note = Assert.Single((await Store.GetRoundResultAsync(F, 0))!.Notes, n => n.Contains("distributed noise", StringComparison.Ordinal));
+        Assert.Contains("2 of 3 noise shares", note);
+        Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"ε = {expected:F4}"), note);
+        AssertClose([0.3f, -0.4f], (await Store.GetGlobalModelAsync(F, 0))!.Parameters.ToArray());
+    }
+
+    private static void AssertClose(float[] expected, float[] actual)
+    {
+        for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4, $"{i}: {actual[i]} vs {expected[i]}");
+    }
 }
