@@ -166,6 +166,30 @@ public sealed class FederationExperimentsSimulationTests
     }
 
     [Fact]
+    public async Task Site_level_DP_with_secure_aggregation_adds_distributed_noise_and_accounts_the_dropout()
+    {
+        var (tmp, args) = Setup();
+        using var _ = tmp;
+        var refused = Cli.Run([.. args("server", ["--dp-site-clip", "0.5", "--secure-aggregation", "--contribution", "off"])]);
+        Assert.NotEqual(0, refused.Exit);
+        Assert.Contains("needs --dp-site-mode client", refused.Err);
+
+        // Three rounds; in the middle one the last site drops after masking, so only n − 1 noise shares reach the sum.
+        var (exit, _, err) = Cli.Run([.. args("securedp", ["--dp-site-clip", "0.5", "--dp-site-noise", "0.8", "--dp-site-mode", "client", "--secure-aggregation", "--secagg-dropout", "1", "--contribution", "off"])]);
+        Assert.True(exit == 0, err);
+        var site = Report(tmp, "securedp").GetProperty("privacy").GetProperty("site_level");
+        int n = Sites.Length;
+        var expected = new ClinicalFed.Privacy.SiteDpAccountant(new ClinicalFed.Privacy.SiteDpOptions { ClipNorm = 0.5, NoiseMultiplier = 0.8, Mode = "client" }, n);
+        expected.Spend(n, 0.8);
+        expected.Spend(n, 0.8 * Math.Sqrt((n - 1.0) / n));
+        expected.Spend(n, 0.8);
+        Assert.Equal(expected.EpsilonTotal, site.GetProperty("epsilon_total").GetDouble(), 5);
+        Assert.Empty(Directory.EnumerateFiles(tmp["securedp/store"], "*.cfu", SearchOption.AllDirectories)); // masked uploads only
+        var global = (await new LocalFolderStore(tmp["securedp/store"]).GetGlobalModelAsync("simulation", 2))!;
+        Assert.True(global.Parameters.ToArray().All(float.IsFinite));
+    }
+
+    [Fact]
     public void Bad_experiment_options_are_all_reported_at_once()
     {
         var (tmp, args) = Setup();

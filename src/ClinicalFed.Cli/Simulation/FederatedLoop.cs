@@ -79,7 +79,8 @@ internal static class FederatedLoop
         var clientOptions = strategySpec.Options.Where(kv => kv.Key.StartsWith(StrategyOptions.ClientPrefix, StringComparison.Ordinal)).ToDictionary();
         var siteDpAccountant = siteDp is null ? null : new Privacy.SiteDpAccountant(siteDp, sites.Count);
         var siteDpNoise = new Privacy.SecureGaussian(System.Security.Cryptography.RandomNumberGenerator.Create());
-        var aggregator = new RoundAggregator(store, time, siteDpAccountant is null ? null
+        // Site-level DP: the aggregator clips (or checks) and adds the noise; with secure aggregation the sites add it (below).
+        var aggregator = new RoundAggregator(store, time, siteDpAccountant is null || o.SecureAggregation ? null
             : strategy => new Privacy.SiteLevelDpStrategy((IAggregationStrategy)strategy, siteDpAccountant, siteDpNoise));
         var dp = new PrivateSimulation(o, sites, client);
         var attacks = variant.Attacks.ToDictionary(a => a.Site, StringComparer.Ordinal);
@@ -212,7 +213,17 @@ internal static class FederatedLoop
                 if (o.SecureAggregation)
                 {
                     // Masked through the secure round below: no plain update file is written.
-                    secureInputs.Add(new Storage.SecureAggregation.SecureSiteInput(sites[i].Name, parameters, sites[i].TrainRows, header.LocalMetrics, keys[sites[i].Name]));
+                    var masked = parameters;
+                    if (siteDp is not null)
+                    {
+                        // Distributed noise: this site's share N(0, (z·C/√n)²) on its clipped update, before masking
+                        // (on a copy: the site's own model stays as trained).
+                        masked = parameters.ToArray();
+                        Privacy.SiteLevelDpMath.AddGaussianNoise(masked, Privacy.SiteLevelDpMath.SiteNoiseStd(siteDp, participants.Count), siteDpNoise);
+                    }
+
+                    // Under site-level DP every site weighs the same (weight 1), as DP-FedAvg's sensitivity assumes.
+                    secureInputs.Add(new Storage.SecureAggregation.SecureSiteInput(sites[i].Name, masked, siteDp is null ? sites[i].TrainRows : 1, header.LocalMetrics, keys[sites[i].Name]));
                 }
                 else
                 {
@@ -253,6 +264,12 @@ internal static class FederatedLoop
                 outcome.SecAggSiteSeconds += secure.SiteSeconds;
                 outcome.SecAggAggregatorSeconds += secure.AggregatorSeconds;
                 if (secure.Dropped.Count > 0) outcome.Notes.Add($"round {r + 1}: {string.Join(", ", secure.Dropped)} dropped after masking; the round completed with the survivors");
+                if (siteDpAccountant is not null && closed.Status == RoundOutcomeStatus.Aggregated)
+                {
+                    // Accounted with the noise that reached the sum: the survivors' shares, z·√(s/n).
+                    int survivors = secureInputs.Count - secure.Dropped.Count;
+                    siteDpAccountant.Spend(participants.Count, Privacy.SiteLevelDpMath.DistributedNoiseMultiplier(siteDp!, survivors, secureInputs.Count));
+                }
                 foreach (var s in secureInputs.Where(s => !secure.Dropped.Contains(s.Site)))
                 {
                     long size = new FileInfo(store.FullPath(new Storage.SecureAggregation.SecAggStore(store, fed, r).MaskedPath(s.Site))).Length;

@@ -115,7 +115,8 @@ public sealed partial record SimulationOptions
         {
             e.AddRange(siteDp.Validate().Select(p => "--dp-site-" + p.Replace("clip_norm", "clip").Replace("noise_multiplier", "noise")));
             if (!federated) e.Add("--dp-site-clip: needs --model logistic");
-            if (SecureAggregation) e.Add("--dp-site-clip: not combined with --secure-aggregation yet");
+            if (SecureAggregation && siteDp.Mode != ClinicalFed.Privacy.SiteDpModes.Client)
+                e.Add("--dp-site-clip with --secure-aggregation needs --dp-site-mode client: the aggregator cannot clip what it cannot see, so the sites clip and add their share of the noise before masking");
             if (Regions.Count > 0) e.Add("--dp-site-clip: not combined with --region");
         }
         var strategyOptions = ParseStrategyOptions(e);
