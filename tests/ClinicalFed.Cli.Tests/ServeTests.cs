@@ -149,6 +149,8 @@ public sealed class ServeTests
                 ["parameter"] = new JsonArray(new JsonObject { ["name"] = "patient", ["valueReference"] = new JsonObject { ["reference"] = $"Patient/{patientId}" } }),
             }.ToJsonString();
             Assert.Equal(probability, await Probability(client.PostAsync("/fhir/Patient/$sepsis-risk", new StringContent(byReference, Encoding.UTF8, "application/fhir+json"))), 9);
+            var broken = await client.GetAsync("/fhir/Patient/broken/$sepsis-risk"); // JSON that is not a resource
+            Assert.Equal(HttpStatusCode.BadGateway, broken.StatusCode);
             var unknown = await client.GetAsync("/fhir/Patient/nobody/$sepsis-risk");
             Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
             Assert.NotEmpty(Strict.Deserialize<OperationOutcome>(await unknown.Content.ReadAsStringAsync())!.Issue);
@@ -167,6 +169,25 @@ public sealed class ServeTests
             Assert.NotEmpty(Strict.Deserialize<OperationOutcome>(await r.Content.ReadAsStringAsync())!.Issue);
         }
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/fhir/Observation")).StatusCode);
+        // Well-formed JSON of the wrong shape, in Parameters and in CDS Hooks calls: 4xx, never a 5xx.
+        foreach (var payload in new[]
+                 {
+                     """{"resourceType":"Parameters","parameter":[{"name":5}]}""",
+                     """{"resourceType":"Parameters","parameter":[{"name":"patient","valueReference":{"reference":7}}]}""",
+                     """{"resourceType":"Parameters","parameter":[{"name":"resource","resource":{"resourceType":7}}]}""",
+                     """{"resourceType":"Parameters","parameter":"x"}""",
+                     """{"resourceType":"Parameters","parameter":[],"parameter":[]}""",
+                 })
+        {
+            var r = await http.PostAsync("/fhir/Patient/$sepsis-risk", new StringContent(payload, Encoding.UTF8, "application/fhir+json"));
+            Assert.True((int)r.StatusCode is >= 400 and < 500, $"{payload}: {(int)r.StatusCode} {await r.Content.ReadAsStringAsync()}");
+            Assert.NotEmpty(Strict.Deserialize<OperationOutcome>(await r.Content.ReadAsStringAsync())!.Issue);
+        }
+        foreach (var payload in new[] { """{"hook":5}""", """{"hook":"patient-view","prefetch":{"p":{"resourceType":3}}}""", """{"hook":"patient-view","hook":"x","prefetch":{}}""" })
+        {
+            var r = await http.PostAsync($"/cds-services/{ServeApp.ServiceId}", new StringContent(payload, Encoding.UTF8, "application/json"));
+            Assert.True((int)r.StatusCode < 500, $"{payload}: {(int)r.StatusCode} {await r.Content.ReadAsStringAsync()}");
+        }
 
         // Fuzz: truncated, byte-flipped and shuffled versions of the Bundle and of the CDS Hooks call.
         var random = new Random(11);
@@ -202,7 +223,7 @@ public sealed class ServeTests
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseSetting(Microsoft.AspNetCore.Hosting.WebHostDefaults.ServerUrlsKey, "http://127.0.0.1:0");
         var app = builder.Build();
-        app.MapGet("/r4/Patient/{id}", (string id) => resources.FirstOrDefault(r => r["resourceType"]!.GetValue<string>() == "Patient" && r["id"]!.GetValue<string>() == id) is { } p
+        app.MapGet("/r4/Patient/{id}", (string id) => id == "broken" ? Results.Text("[1,2]", "application/fhir+json") : resources.FirstOrDefault(r => r["resourceType"]!.GetValue<string>() == "Patient" && r["id"]!.GetValue<string>() == id) is { } p
             ? Results.Text(p.ToJsonString(), "application/fhir+json")
             : Results.NotFound());
         app.MapGet("/r4/{type}", (string type, string patient, int? page, HttpRequest request) =>

@@ -150,28 +150,32 @@ public static class ServeApp
         JsonNode? parameters;
         try { parameters = JsonNode.Parse(bytes.Span); }
         catch (JsonException e) { return Outcome(400, OperationOutcome.IssueType.Structure, $"the body is not JSON: {First(e.Message)}"); }
-        if (parameters?["parameter"] is not JsonArray list)
-            return Outcome(400, OperationOutcome.IssueType.Required, "Parameters without parameter: expected 'patient' (a reference) or 'resource' parameters");
         string? patient = null;
         var entries = new JsonArray();
-        foreach (var p in list)
+        try
         {
-            switch (p?["name"]?.GetValue<string>())
+            if (parameters is not JsonObject root || root["parameter"] is not JsonArray list)
+                return Outcome(400, OperationOutcome.IssueType.Required, "Parameters without parameter: expected 'patient' (a reference) or 'resource' parameters");
+            foreach (var p in list)
             {
-                case "patient":
-                    patient = p["valueReference"]?["reference"]?.GetValue<string>() ?? p["valueString"]?.GetValue<string>();
-                    break;
-                case "encounter":
-                    encounter = (p["valueReference"]?["reference"]?.GetValue<string>() ?? p["valueString"]?.GetValue<string>())?.Split('/')[^1];
-                    break;
-                case "resource" when p["resource"] is JsonObject r:
-                    if (r["resourceType"]?.GetValue<string>() == "Bundle" && r["entry"] is JsonArray inner)
-                    {
-                        foreach (var e in inner) if (e?["resource"] is JsonNode res) entries.Add(new JsonObject { ["resource"] = res.DeepClone() });
-                    }
-                    else entries.Add(new JsonObject { ["resource"] = r.DeepClone() });
-                    break;
+                if (p is not JsonObject parameter) continue;
+                switch (Text(parameter["name"]))
+                {
+                    case "patient":
+                        patient = Text(parameter["valueReference"]?["reference"]) ?? Text(parameter["valueString"]);
+                        break;
+                    case "encounter":
+                        encounter = (Text(parameter["valueReference"]?["reference"]) ?? Text(parameter["valueString"]))?.Split('/')[^1];
+                        break;
+                    case "resource" when parameter["resource"] is JsonObject r:
+                        AddResource(entries, r);
+                        break;
+                }
             }
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            return Outcome(400, OperationOutcome.IssueType.Structure, $"the Parameters do not have the shape this operation takes: {First(e.Message)}");
         }
 
         if (patient is not null && entries.Count > 0)
@@ -184,8 +188,7 @@ public static class ServeApp
         }
 
         if (entries.Count == 0) return Outcome(400, OperationOutcome.IssueType.Required, "Parameters carry neither a 'patient' reference nor 'resource' parameters");
-        var bundle = System.Text.Encoding.UTF8.GetBytes(new JsonObject { ["resourceType"] = "Bundle", ["type"] = "collection", ["entry"] = entries }.ToJsonString());
-        return ScoreBundle(model, bundle, encounter);
+        return ScoreBundle(model, System.Text.Encoding.UTF8.GetBytes(CollectionBundle(entries)), encounter);
     }
 
     /// <summary>Scores the patient <paramref name="id"/> with the data the configured FHIR server holds.</summary>
@@ -208,6 +211,27 @@ public static class ServeApp
             ? Outcome(404, OperationOutcome.IssueType.NotFound, $"Patient/{id} is not on the FHIR server {upstream.BaseUri}")
             : ScoreBundle(model, bundle, encounter);
     }
+
+    /// <summary>A JSON string's value, or null for anything else (a number where a string belongs is not an error to throw).</summary>
+    internal static string? Text(JsonNode? node) => node is JsonValue v && v.TryGetValue(out string? s) ? s : null;
+
+    /// <summary>Adds a resource to a collection Bundle's entries; a Bundle (a search result) adds its entries' resources.</summary>
+    private static void AddResource(JsonArray entries, JsonObject resource)
+    {
+        if (Text(resource["resourceType"]) == "Bundle" && resource["entry"] is JsonArray inner)
+        {
+            foreach (var entry in inner)
+                if (entry is JsonObject e && e["resource"] is JsonObject r) entries.Add(new JsonObject { ["resource"] = r.DeepClone() });
+        }
+        else
+        {
+            entries.Add(new JsonObject { ["resource"] = resource.DeepClone() }); // a single resource, such as the Patient
+        }
+    }
+
+    /// <summary>A collection Bundle of <paramref name="entries"/> as JSON.</summary>
+    internal static string CollectionBundle(JsonArray entries) =>
+        new JsonObject { ["resourceType"] = "Bundle", ["type"] = "collection", ["entry"] = entries }.ToJsonString();
 
     /// <summary>The top-level <c>resourceType</c> of a JSON document without parsing the rest (null when there is none).</summary>
     private static string? TopLevelResourceType(ReadOnlySpan<byte> json)
@@ -244,27 +268,20 @@ public static class ServeApp
             return Results.Json(new { error = $"the CDS Hooks request is not JSON: {First(e.Message)}" }, statusCode: 400);
         }
 
-        if (call?["hook"]?.GetValue<string>() != "patient-view" || call["prefetch"] is not JsonObject prefetch)
-            return Results.Json(new { error = "expected a patient-view call with prefetch (patient, encounters, observations)" }, statusCode: 400);
         var entries = new JsonArray();
-        foreach (var (_, value) in prefetch)
+        try
         {
-            if (value is not JsonObject resource) continue;
-            if (resource["resourceType"]?.GetValue<string>() == "Bundle" && resource["entry"] is JsonArray inner)
-            {
-                // A search result (Bundle): its entries' resources.
-                foreach (var entry in inner)
-                {
-                    if (entry?["resource"] is JsonNode r) entries.Add(new JsonObject { ["resource"] = r.DeepClone() });
-                }
-            }
-            else
-            {
-                entries.Add(new JsonObject { ["resource"] = resource.DeepClone() }); // a single resource, such as the Patient
-            }
+            if (call is not JsonObject o || Text(o["hook"]) != "patient-view" || o["prefetch"] is not JsonObject prefetch)
+                return Results.Json(new { error = "expected a patient-view call with prefetch (patient, encounters, observations)" }, statusCode: 400);
+            foreach (var (_, value) in prefetch)
+                if (value is JsonObject resource) AddResource(entries, resource);
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            return Results.Json(new { error = $"the CDS Hooks request does not have the shape of a patient-view call: {First(e.Message)}" }, statusCode: 400);
         }
 
-        var bundle = new JsonObject { ["resourceType"] = "Bundle", ["type"] = "collection", ["entry"] = entries }.ToJsonString();
+        var bundle = CollectionBundle(entries);
         RiskScore score;
         try
         {

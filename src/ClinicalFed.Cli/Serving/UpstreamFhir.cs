@@ -39,15 +39,19 @@ public sealed class UpstreamFhirClient(HttpClient http, Uri baseUri, string? bea
         if (!IsFhirId(patientId)) throw new ArgumentException($"'{patientId}' is not a FHIR id ([A-Za-z0-9-.]{{1,64}})", nameof(patientId));
         var patient = await GetAsync($"Patient/{patientId}", cancel);
         if (patient is null) return null;
-        if (patient["resourceType"]?.GetValue<string>() != "Patient")
-            throw new UpstreamFhirException($"{_base}Patient/{patientId} answered a {patient["resourceType"]?.ToString() ?? "non-FHIR"} document, not a Patient", 502);
+        if (patient is not JsonObject || ServeApp.Text(patient["resourceType"]) != "Patient")
+            throw new UpstreamFhirException($"{_base}Patient/{patientId} answered {Kind(patient)}, not a Patient", 502);
         var entries = new JsonArray { new JsonObject { ["resource"] = patient } };
         var types = task == "readmission" ? new[] { "Encounter", "Observation", "Condition", "MedicationRequest" } : ["Encounter", "Observation", "Condition"];
         foreach (var type in types)
             foreach (var resource in await SearchAsync($"{type}?patient={Uri.EscapeDataString(patientId)}&_count={PageSize}", type, cancel))
                 entries.Add(new JsonObject { ["resource"] = resource });
-        return System.Text.Encoding.UTF8.GetBytes(new JsonObject { ["resourceType"] = "Bundle", ["type"] = "collection", ["entry"] = entries }.ToJsonString());
+        return System.Text.Encoding.UTF8.GetBytes(ServeApp.CollectionBundle(entries));
     }
+
+    /// <summary>What a JSON answer is, for messages: "a Patient", "a JSON array"…</summary>
+    private static string Kind(JsonNode node) =>
+        node is JsonObject o ? (ServeApp.Text(o["resourceType"]) is { } t ? $"a {t}" : "a JSON object without resourceType") : $"a JSON {node.GetValueKind().ToString().ToLowerInvariant()}";
 
     /// <summary>True for a FHIR id: 1 to 64 of A–Z, a–z, 0–9, '-' and '.'.</summary>
     public static bool IsFhirId(string id) => id.Length is > 0 and <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.');
@@ -60,19 +64,19 @@ public sealed class UpstreamFhirClient(HttpClient http, Uri baseUri, string? bea
         {
             if (page == MaxPages) throw new UpstreamFhirException($"{_base}{query}: more than {MaxPages} pages of {PageSize}; refusing to score on a partial record", 502);
             var bundle = await GetAsync(next, cancel) ?? throw new UpstreamFhirException($"{_base}{next}: the search answered 404", 502);
-            if (bundle["resourceType"]?.GetValue<string>() != "Bundle")
-                throw new UpstreamFhirException($"{_base}{query}: the search answered a {bundle["resourceType"]?.ToString() ?? "non-FHIR"} document, not a Bundle", 502);
+            if (bundle is not JsonObject || ServeApp.Text(bundle["resourceType"]) != "Bundle")
+                throw new UpstreamFhirException($"{_base}{query}: the search answered {Kind(bundle)}, not a Bundle", 502);
             if (bundle["entry"] is JsonArray entries)
                 foreach (var entry in entries)
                 {
                     // Only the matches: a searchset may also carry included resources and OperationOutcomes.
-                    if (entry?["resource"] is not JsonObject resource || resource["resourceType"]?.GetValue<string>() != type) continue;
-                    if (entry["search"]?["mode"]?.GetValue<string>() is { } mode && mode != "match") continue;
-                    entry.AsObject().Remove("resource");
+                    if (entry is not JsonObject e || e["resource"] is not JsonObject resource || ServeApp.Text(resource["resourceType"]) != type) continue;
+                    if (e["search"] is JsonObject search && ServeApp.Text(search["mode"]) is { } mode && mode != "match") continue;
+                    e.Remove("resource");
                     found.Add(resource);
                 }
 
-            next = (bundle["link"] as JsonArray)?.FirstOrDefault(l => l?["relation"]?.GetValue<string>() == "next")?["url"]?.GetValue<string>();
+            next = ServeApp.Text((bundle["link"] as JsonArray)?.FirstOrDefault(l => l is JsonObject link && ServeApp.Text(link["relation"]) == "next")?["url"]);
         }
 
         return found;
@@ -80,7 +84,8 @@ public sealed class UpstreamFhirClient(HttpClient http, Uri baseUri, string? bea
 
     private async Task<JsonNode?> GetAsync(string relativeOrAbsolute, CancellationToken cancel)
     {
-        var uri = new Uri(_base, relativeOrAbsolute);
+        if (!Uri.TryCreate(_base, relativeOrAbsolute, out var uri))
+            throw new UpstreamFhirException($"the FHIR server's link '{relativeOrAbsolute}' is not a URL", 502);
         if (!string.Equals(uri.Authority, _base.Authority, StringComparison.OrdinalIgnoreCase))
             throw new UpstreamFhirException($"{uri}: a link that leaves the configured FHIR server {_base} is not followed", 502);
         using var request = new HttpRequestMessage(HttpMethod.Get, uri);
