@@ -341,22 +341,8 @@ public sealed class FhirIngestor(CdmWriter writer, ConversionReport report, Fhir
                     else if (r.ValueTextEquals("id"u8)) id = Next(ref r) == JsonTokenType.String ? r.GetString() : null;
                     else if (r.ValueTextEquals("identifier"u8))
                     {
-                        if (Next(ref r) != JsonTokenType.StartArray) { r.Skip(); continue; }
-                        while (Next(ref r) != JsonTokenType.EndArray)
-                        {
-                            if (r.TokenType != JsonTokenType.StartObject) { r.Skip(); continue; }
-                            string? system = null, value = null;
-                            while (Next(ref r) == JsonTokenType.PropertyName)
-                            {
-                                if (r.ValueTextEquals("system"u8)) system = Next(ref r) == JsonTokenType.String ? r.GetString() : null;
-                                else if (r.ValueTextEquals("value"u8)) value = Next(ref r) == JsonTokenType.String ? r.GetString() : null;
-                                else Next(ref r);
-                                r.Skip();
-                            }
-
-                            if (system is not null && value is not null) (identifiers ??= []).Add((system, value));
-                        }
-
+                        Next(ref r);
+                        FhirResourceReader.ReadIdentifiers(ref r, identifiers ??= []);
                         continue;
                     }
                     else Next(ref r);

@@ -319,7 +319,8 @@ public sealed class FhirResourceReader
         return resolve(reference, expected) ?? throw new FhirReadException($"{type}/{id}: {field} '{reference}' does not refer to a {expected}");
     }
 
-    private static void ReadIdentifiers(ref Utf8JsonReader r, List<(string System, string Value)> identifiers)
+    /// <summary>Reads an <c>identifier</c> array (the reader on its value) into (system, value) pairs; anything else is skipped.</summary>
+    internal static void ReadIdentifiers(ref Utf8JsonReader r, List<(string System, string Value)> identifiers)
     {
         if (r.TokenType != JsonTokenType.StartArray) { r.Skip(); return; }
         while (r.Read() && r.TokenType != JsonTokenType.EndArray)

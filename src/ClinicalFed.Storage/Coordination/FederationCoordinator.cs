@@ -325,9 +325,10 @@ public sealed partial class FederationCoordinator
 
     /// <summary>True when site-level DP's target ε keeps <paramref name="round"/> from opening.</summary>
     public static async Task<bool> SiteDpBudgetStopsAsync(IFederationStore store, FederationConfig config, int round, CancellationToken cancellationToken = default) =>
-        config.SiteLevelDp?.TargetEpsilon is { } target
-        && await SiteDpAccountantAsync(store, config, round, cancellationToken).ConfigureAwait(false) is { } account
-        && account.Projected(config.ActiveSites.Count) > target + 1e-12;
+        config.SiteLevelDp?.TargetEpsilon is not null && BudgetStops(config, await SiteDpAccountantAsync(store, config, round, cancellationToken).ConfigureAwait(false));
+
+    private static bool BudgetStops(FederationConfig config, Privacy.SiteDpAccountant? account) =>
+        config.SiteLevelDp?.TargetEpsilon is { } target && account is not null && account.Projected(config.ActiveSites.Count) > target + 1e-12;
 
     private Task<Privacy.SiteDpAccountant?> SiteDpAccountantAsync(FederationConfig config, int round, CancellationToken cancellationToken) =>
         SiteDpAccountantAsync(_store, config, round, cancellationToken);
@@ -335,10 +336,10 @@ public sealed partial class FederationCoordinator
     private async Task<TickOutcome> OpenRoundAsync(FederationConfig config, int round, string? globalModel, List<string> done, CancellationToken cancellationToken)
     {
         var sites = config.ActiveSites;
-        if (await SiteDpBudgetStopsAsync(_store, config, round, cancellationToken).ConfigureAwait(false))
+        var account = config.SiteLevelDp?.TargetEpsilon is null ? null : await SiteDpAccountantAsync(config, round, cancellationToken).ConfigureAwait(false);
+        if (BudgetStops(config, account))
         {
-            var account = (await SiteDpAccountantAsync(config, round, cancellationToken).ConfigureAwait(false))!;
-            done.Add($"round {round} does not open: it would take the federation's site-level ε from {account.EpsilonTotal:F4} to {account.Projected(sites.Count):F4}, above its target {config.SiteLevelDp!.TargetEpsilon}");
+            done.Add($"round {round} does not open: it would take the federation's site-level ε from {account!.EpsilonTotal:F4} to {account.Projected(sites.Count):F4}, above its target {config.SiteLevelDp!.TargetEpsilon}");
             return new TickOutcome { Federation = config.Federation, Action = "completed", Round = round == 0 ? null : round - 1, Message = string.Join("; ", done) };
         }
 
