@@ -123,6 +123,13 @@ public sealed class SecureFederationCoordinatorTests : IDisposable
                 Assert.True(Math.Abs(global[j] - expected) <= 1e-4 * Math.Max(1, Math.Abs(expected)), $"coordinate {j}: {global[j]} vs {expected}");
             }
             Assert.Empty(await Store.ListUpdatesAsync(F, 0)); // no plain update was ever stored
+
+            // An aggregation that died after result.json and before global.cfm is finished from the same objects.
+            File.Delete(Store.FullPath(StoreLayout.GlobalModel(F, 0)));
+            var again = await new SecureRoundAggregator(Store, _clock).AggregateAsync(F, 0);
+            Assert.Equal(RoundOutcomeStatus.Aggregated, again.Status);
+            Assert.Equal(global, (await Store.GetGlobalModelAsync(F, 0))!.Parameters.ToArray());
+            Assert.Equal(RoundOutcomeStatus.AlreadyCompleted, (await new SecureRoundAggregator(Store, _clock).AggregateAsync(F, 0)).Status);
             Assert.NotNull(await new SecAggStore(Store, F, 1).GetSetupAsync()); // the next round is secure too
         }
         finally
