@@ -127,6 +127,7 @@ public sealed partial class SiteAgent
         if (File.Exists(path))
         {
             var state = SecAggJson.Deserialize<SecAggSiteState>(File.ReadAllBytes(path), path);
+            if (state.Site != _o.Site) throw new InvalidOperationException($"{path}: the saved round secrets are site '{state.Site}''s, not '{_o.Site}''s (a work folder copied from another site?)");
             return new SecAggSite(setup, state);
         }
 
