@@ -163,6 +163,27 @@ public static class ClientTraining
     }
 
     /// <summary>
+    /// The top-k refit (<c>CompressionSpec.RefitEpochs</c>): trains the round again from <paramref name="global"/> for
+    /// <paramref name="epochs"/> epochs with only <paramref name="coordinates"/> free (the same data order as the round's
+    /// training) and returns the change of each, in the order given. Not for DP-SGD: it is an extra, non-private pass.
+    /// </summary>
+    public static float[] RefitCoordinates(FeatureMatrix data, LinearWeights global, ClientTrainingSettings settings, int round, int siteIndex, int[] coordinates, int epochs)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(global);
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(coordinates);
+        if (settings.DifferentiallyPrivate) throw new ArgumentException("A refit is an extra pass over the data outside the DP-SGD accountant.", nameof(settings));
+        if (epochs < 1) throw new ArgumentOutOfRangeException(nameof(epochs), epochs, "at least one epoch");
+        var start = global.ToParameterVector();
+        var fitted = ProximalSgdOptimizer.Train(data, global, settings.ForRound(round, siteIndex) with { Epochs = epochs }, new CoordinateMask(coordinates, start.Length))
+            .Weights.ToParameterVector();
+        var change = new float[coordinates.Length];
+        for (int j = 0; j < coordinates.Length; j++) change[j] = fitted[coordinates[j]] - start[coordinates[j]];
+        return change;
+    }
+
+    /// <summary>
     /// DP-SGD training of one round with the patient as the privacy unit (the settings must enable DP and
     /// <paramref name="data"/> must carry patient groups: <see cref="GroupedMatrix"/>). Checks the site's ledger first —
     /// <see cref="PrivacyBudgetExceededException"/> when this round would exceed its budget, before any training — then

@@ -68,3 +68,42 @@ public sealed class L2NormClipper : IGradientProcessor
         }
     }
 }
+
+/// <summary>
+/// Restricts training to chosen coordinates: every batch gradient is zeroed outside them, so the others move only by the
+/// optimiser's L2 shrinkage. Used by the top-k refit, which reads the chosen coordinates only.
+/// </summary>
+public sealed class CoordinateMask : IGradientProcessor
+{
+    private readonly bool[] _trained;
+
+    /// <param name="coordinates">The coordinates that train (weights, then the bias at index <c>features</c>).</param>
+    /// <param name="length">The gradient length: features + 1.</param>
+    public CoordinateMask(IEnumerable<int> coordinates, int length)
+    {
+        ArgumentNullException.ThrowIfNull(coordinates);
+        _trained = new bool[length];
+        foreach (int j in coordinates)
+        {
+            if ((uint)j >= (uint)length) throw new ArgumentOutOfRangeException(nameof(coordinates), j, $"a coordinate must be 0 to {length - 1}");
+            _trained[j] = true;
+        }
+    }
+
+    /// <inheritdoc />
+    public void ProcessUnit(Span<float> unitGradient)
+    {
+    }
+
+    /// <inheritdoc />
+    public double ProcessBatchSum(Span<float> gradientSum, in GradientBatchContext context)
+    {
+        if (gradientSum.Length != _trained.Length) throw new ArgumentException($"the gradient has {gradientSum.Length} values, the mask {_trained.Length}", nameof(gradientSum));
+        for (int j = 0; j < gradientSum.Length; j++)
+        {
+            if (!_trained[j]) gradientSum[j] = 0;
+        }
+
+        return context.Units;
+    }
+}

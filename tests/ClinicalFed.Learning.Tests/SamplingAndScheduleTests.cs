@@ -22,6 +22,25 @@ public class SamplingAndScheduleTests
     }
 
     [Fact]
+    public void A_coordinate_mask_trains_only_the_chosen_coordinates_and_the_refit_returns_their_change()
+    {
+        var data = TestData.Logistic(2_000, 4, seed: 5);
+        var global = new LinearWeights([0.1f, -0.2f, 0.3f, 0f], 0.5f);
+        var settings = new ClientTrainingSettings { BatchSize = 50, LearningRate = 0.1, L2 = 0 };
+        var masked = ProximalSgdOptimizer.Train(data, global, settings.ForRound(1, 0), new CoordinateMask([1, 4], 5)).Weights.ToParameterVector();
+        var start = global.ToParameterVector();
+        // Coordinates 0, 2 and 3 are held (no L2 here); 1 and the bias (index 4) move.
+        Assert.Equal([start[0], start[2], start[3]], [masked[0], masked[2], masked[3]]);
+        Assert.NotEqual(start[1], masked[1]);
+        Assert.NotEqual(start[4], masked[4]);
+
+        var change = ClientTraining.RefitCoordinates(data, global, settings with { LocalEpochs = 1 }, 1, 0, [1, 4], epochs: 1);
+        Assert.Equal([masked[1] - start[1], masked[4] - start[4]], change);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new CoordinateMask([5], 5));
+        Assert.Throws<ArgumentException>(() => ClientTraining.RefitCoordinates(data, global, settings with { DpEpsilon = 1 }, 1, 0, [1], 1));
+    }
+
+    [Fact]
     public void Group_units_follow_a_row_subset()
     {
         var m = new FeatureMatrix(new float[6], 1, new float[6], groupIds: [0, 1, 0, 1, 2, 0], groupCount: 3).Subset([4, 2, 0]);

@@ -189,9 +189,13 @@ internal static class FederatedLoop
                     // The site sends its delta compressed (top-k with error feedback); the aggregator decodes it.
                     var delta = new float[parameters.Length];
                     System.Numerics.Tensors.TensorPrimitives.Subtract(parameters, globalVector, delta);
-                    var payload = compression.ErrorFeedback
-                        ? feedback[sites[i].Name].Compress(compression, delta, compressionRandom)
-                        : Compression.UpdateCodec.Encode(compression, delta, compressionRandom);
+                    // Top-k refit: the site trains its k chosen coordinates again with the others held. Not under DP-SGD (an
+                    // extra pass outside the accountant), site-level clipping (it would bypass the clip) or an attack.
+                    int site = i;
+                    Func<int[], float[]>? refit = compression.RefitEpochs > 0 && r > 0 && !client.DifferentiallyPrivate && siteDp is null && attack is null
+                        ? chosen => ClientTraining.RefitCoordinates(fit[site], global, client, r, site, chosen, compression.RefitEpochs)
+                        : null;
+                    var payload = feedback[sites[i].Name].Compress(compression, delta, compressionRandom, refit);
                     var decoded = new float[delta.Length];
                     Compression.UpdateCodec.Decode(compression.Encoding, payload, decoded);
                     System.Numerics.Tensors.TensorPrimitives.Add(globalVector, decoded, parameters); // what the aggregator sees

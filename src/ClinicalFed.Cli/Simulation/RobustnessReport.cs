@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using ClinicalFed.Federation;
 
 namespace ClinicalFed.Cli.Simulation;
 
@@ -38,6 +39,10 @@ internal sealed record SimulationExtras
 public sealed record CompressionReport
 {
     [JsonPropertyName("encoding")] public required string Encoding { get; init; }
+    /// <summary>Top-k: the factor on the kept remainder (null without error feedback or for quantization).</summary>
+    [JsonPropertyName("error_feedback_decay")] public double? ErrorFeedbackDecay { get; init; }
+    /// <summary>Top-k: epochs of the refit of the chosen coordinates (0: none; null for quantization).</summary>
+    [JsonPropertyName("refit_epochs")] public int? RefitEpochs { get; init; }
     /// <summary>Payload bytes the sites sent (compressed), over the whole federation.</summary>
     [JsonPropertyName("payload_bytes")] public long PayloadBytes { get; init; }
     /// <summary>What the same updates take as float32 payloads.</summary>
@@ -58,7 +63,10 @@ public sealed record CompressionReport
         var diffs = a.Keys.Select(k => Math.Abs(a[k] - b[k])).Where(double.IsFinite).ToList();
         return new CompressionReport
         {
-            Encoding = spec.ToString(), PayloadBytes = compressed.PayloadBytes, Float32PayloadBytes = compressed.Float32PayloadBytes,
+            Encoding = spec.ToString(),
+            ErrorFeedbackDecay = spec.Encoding == UpdatePayloadEncodings.TopK && spec.ErrorFeedback ? spec.FeedbackDecay : null,
+            RefitEpochs = spec.Encoding == UpdatePayloadEncodings.TopK ? spec.RefitEpochs : null,
+            PayloadBytes = compressed.PayloadBytes, Float32PayloadBytes = compressed.Float32PayloadBytes,
             PayloadRatio = Math.Round((double)compressed.PayloadBytes / compressed.Float32PayloadBytes, 4),
             FileBytes = compressed.BytesPerSite.Values.Sum(), UncompressedFileBytes = plain.BytesPerSite.Values.Sum(),
             Auroc = a, UncompressedAuroc = b, MaxAbsAurocDiff = diffs.Count > 0 ? Math.Round(diffs.Max(), 6) : double.NaN,

@@ -216,7 +216,7 @@ internal static class SimulateExperimentOptions
     private static readonly Option<string> DpSiteMode = new("--dp-site-mode") { Description = "server (the aggregator clips) or client (each site clips; the aggregator checks and adds noise).", DefaultValueFactory = _ => "server" };
     private static readonly Option<double> DpSiteDelta = new("--dp-site-delta") { Description = "δ of the site-level guarantee.", DefaultValueFactory = _ => 1e-5 };
     private static readonly Option<string[]> StrategyOption = new("--strategy-option") { Description = "KEY=VALUE: an option of --strategy, as in a round manifest (e.g. weighting=uniform, byzantine=1, trim_fraction=0.2, clip_update_norm=5, max_update_norm=20).", AllowMultipleArgumentsPerToken = true };
-    private static readonly Option<string?> Compress = new("--compress") { Description = "int8 or int4 (quantized deltas, stochastic rounding) or topk:F (the fraction F of largest coordinates, with error feedback). The report then also shows the uncompressed run." };
+    private static readonly Option<string?> Compress = new("--compress") { Description = "int8 or int4 (quantized deltas, stochastic rounding) or topk:F (the fraction F of largest coordinates: error feedback decayed by 0.6 and a 2-epoch refit of the chosen coordinates; tune with :noef, :decay=G, :refit=N). The first top-k round is a dense 8-bit warm-up. The report then also shows the uncompressed run." };
 
     public static void AddTo(Command command)
     {

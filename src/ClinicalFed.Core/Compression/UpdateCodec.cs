@@ -9,27 +9,78 @@ namespace ClinicalFed.Compression;
 /// rounding), or <c>topk:F</c> (the fraction F of coordinates with the largest magnitude). Parsed from the command
 /// line's <c>--compress</c>.
 /// </summary>
+/// <param name="Encoding">int8, int4 or topk.</param>
+/// <param name="Fraction">Top-k: the fraction of coordinates sent (k = ⌈F·d⌉); 1 for quantization.</param>
+/// <param name="ErrorFeedback">Top-k: the site keeps what it did not send and adds it to the next round's delta.</param>
 public sealed record CompressionSpec(string Encoding, double Fraction, bool ErrorFeedback = true)
 {
+    /// <summary>Default <see cref="FeedbackDecay"/> of <c>topk:F</c>.</summary>
+    public const double DefaultFeedbackDecay = 0.6;
+
+    /// <summary>Default <see cref="RefitEpochs"/> of <c>topk:F</c>.</summary>
+    public const int DefaultRefitEpochs = 2;
+
     /// <summary>
-    /// Parses <c>int8</c>, <c>int4</c>, <c>topk:F</c> (0 &lt; F ≤ 1, with error feedback) or <c>topk:F:noef</c> (without);
-    /// problems are added to <paramref name="errors"/>.
+    /// Top-k with error feedback: the kept remainder is multiplied by this factor (0 &lt; γ ≤ 1) before it is added to
+    /// the next delta. A federated delta is many local steps, not one gradient: the next round's delta asks again for most
+    /// of what was not applied, so a remainder added in full (γ = 1) is counted twice and overshoots when it is finally
+    /// sent.
+    /// </summary>
+    public double FeedbackDecay { get; init; } = DefaultFeedbackDecay;
+
+    /// <summary>
+    /// Top-k: local epochs of the refit (0: none). Once the site has chosen its k coordinates it trains again from the
+    /// global model with every other coordinate held, and sends the refitted values: a step that is a descent step on its
+    /// own, instead of k coordinates cut out of a step that needed all of them (correlated features).
+    /// </summary>
+    public int RefitEpochs { get; init; } = DefaultRefitEpochs;
+
+    /// <summary>
+    /// Parses <c>int8</c>, <c>int4</c> or <c>topk:F</c> (0 &lt; F ≤ 1) followed by any of <c>:noef</c> (no error
+    /// feedback), <c>:decay=γ</c> (0 &lt; γ ≤ 1, <see cref="FeedbackDecay"/>) and <c>:refit=N</c> (0 to 20 epochs,
+    /// <see cref="RefitEpochs"/>); problems are added to <paramref name="errors"/>.
     /// </summary>
     public static CompressionSpec? Parse(string text, List<string> errors)
     {
+        ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(errors);
-        if (text is UpdatePayloadEncodings.Int8 or UpdatePayloadEncodings.Int4) return new CompressionSpec(text, 1, ErrorFeedback: false);
+        if (text is UpdatePayloadEncodings.Int8 or UpdatePayloadEncodings.Int4) return new CompressionSpec(text, 1, ErrorFeedback: false) { RefitEpochs = 0 };
         var parts = text.Split(':');
-        if (parts.Length is 2 or 3 && parts[0] == UpdatePayloadEncodings.TopK && (parts.Length == 2 || parts[2] == "noef")
-            && double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out double f) && f > 0 && f <= 1)
-            return new CompressionSpec(UpdatePayloadEncodings.TopK, f, ErrorFeedback: parts.Length == 2);
-        errors.Add($"--compress {text}: expected int8, int4, topk:F or topk:F:noef with 0 < F <= 1 (e.g. topk:0.1)");
-        return null;
+        const string Expected = "expected int8, int4, or topk:F with 0 < F <= 1 (e.g. topk:0.1), optionally followed by :noef, :decay=G (0 < G <= 1) and :refit=N (0 to 20)";
+        if (parts.Length < 2 || parts[0] != UpdatePayloadEncodings.TopK
+            || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out double f) || !(f > 0 && f <= 1))
+        {
+            errors.Add($"--compress {text}: {Expected}");
+            return null;
+        }
+
+        var spec = new CompressionSpec(UpdatePayloadEncodings.TopK, f);
+        int before = errors.Count;
+        foreach (var option in parts.Skip(2))
+        {
+            if (option == "noef") spec = spec with { ErrorFeedback = false };
+            else if (option.StartsWith("decay=", StringComparison.Ordinal)
+                     && double.TryParse(option.AsSpan(6), NumberStyles.Float, CultureInfo.InvariantCulture, out double g) && g > 0 && g <= 1)
+                spec = spec with { FeedbackDecay = g };
+            else if (option.StartsWith("refit=", StringComparison.Ordinal)
+                     && int.TryParse(option.AsSpan(6), NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n <= 20)
+                spec = spec with { RefitEpochs = n };
+            else errors.Add($"--compress {text}: '{option}' is not an option of topk ({Expected})");
+        }
+
+        return errors.Count == before ? spec : null;
     }
 
-    public override string ToString() => Encoding == UpdatePayloadEncodings.TopK
-        ? $"topk:{Fraction.ToString(CultureInfo.InvariantCulture)}{(ErrorFeedback ? "" : ":noef")}"
-        : Encoding;
+    /// <summary>The <c>--compress</c> text that parses back to this spec (top-k defaults left out).</summary>
+    public override string ToString()
+    {
+        if (Encoding != UpdatePayloadEncodings.TopK) return Encoding;
+        var text = $"topk:{Fraction.ToString(CultureInfo.InvariantCulture)}";
+        if (!ErrorFeedback) text += ":noef";
+        else if (FeedbackDecay != DefaultFeedbackDecay) text += $":decay={FeedbackDecay.ToString(CultureInfo.InvariantCulture)}";
+        if (RefitEpochs != DefaultRefitEpochs) text += $":refit={RefitEpochs.ToString(CultureInfo.InvariantCulture)}";
+        return text;
+    }
 }
 
 /// <summary>
@@ -60,7 +111,7 @@ public static class UpdateCodec
         {
             UpdatePayloadEncodings.Int8 => Quantize(delta, 127, bits: 8, random),
             UpdatePayloadEncodings.Int4 => Quantize(delta, 7, bits: 4, random),
-            UpdatePayloadEncodings.TopK => TopK(delta, Math.Max(1, (int)Math.Ceiling(spec.Fraction * delta.Length))),
+            UpdatePayloadEncodings.TopK => TopK(delta, TopKCount(spec.Fraction, delta.Length)),
             _ => throw new ArgumentException($"unknown encoding '{spec.Encoding}'", nameof(spec)),
         };
     }
@@ -187,31 +238,56 @@ public static class UpdateCodec
         }
     }
 
-    private static byte[] TopK(ReadOnlySpan<float> x, int k)
+    /// <summary>k = ⌈F·d⌉, at least 1: the coordinates a top-k update of <paramref name="dimension"/> values sends.</summary>
+    public static int TopKCount(double fraction, int dimension) => Math.Max(1, (int)Math.Ceiling(fraction * dimension));
+
+    /// <summary>The indices of the <paramref name="k"/> largest |x| in increasing order (ties: the sort decides).</summary>
+    public static int[] SelectTopK(ReadOnlySpan<float> x, int k)
     {
+        if (k < 1 || k > x.Length) throw new ArgumentOutOfRangeException(nameof(k), k, $"k must be 1 to {x.Length}");
         var magnitudes = new float[x.Length];
-        for (int i = 0; i < x.Length; i++) magnitudes[i] = Math.Abs(x[i]);
+        System.Numerics.Tensors.TensorPrimitives.Abs(x, magnitudes);
         var order = Enumerable.Range(0, x.Length).ToArray();
         Array.Sort(magnitudes, order); // ascending; the last k are the largest
         var chosen = order.AsSpan(x.Length - k).ToArray();
         Array.Sort(chosen);
+        return chosen;
+    }
+
+    /// <summary>
+    /// A top-k payload of explicit coordinates: <paramref name="indices"/> strictly increasing, <paramref name="values"/>
+    /// one finite value per index. What <see cref="Encode"/> writes for top-k, when the site chose the values itself.
+    /// </summary>
+    public static byte[] EncodeSparse(ReadOnlySpan<int> indices, ReadOnlySpan<float> values)
+    {
+        if (indices.IsEmpty || indices.Length != values.Length) throw new ArgumentException($"{indices.Length} indices and {values.Length} values: expected the same number, at least one");
+        if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(values)) throw new ArgumentException("the values hold NaN or infinite numbers", nameof(values));
         using var output = new MemoryStream();
-        WriteVarint(output, (uint)k);
+        WriteVarint(output, (uint)indices.Length);
         int previous = -1;
-        foreach (int i in chosen)
+        foreach (int i in indices)
         {
+            if (i <= previous) throw new ArgumentException($"index {i} after {previous}: indices must be non-negative and strictly increasing", nameof(indices));
             WriteVarint(output, (uint)(i - previous - 1));
             previous = i;
         }
 
         Span<byte> value = stackalloc byte[4];
-        foreach (int i in chosen)
+        foreach (float v in values)
         {
-            BinaryPrimitives.WriteSingleLittleEndian(value, x[i]);
+            BinaryPrimitives.WriteSingleLittleEndian(value, v);
             output.Write(value);
         }
 
         return output.ToArray();
+    }
+
+    private static byte[] TopK(ReadOnlySpan<float> x, int k)
+    {
+        var chosen = SelectTopK(x, k);
+        var values = new float[k];
+        for (int j = 0; j < k; j++) values[j] = x[chosen[j]];
+        return EncodeSparse(chosen, values);
     }
 
     private static void DecodeTopK(ReadOnlySpan<byte> payload, Span<float> destination, List<string> problems)
@@ -275,8 +351,9 @@ public static class UpdateCodec
 
 /// <summary>
 /// Error feedback for a site's compressed updates (Seide et al. 2014; Karimireddy et al. 2019): the site adds what
-/// compression dropped last round to this round's delta before compressing, and keeps the new remainder. Over rounds
-/// nothing is lost, only delayed. One instance per site, kept between rounds.
+/// compression dropped last round, multiplied by <see cref="CompressionSpec.FeedbackDecay"/>, to this round's delta before
+/// compressing, and keeps the new remainder. One instance per site, kept between rounds. With
+/// <see cref="CompressionSpec.ErrorFeedback"/> off the remainder stays zero.
 /// </summary>
 public sealed class ErrorFeedback
 {
@@ -285,18 +362,45 @@ public sealed class ErrorFeedback
     /// <summary>The remainder carried to the next round (a copy).</summary>
     public float[] Residual => _residual?.ToArray() ?? [];
 
-    /// <summary>Compresses <c>delta + residual</c>, stores the new residual and returns the payload.</summary>
-    public byte[] Compress(CompressionSpec spec, ReadOnlySpan<float> delta, Random random)
+    /// <summary>Compresses <c>delta + γ·residual</c>, stores the new residual and returns the payload.</summary>
+    public byte[] Compress(CompressionSpec spec, ReadOnlySpan<float> delta, Random random) => Compress(spec, delta, random, refit: null);
+
+    /// <summary>
+    /// As <see cref="Compress(CompressionSpec, ReadOnlySpan{float}, Random)"/>; for top-k with a <paramref name="refit"/>,
+    /// the k coordinates are chosen on <c>delta + γ·residual</c>, then <paramref name="refit"/> is given them (increasing)
+    /// and returns the site's refitted delta on each; the site sends refit + γ·residual there, and those coordinates'
+    /// remainder becomes zero (the refit replaces the first fit's values).
+    /// </summary>
+    public byte[] Compress(CompressionSpec spec, ReadOnlySpan<float> delta, Random random, Func<int[], float[]>? refit)
     {
+        ArgumentNullException.ThrowIfNull(spec);
         _residual ??= new float[delta.Length];
         if (_residual.Length != delta.Length) throw new ArgumentException($"the delta has {delta.Length} values, earlier ones {_residual.Length}", nameof(delta));
+        if (spec.ErrorFeedback) System.Numerics.Tensors.TensorPrimitives.Multiply(_residual, (float)spec.FeedbackDecay, _residual);
+        else Array.Clear(_residual);
         var corrected = new float[delta.Length];
         System.Numerics.Tensors.TensorPrimitives.Add(delta, _residual, corrected);
-        var payload = UpdateCodec.Encode(spec, corrected, random);
+        int[]? chosen = null;
+        byte[] payload;
+        if (refit is not null && spec.Encoding == UpdatePayloadEncodings.TopK)
+        {
+            chosen = UpdateCodec.SelectTopK(corrected, UpdateCodec.TopKCount(spec.Fraction, delta.Length));
+            var values = refit(chosen);
+            if (values.Length != chosen.Length) throw new InvalidOperationException($"the refit returned {values.Length} values for {chosen.Length} coordinates");
+            for (int j = 0; j < chosen.Length; j++) values[j] += _residual[chosen[j]];
+            payload = UpdateCodec.EncodeSparse(chosen, values);
+        }
+        else payload = UpdateCodec.Encode(spec, corrected, random);
+
         var sent = new float[delta.Length];
         var problems = UpdateCodec.Decode(spec.Encoding, payload, sent);
         if (problems.Count > 0) throw new InvalidOperationException("the encoder produced an unreadable payload: " + string.Join("; ", problems));
-        System.Numerics.Tensors.TensorPrimitives.Subtract(corrected, sent, _residual);
+        if (spec.ErrorFeedback)
+        {
+            System.Numerics.Tensors.TensorPrimitives.Subtract(corrected, sent, _residual);
+            if (chosen is not null) foreach (int j in chosen) _residual[j] = 0;
+        }
+        else Array.Clear(_residual);
         return payload;
     }
 }

@@ -92,7 +92,7 @@ public sealed class UpdateCodecTests
     public void Error_feedback_carries_what_top_k_dropped_into_the_next_round()
     {
         var feedback = new ErrorFeedback();
-        var spec = new CompressionSpec(UpdatePayloadEncodings.TopK, 0.5);
+        var spec = new CompressionSpec(UpdatePayloadEncodings.TopK, 0.5) { FeedbackDecay = 1 };
         var first = Decode(UpdatePayloadEncodings.TopK, feedback.Compress(spec, [4f, 1f], new Random(1)), 2);
         Assert.Equal([4f, 0f], first);
         Assert.Equal([0f, 1f], feedback.Residual);
@@ -100,6 +100,52 @@ public sealed class UpdateCodecTests
         var second = Decode(UpdatePayloadEncodings.TopK, feedback.Compress(spec, [0.5f, 0.5f], new Random(1)), 2);
         Assert.Equal([0f, 1.5f], second);
         Assert.Equal([0.5f, 0f], feedback.Residual);
+    }
+
+    [Fact]
+    public void Error_feedback_decays_the_remainder_before_adding_it()
+    {
+        var feedback = new ErrorFeedback();
+        var spec = new CompressionSpec(UpdatePayloadEncodings.TopK, 0.5) { FeedbackDecay = 0.5 };
+        Assert.Equal([4f, 0f], Decode(UpdatePayloadEncodings.TopK, feedback.Compress(spec, [4f, 1f], new Random(1)), 2));
+        // [0.5, 0.5] + 0.5 · [0, 1] = [0.5, 1]: coordinate 1 is sent with 1, coordinate 0 kept.
+        Assert.Equal([0f, 1f], Decode(UpdatePayloadEncodings.TopK, feedback.Compress(spec, [0.5f, 0.5f], new Random(1)), 2));
+        Assert.Equal([0.5f, 0f], feedback.Residual);
+        // Without feedback nothing is kept.
+        var none = new ErrorFeedback();
+        none.Compress(spec with { ErrorFeedback = false }, [4f, 1f], new Random(1));
+        Assert.Equal([0f, 0f], none.Residual);
+    }
+
+    [Fact]
+    public void The_refit_chooses_on_delta_plus_remainder_and_sends_refit_plus_remainder()
+    {
+        var feedback = new ErrorFeedback();
+        var spec = new CompressionSpec(UpdatePayloadEncodings.TopK, 0.5) { FeedbackDecay = 0.5 };
+        var asked = new List<int[]>();
+        // Round 1: k = 2 of [4, 1, 0.5, 0] are 0 and 1; the refit says 3 and 2 there; 0.5 at coordinate 2 is kept.
+        var first = feedback.Compress(spec, [4f, 1f, 0.5f, 0f], new Random(1), c => { asked.Add(c); return [3f, 2f]; });
+        Assert.Equal([3f, 2f, 0f, 0f], Decode(UpdatePayloadEncodings.TopK, first, 4));
+        Assert.Equal([0f, 0f, 0.5f, 0f], feedback.Residual);
+        // Round 2: [0.1, 0, 1, 0] + 0.5 · [0, 0, 0.5, 0] = [0.1, 0, 1.25, 0] → coordinates 0 and 2; refit 0.2 and 1 plus
+        // the decayed remainder 0.25 at coordinate 2; the chosen coordinates' remainder is zero afterwards.
+        var second = feedback.Compress(spec, [0.1f, 0f, 1f, 0f], new Random(1), c => { asked.Add(c); return [0.2f, 1f]; });
+        Assert.Equal([0.2f, 0f, 1.25f, 0f], Decode(UpdatePayloadEncodings.TopK, second, 4));
+        Assert.Equal([0f, 0f, 0f, 0f], feedback.Residual);
+        Assert.Equal([[0, 1], [0, 2]], asked);
+        Assert.Throws<InvalidOperationException>(() => feedback.Compress(spec, [1f, 0f, 0f, 0f], new Random(1), _ => [1f]));
+    }
+
+    [Fact]
+    public void Sparse_payloads_of_chosen_coordinates_are_the_top_k_layout()
+    {
+        float[] x = [0.1f, -3f, 0f, 2f, 0.5f];
+        Assert.Equal([1, 3], UpdateCodec.SelectTopK(x, 2));
+        Assert.Equal(UpdateCodec.Encode(new CompressionSpec(UpdatePayloadEncodings.TopK, 0.4), x, new Random(1)), UpdateCodec.EncodeSparse([1, 3], [-3f, 2f]));
+        Assert.Equal(11, UpdateCodec.TopKCount(0.1, 109));
+        Assert.Throws<ArgumentException>(() => UpdateCodec.EncodeSparse([3, 1], [1f, 2f]));
+        Assert.Throws<ArgumentException>(() => UpdateCodec.EncodeSparse([1], [float.NaN]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => UpdateCodec.SelectTopK(x, 6));
     }
 
     [Theory]
@@ -155,5 +201,13 @@ public sealed class UpdateCodecTests
         Assert.Null(CompressionSpec.Parse("topk:2", errors));
         Assert.Null(CompressionSpec.Parse("zip", errors));
         Assert.Equal(2, errors.Count);
+        var tuned = CompressionSpec.Parse("topk:0.1:decay=0.5:refit=0", errors)!;
+        Assert.Equal((0.5, 0), (tuned.FeedbackDecay, tuned.RefitEpochs));
+        Assert.Equal("topk:0.1:decay=0.5:refit=0", tuned.ToString());
+        Assert.Equal((CompressionSpec.DefaultFeedbackDecay, CompressionSpec.DefaultRefitEpochs), (new CompressionSpec("topk", 0.1).FeedbackDecay, new CompressionSpec("topk", 0.1).RefitEpochs));
+        Assert.Null(CompressionSpec.Parse("topk:0.1:decay=2", errors));
+        Assert.Null(CompressionSpec.Parse("topk:0.1:refit=x:zip", errors));
+        Assert.Equal(5, errors.Count); // one per bad option
+        Assert.Contains("'zip'", errors[^1], StringComparison.Ordinal);
     }
 }
