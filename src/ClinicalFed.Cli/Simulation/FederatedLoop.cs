@@ -185,7 +185,7 @@ internal static class FederatedLoop
                     // Top-k warms up with one dense round (8-bit quantized), as Deep Gradient Compression (Lin et al.
                     // 2018) warms up its sparsity: from a zero model every coordinate moves at once, which top-k and its
                     // error feedback would otherwise spread over many rounds.
-                    var compression = configured.Encoding == UpdatePayloadEncodings.TopK && r == 0 ? new Compression.CompressionSpec(UpdatePayloadEncodings.Int8, 1, ErrorFeedback: false) : configured;
+                    var compression = configured.Encoding == UpdatePayloadEncodings.TopK && r == 0 ? new Compression.CompressionSpec(UpdatePayloadEncodings.Int8, 1, ErrorFeedback: false) { RefitEpochs = 0 } : configured;
                     // The site sends its delta compressed (top-k with error feedback); the aggregator decodes it.
                     var delta = new float[parameters.Length];
                     System.Numerics.Tensors.TensorPrimitives.Subtract(parameters, globalVector, delta);

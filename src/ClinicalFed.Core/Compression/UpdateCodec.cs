@@ -59,12 +59,16 @@ public sealed record CompressionSpec(string Encoding, double Fraction, bool Erro
         foreach (var option in parts.Skip(2))
         {
             if (option == "noef") spec = spec with { ErrorFeedback = false };
-            else if (option.StartsWith("decay=", StringComparison.Ordinal)
-                     && double.TryParse(option.AsSpan(6), NumberStyles.Float, CultureInfo.InvariantCulture, out double g) && g > 0 && g <= 1)
-                spec = spec with { FeedbackDecay = g };
-            else if (option.StartsWith("refit=", StringComparison.Ordinal)
-                     && int.TryParse(option.AsSpan(6), NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n <= 20)
-                spec = spec with { RefitEpochs = n };
+            else if (option.StartsWith("decay=", StringComparison.Ordinal))
+            {
+                if (double.TryParse(option.AsSpan(6), NumberStyles.Float, CultureInfo.InvariantCulture, out double g) && g > 0 && g <= 1) spec = spec with { FeedbackDecay = g };
+                else errors.Add($"--compress {text}: '{option}': the decay G must be a number with 0 < G <= 1");
+            }
+            else if (option.StartsWith("refit=", StringComparison.Ordinal))
+            {
+                if (int.TryParse(option.AsSpan(6), NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n <= 20) spec = spec with { RefitEpochs = n };
+                else errors.Add($"--compress {text}: '{option}': the refit epochs N must be a whole number from 0 to 20");
+            }
             else errors.Add($"--compress {text}: '{option}' is not an option of topk ({Expected})");
         }
 

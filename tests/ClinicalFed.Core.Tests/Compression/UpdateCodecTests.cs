@@ -208,6 +208,8 @@ public sealed class UpdateCodecTests
         Assert.Null(CompressionSpec.Parse("topk:0.1:decay=2", errors));
         Assert.Null(CompressionSpec.Parse("topk:0.1:refit=x:zip", errors));
         Assert.Equal(5, errors.Count); // one per bad option
-        Assert.Contains("'zip'", errors[^1], StringComparison.Ordinal);
+        Assert.Contains("'zip' is not an option", errors[^1], StringComparison.Ordinal);
+        Assert.Contains("'refit=x': the refit epochs N must be a whole number", errors[^2], StringComparison.Ordinal);
+        Assert.Contains("'decay=2': the decay G must be", errors[^3], StringComparison.Ordinal);
     }
 }
