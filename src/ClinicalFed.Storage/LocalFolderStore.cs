@@ -5,11 +5,10 @@ namespace ClinicalFed.Storage;
 /// <summary>
 /// A federation store in a local folder, laid out as <see cref="StoreLayout"/> (schemas/store-layout.md). Atomic
 /// write-once: each object is written to a hidden temporary file in its final folder
-/// (<c>.&lt;name&gt;.&lt;random&gt;.tmp</c>), flushed to disk, then moved into place with
-/// <c>File.Move(overwrite: false)</c>, which fails if the object exists (on Linux through link(2), on Windows through
-/// MoveFileEx without replace). A failed or interrupted write leaves no object; listings and getters ignore
-/// temporary files. Atomicity needs a file system with hard links on Unix (any local one; .NET falls back to a
-/// non-atomic copy on file systems without them).
+/// (<c>.&lt;name&gt;.&lt;random&gt;.tmp</c>), flushed to disk, then published under its final name by an operation
+/// that fails if the name exists (<see cref="ExclusiveFile.TryPublish"/>: link(2) on Unix, MoveFileEx without replace
+/// on Windows), so of concurrent writers exactly one wins. A failed or interrupted write leaves no object; listings
+/// and getters ignore temporary files. Atomicity needs a file system with hard links on Unix (any local one).
 /// </summary>
 public sealed class LocalFolderStore : FederationStore
 {
@@ -181,15 +180,7 @@ public sealed class LocalFolderStore : FederationStore
                 stream.Flush(flushToDisk: true);
             }
 
-            try
-            {
-                File.Move(temp, final, overwrite: false);
-            }
-            catch (IOException e) when (File.Exists(final))
-            {
-                throw new StoreObjectExistsException(storePath, e);
-            }
-
+            if (!ExclusiveFile.TryPublish(temp, final)) throw new StoreObjectExistsException(storePath);
             return value;
         }
         finally

@@ -44,6 +44,40 @@ public sealed class LocalFolderStoreTests : FederationStoreContractTests, IDispo
         Assert.Equal(["A"], outcome.Result.Accepted.Select(a => a.Site));
     }
 
+    [Fact]
+    public async Task Write_once_has_exactly_one_winner_under_many_races()
+    {
+        // The contract test races 8 writers once; this races them on 100 fresh paths, from two store instances, through
+        // the whole write path (ExclusiveFileTests races the publish step itself, which is where the old check-then-
+        // rename of File.Move let two writers both win).
+        var stores = new[] { Local, new LocalFolderStore(_temp.Folder) };
+        var doubleWins = new List<string>();
+        for (int p = 0; p < 100; p++)
+        {
+            string path = $"race/{p:D3}.bin";
+            var winners = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Task.Run(async () =>
+            {
+                try
+                {
+                    await stores[i % 2].PutObjectAsync(path, async (s, ct) =>
+                    {
+                        await s.WriteAsync(new byte[] { (byte)i }, ct);
+                        return true;
+                    });
+                    return 1;
+                }
+                catch (StoreObjectExistsException)
+                {
+                    return 0;
+                }
+            })));
+            if (winners.Sum() != 1) doubleWins.Add($"{path}: {winners.Sum()} winners");
+        }
+
+        Assert.Empty(doubleWins);
+        Assert.DoesNotContain(_temp.AllFiles(), f => f.EndsWith(".tmp"));
+    }
+
     private byte[] Bytes(string storePath) => File.ReadAllBytes(Local.FullPath(storePath));
 
     [Fact]
