@@ -16,14 +16,28 @@ internal static class ExclusiveFile
     // Linux and macOS share these errno values.
     private const int EPERM = 1, EEXIST = 17, EXDEV = 18, EMLINK = 31;
 
+    private static volatile bool s_linkAvailable = true;
+
     /// <summary>
     /// Makes <paramref name="temp"/> visible as <paramref name="final"/> if nothing is there; false (and nothing changed)
     /// if <paramref name="final"/> exists. The caller deletes <paramref name="temp"/> afterwards either way.
     /// </summary>
     public static bool TryPublish(string temp, string final)
     {
-        if (OperatingSystem.IsWindows()) return TryMove(temp, final);
-        if (Link(temp, final) == 0) return true;
+        if (OperatingSystem.IsWindows() || !s_linkAvailable) return TryMove(temp, final);
+        int result;
+        try
+        {
+            result = Link(temp, final);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // A C library .NET cannot find by the name "libc": use .NET's move, as on file systems without links.
+            s_linkAvailable = false;
+            return TryMove(temp, final);
+        }
+
+        if (result == 0) return true;
         int errno = Marshal.GetLastPInvokeError();
         if (errno == EEXIST) return false;
         // File systems without hard links (some network and FUSE mounts) refuse link(2): fall back to .NET's move,
