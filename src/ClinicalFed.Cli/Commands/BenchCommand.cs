@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using ClinicalFed.Cdm.Io;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Serialization;
@@ -69,22 +70,31 @@ internal static class BenchCommand
         var suite = CliSupport.Required("--suite", $"Quality suite: {string.Join(", ", ClinicalFed.Cli.Simulation.QualityBenchmark.Suites)}.");
         var data = new Option<string>("--data") { Description = "The shared data folder.", DefaultValueFactory = _ => "../shared/data" };
         var qOut = new Option<string>("--out") { Description = "Output folder of the simulation.", DefaultValueFactory = _ => "bench-quality" };
-        var quality = new Command("quality", "Run a protocol suite through simulate and check the issue's quality targets against the figures of that run; prints one JSON object.") { suite, data, qOut };
+        var seeds = CliSupport.Optional("--seeds",
+            "Run the suite once per seed (e.g. 1-5 or 1,3,7; each into <out>/<suite>/seed-N) and print every run with how many met all targets. Default: the suite's own seed, one run.");
+        var quality = new Command("quality", "Run a protocol suite through simulate and check the issue's quality targets against the figures of that run; prints one JSON object.") { suite, data, qOut, seeds };
         quality.SetAction(pr => CliSupport.Run(() =>
         {
             var name = pr.GetValue(suite)!;
-            var options = ClinicalFed.Cli.Simulation.QualityBenchmark.Options(name, pr.GetValue(data)!, Path.Combine(pr.GetValue(qOut)!, name));
-            var report = ClinicalFed.Cli.Simulation.SimulationRunner.Run(options);
-            var checks = ClinicalFed.Cli.Simulation.QualityBenchmark.Check(name, report);
+            var seedList = pr.GetValue(seeds) is { } text ? ClinicalFed.Cli.Simulation.QualityBenchmark.ParseSeeds(text) : null;
+            var json = new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+            var suiteOut = Path.Combine(pr.GetValue(qOut)!, name);
+            if (seedList is null)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(RunQualitySuite(name, ClinicalFed.Cli.Simulation.QualityBenchmark.Options(name, pr.GetValue(data)!, suiteOut)), json));
+                return 0;
+            }
+
+            var runs = seedList.Select(seed => RunQualitySuite(name,
+                ClinicalFed.Cli.Simulation.QualityBenchmark.Options(name, pr.GetValue(data)!, Path.Combine(suiteOut, $"seed-{seed}")) with { Seed = seed })).ToList();
             Console.WriteLine(JsonSerializer.Serialize(new
             {
                 suite = name,
-                all_met = checks.All(c => c.Met),
-                checks = checks.Select(c => new { target = c.Target, site = c.Site, value = c.Value, reference = c.Reference, met = c.Met }),
-                auroc = report.Sites.ToDictionary(s => s.Name, s => s.Auroc),
-                seconds = report.Seconds,
-                report = Path.Combine(options.OutputDirectory, "report.json"),
-            }, new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
+                seeds = seedList,
+                all_met = runs.All(r => r.AllMet),
+                seeds_met = runs.Where(r => r.AllMet).Select(r => r.Seed).ToList(),
+                runs,
+            }, json));
             return 0;
         }));
         bench.Subcommands.Add(quality);
@@ -154,6 +164,27 @@ internal static class BenchCommand
         do { pass(); passes++; } while (sw.Elapsed.TotalSeconds < minSeconds);
         return (sw.Elapsed.TotalSeconds, passes);
     }
+
+    /// <summary>One run of a quality suite and its checks, as <c>bench quality</c> prints it.</summary>
+    private static QualityRun RunQualitySuite(string suite, ClinicalFed.Cli.Simulation.SimulationOptions options)
+    {
+        var report = ClinicalFed.Cli.Simulation.SimulationRunner.Run(options);
+        var checks = ClinicalFed.Cli.Simulation.QualityBenchmark.Check(suite, report);
+        return new QualityRun(suite, options.Seed, checks.All(c => c.Met),
+            checks.Select(c => new QualityCheck(c.Target, c.Site, c.Value, c.Reference, c.Met)).ToList(),
+            report.Sites.ToDictionary(s => s.Name, s => (object)s.Auroc), report.Seconds, Path.Combine(options.OutputDirectory, "report.json"));
+    }
+
+    private sealed record QualityCheck(
+        [property: JsonPropertyName("target")] string Target, [property: JsonPropertyName("site")] string Site,
+        [property: JsonPropertyName("value")] double? Value, [property: JsonPropertyName("reference")] double? Reference,
+        [property: JsonPropertyName("met")] bool Met);
+
+    private sealed record QualityRun(
+        [property: JsonPropertyName("suite")] string Suite, [property: JsonPropertyName("seed")] int Seed,
+        [property: JsonPropertyName("all_met")] bool AllMet, [property: JsonPropertyName("checks")] IReadOnlyList<QualityCheck> Checks,
+        [property: JsonPropertyName("auroc")] IReadOnlyDictionary<string, object> Auroc, [property: JsonPropertyName("seconds")] object Seconds,
+        [property: JsonPropertyName("report")] string Report);
 }
 
 /// <summary>

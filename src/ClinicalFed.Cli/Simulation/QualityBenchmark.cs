@@ -127,6 +127,36 @@ public static class QualityBenchmark
         return checks;
     }
 
+    /// <summary>
+    /// The seeds of <c>bench quality --seeds</c>: a comma-separated list of seeds and ranges (<c>1,2,3</c>, <c>1-5</c>,
+    /// <c>1-3,7</c>), each from 1 to 1,000,000, at most 50 in all and none twice. Throws listing every problem.
+    /// </summary>
+    public static IReadOnlyList<int> ParseSeeds(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var seeds = new List<int>();
+        var problems = new List<string>();
+        foreach (var raw in text.Split(','))
+        {
+            var part = raw.Trim();
+            var ends = part.Split('-');
+            if (ends.Length is 1 or 2 && ends.All(e => int.TryParse(e, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _)))
+            {
+                int from = int.Parse(ends[0], System.Globalization.CultureInfo.InvariantCulture), to = int.Parse(ends[^1], System.Globalization.CultureInfo.InvariantCulture);
+                if (from < 1 || to > 1_000_000) problems.Add($"'{part}': seeds run from 1 to 1000000");
+                else if (to < from) problems.Add($"'{part}': a range runs from the smaller seed to the larger");
+                else if (to - from >= 50) problems.Add($"'{part}': more than 50 seeds");
+                else for (int seed = from; seed <= to; seed++) seeds.Add(seed);
+            }
+            else problems.Add($"'{part}' is not a seed or a range of seeds (e.g. 3 or 1-5)");
+        }
+
+        foreach (var repeated in seeds.GroupBy(x => x).Where(g => g.Count() > 1)) problems.Add($"seed {repeated.Key} appears more than once");
+        if (problems.Count == 0 && seeds.Count > 50) problems.Add($"{seeds.Count} seeds: at most 50");
+        if (problems.Count > 0) throw new ArgumentException("--seeds: " + string.Join("; ", problems));
+        return seeds;
+    }
+
     private static double? Max(double? a, double? b) => a is null ? b : b is null ? a : Math.Max(a.Value, b.Value);
 
     private static TargetCheck Within(string target, string site, double? value, double? reference, double tolerance) =>
