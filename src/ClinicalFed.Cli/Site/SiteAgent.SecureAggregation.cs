@@ -163,6 +163,18 @@ public sealed partial class SiteAgent
         Commands.StatsCommand.WriteAtomically(OwnModelPath(round), JsonSerializer.Serialize(new OwnModel(parameters, weight)));
     }
 
-    private OwnModel? LoadOwnModel(int round) =>
-        File.Exists(OwnModelPath(round)) ? JsonSerializer.Deserialize<OwnModel>(File.ReadAllText(OwnModelPath(round))) : null;
+    private OwnModel? LoadOwnModel(int round)
+    {
+        var path = OwnModelPath(round);
+        if (!File.Exists(path)) return null;
+        try
+        {
+            return JsonSerializer.Deserialize<OwnModel>(File.ReadAllText(path)) is { Parameters: not null } own
+                ? own : throw new InvalidDataException($"{path}: the site's own model of round {round} has no parameters");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: the site's own model of round {round} is not readable ({e.Message}); delete it to skip the personalized evaluation", e);
+        }
+    }
 }
