@@ -135,7 +135,7 @@ public sealed record ClientTrainingSettings
         GroupGradient = DpPatientGradient == "sum" ? GroupGradient.SumOfRows : GroupGradient.MeanOfRows,
     };
 
-    private static int ReadInt(IReadOnlyDictionary<string, JsonElement> o, string key, int fallback, List<string> problems)
+    internal static int ReadInt(IReadOnlyDictionary<string, JsonElement> o, string key, int fallback, List<string> problems)
     {
         if (!o.TryGetValue(key, out var v)) return fallback;
         if (v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i)) return i;
@@ -143,7 +143,7 @@ public sealed record ClientTrainingSettings
         return fallback;
     }
 
-    private static double ReadDouble(IReadOnlyDictionary<string, JsonElement> o, string key, double fallback, List<string> problems)
+    internal static double ReadDouble(IReadOnlyDictionary<string, JsonElement> o, string key, double fallback, List<string> problems)
     {
         if (!o.TryGetValue(key, out var v)) return fallback;
         if (v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double x)) return x;

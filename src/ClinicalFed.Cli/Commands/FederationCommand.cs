@@ -65,9 +65,13 @@ internal static class FederationCommand
         var store = new StoreArguments();
         var federation = FederationOption();
         var task = CliSupport.Required("--task", "sepsis or readmission (the feature spec every site uses).");
-        var strategy = new Option<string>("--strategy") { Description = "fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad.", DefaultValueFactory = _ => "fedavg" };
+        var model = new Option<string>("--model") { Description = "logistic (float32 parameters) or trees (gradient-boosted tree ensembles).", DefaultValueFactory = _ => ModelKinds.Logistic };
+        var strategy = new Option<string?>("--strategy") { Description = "Logistic: fedavg (default), fedavgm, fedprox, fedadam, fedyogi, fedadagrad, median, trimmed-mean, krum, multi-krum, geomedian. Trees: tree-cyclic (default; each round one site's turn adds trees to the ensemble) or tree-bagging (one round: the sites' ensembles averaged)." };
+        var trees = new Option<int>("--trees") { Description = "Trees: per site (tree-bagging) or per turn (tree-cyclic).", DefaultValueFactory = _ => new Learning.Trees.TreeClientSettings().Trees };
+        var leaves = new Option<int>("--leaves") { Description = "Trees: leaves per tree.", DefaultValueFactory = _ => new Learning.Trees.TreeClientSettings().Leaves };
+        var treeLr = new Option<double>("--tree-learning-rate") { Description = "Trees: the boosting learning rate (shrinkage).", DefaultValueFactory = _ => new Learning.Trees.TreeClientSettings().LearningRate };
         var mu = new Option<double>("--mu") { Description = "FedProx proximal μ (with --strategy fedprox).", DefaultValueFactory = _ => 0.01 };
-        var rounds = new Option<int>("--rounds") { Description = "Rounds to run.", DefaultValueFactory = _ => 10 };
+        var rounds = new Option<int?>("--rounds") { Description = "Rounds to run (default 10; tree-bagging: 1). tree-cyclic: each round is one site's turn, so 3 passes over 5 sites are 15 rounds." };
         var quorum = new Option<int>("--quorum") { Description = "Minimum accepted updates per round.", DefaultValueFactory = _ => 2 };
         var roundSeconds = new Option<int>("--round-seconds") { Description = "How long each round stays open.", DefaultValueFactory = _ => 24 * 3600 };
         var noStatistics = new Option<bool>("--no-statistics") { Description = "Skip the federated statistics step (sites then impute and standardize with their own)." };
@@ -85,16 +89,19 @@ internal static class FederationCommand
         var secure = new Option<bool>("--secure-aggregation") { Description = "Secure aggregation in every round: sites upload only masked updates (keys, sealed shares, masked vector, reveal, each with its own ticket); the aggregator unmasks only their sum." };
         var secThreshold = new Option<int?>("--secagg-threshold") { Description = "With --secure-aggregation: the survivors needed to unmask (default: a strict majority of the round's sites)." };
         var cmd = new Command("create", "Create a federation (no sites yet): model, strategy, the sites' training settings, rounds, quorum, round length.")
-            { federation, task, strategy, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description, requireSignatures, dpClip, dpNoise, dpMode, dpDelta, dpTarget, secure, secThreshold };
+            { federation, task, model, strategy, trees, leaves, treeLr, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description, requireSignatures, dpClip, dpNoise, dpMode, dpDelta, dpTarget, secure, secThreshold };
         store.AddTo(cmd);
         cmd.SetAction(pr => RunAsync(async () =>
         {
+            string kind = pr.GetValue(model)!;
+            string strategyName = pr.GetValue(strategy) ?? (kind == ModelKinds.Trees ? StrategyNames.TreeCyclic : StrategyNames.FedAvg);
             var setup = new FederationSetup
             {
-                Federation = pr.GetValue(federation)!, Task = pr.GetValue(task)!, Strategy = pr.GetValue(strategy)!, ProximalMu = pr.GetValue(mu),
-                Rounds = pr.GetValue(rounds), Quorum = pr.GetValue(quorum), RoundSeconds = pr.GetValue(roundSeconds), Statistics = !pr.GetValue(noStatistics),
+                Federation = pr.GetValue(federation)!, Task = pr.GetValue(task)!, Model = kind, Strategy = strategyName, ProximalMu = pr.GetValue(mu),
+                Rounds = pr.GetValue(rounds) ?? (strategyName == StrategyNames.TreeBagging ? 1 : 10), Quorum = pr.GetValue(quorum), RoundSeconds = pr.GetValue(roundSeconds), Statistics = !pr.GetValue(noStatistics),
                 Description = pr.GetValue(description) ?? "",
                 Client = new ClientTrainingSettings { LocalEpochs = pr.GetValue(epochs), LearningRate = pr.GetValue(lr), L2 = pr.GetValue(l2), Seed = pr.GetValue(seed) },
+                Trees = new Learning.Trees.TreeClientSettings { Trees = pr.GetValue(trees), Leaves = pr.GetValue(leaves), LearningRate = pr.GetValue(treeLr), Seed = pr.GetValue(seed) },
                 SiteLevelDp = pr.GetValue(dpClip) is { } clip
                     ? new SiteLevelDpConfig { ClipNorm = clip, NoiseMultiplier = pr.GetValue(dpNoise), Mode = pr.GetValue(dpMode)!, Delta = pr.GetValue(dpDelta), TargetEpsilon = pr.GetValue(dpTarget) }
                     : null,
@@ -105,7 +112,7 @@ internal static class FederationCommand
                 RequireSignatures = pr.GetValue(requireSignatures),
                 SecureAggregation = pr.GetValue(secure) ? new SecureAggregationConfig { Threshold = pr.GetValue(secThreshold) } : null,
             });
-            Console.WriteLine($"created federation '{config.Federation}': {config.Model.FeatureSpecId} {config.Model.FeatureSpecVersion}, {config.Strategy.Name}, {config.Rounds} round(s) of {config.RoundSeconds} s, quorum {config.Quorum}"
+            Console.WriteLine($"created federation '{config.Federation}': {config.Model.FeatureSpecId} {config.Model.FeatureSpecVersion}, {config.Model.Kind}, {config.Strategy.Name}, {config.Rounds} round(s) of {config.RoundSeconds} s, quorum {config.Quorum}"
                 + (config.SecureAggregation is null ? "" : ", secure aggregation") + (config.SiteLevelDp is null ? "" : $", site-level DP (C = {config.SiteLevelDp.ClipNorm}, z = {config.SiteLevelDp.NoiseMultiplier})"));
             return 0;
         }));

@@ -26,11 +26,9 @@ internal static class TreeSimulation
         int d = sites[0].Width;
         int threads = Math.Max(1, Environment.ProcessorCount);
         var names = sites[0].Columns;
-        TreeBoostingOptions Options(int trees, int seed) => new()
-        {
-            NumberOfTrees = trees, NumberOfLeaves = o.Leaves, LearningRate = 0.1, MinExamplesPerLeaf = 50, L2Regularization = 1.0,
-            Seed = seed, NumberOfThreads = threads,
-        };
+        // The site agent's settings of a tree federation (the same booster options), with simulate's --leaves.
+        var client = new TreeClientSettings { Leaves = o.Leaves, Seed = o.Seed };
+        TreeBoostingOptions Options(int trees, int seed) => client.Boosting(trees, seed, threads);
         FeatureMatrix Matrix(PreparedSite s) => new(s.TrainX, d, s.TrainY);
         TreeEnsembleModel Start(IEnumerable<PreparedSite> ss) =>
             CyclicTreeBoosting.InitialModel(d, ss.Select(s => ((double)s.TrainY.Sum(), (double)s.TrainRows)), names.ToArray());

@@ -46,6 +46,9 @@ public interface ISiteUploader
 
     Task UploadUpdateAsync(UpdateHeader header, float[] payload, CancellationToken cancellationToken);
 
+    /// <summary>Uploads a tree-ensemble update (a federation of model kind trees).</summary>
+    Task UploadTreeUpdateAsync(UpdateHeader header, Trees.TreeEnsembleModel ensemble, CancellationToken cancellationToken);
+
     /// <summary>
     /// Uploads one secure-aggregation object of the open round (<paramref name="kind"/> a <c>secagg-</c> ticket kind) to
     /// <paramref name="path"/>; throws <see cref="StoreObjectExistsException"/> when it is already there or its phase closed.
@@ -61,6 +64,15 @@ public sealed class DirectStoreUploader(IFederationStore store) : ISiteUploader
 
     public Task UploadUpdateAsync(UpdateHeader header, float[] payload, CancellationToken cancellationToken) =>
         store.PutUpdateAsync(header, payload, cancellationToken);
+
+    public async Task UploadTreeUpdateAsync(UpdateHeader header, Trees.TreeEnsembleModel ensemble, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(header);
+        using var file = new MemoryStream();
+        UpdateFile.Write(file, header, ensemble);
+        file.Position = 0;
+        await store.PutUpdateAsync(header.Federation, header.Round, header.Site, file, cancellationToken).ConfigureAwait(false);
+    }
 
     public Task UploadSecAggAsync(string federation, string site, int round, string kind, string path, byte[] content, CancellationToken cancellationToken) =>
         (store as FederationStore ?? throw new NotSupportedException("secure aggregation needs a FederationStore"))
@@ -128,14 +140,16 @@ public sealed partial class SiteAgent
         var spec = FeatureSpec.Load(_o.Task);
         if (config.Model.FeatureSpecId != spec.Id || config.Model.FeatureSpecVersion != spec.Version)
             throw new ArgumentException($"federation '{f}' trains on feature spec {config.Model.FeatureSpecId} {config.Model.FeatureSpecVersion}, but --task {_o.Task} is {spec.Id} {spec.Version}");
-        if (config.Model.Kind != ModelKinds.Logistic)
-            throw new ArgumentException($"federation '{f}' trains '{config.Model.Kind}' models; the site agent trains logistic regression");
+        if (config.Model.Kind is not (ModelKinds.Logistic or ModelKinds.Trees))
+            throw new ArgumentException($"federation '{f}' trains '{config.Model.Kind}' models; the site agent trains {ModelKinds.Logistic} or {ModelKinds.Trees}");
+        _trees = config.Model.Kind == ModelKinds.Trees;
 
         var statistics = await AgreeStatisticsAsync(config, table, spec, cancellationToken).ConfigureAwait(false);
         var prepared = SitePreparation.Prepare(site, table, statistics);
         int d = prepared.Width;
-        if (config.Model.Dimension != d + 1)
-            throw new ArgumentException($"federation '{f}' has model dimension {config.Model.Dimension}, but this site's features give {d + 1}");
+        int dimension = _trees ? d : d + 1;
+        if (config.Model.Dimension != dimension)
+            throw new ArgumentException($"federation '{f}' has model dimension {config.Model.Dimension}, but this site's features give {dimension}");
         _log($"prepared {prepared.TrainRows:N0} training, {prepared.ValidationY.Length:N0} validation and {prepared.TestRows:N0} test rows × {d} features");
 
         // Rows grouped by patient: the privacy unit of DP-SGD (plain training samples rows and is unchanged by the groups).
@@ -169,7 +183,8 @@ public sealed partial class SiteAgent
                     && !(await _store.ListUpdatesAsync(f, r, cancellationToken).ConfigureAwait(false)).Contains(site, StringComparer.Ordinal)
                     && _time.GetUtcNow() < manifest.Deadline)
                 {
-                    await TrainAndUploadAsync(manifest, matrix, prepared, cancellationToken).ConfigureAwait(false);
+                    if (_trees) await GrowAndUploadAsync(config, manifest, prepared, cancellationToken).ConfigureAwait(false);
+                    else await TrainAndUploadAsync(manifest, matrix, prepared, cancellationToken).ConfigureAwait(false);
                     trained.Add(r);
                     state += ", uploaded";
                 }
@@ -198,7 +213,8 @@ public sealed partial class SiteAgent
         if (result.GlobalModel is null) return true;
         if (await _store.GetGlobalModelAsync(result.Federation, result.Round, cancellationToken).ConfigureAwait(false) is null) return false;
         // With secure aggregation the aggregator never sees a site's model: the site personalizes itself.
-        return _secure || !result.Accepted.Any(a => a.Site == _o.Site)
+        // Tree federations too: the site personalizes its ensemble itself at the end (local trees on the global ones).
+        return _secure || _trees || !result.Accepted.Any(a => a.Site == _o.Site)
                || (await _store.ListPersonalizedModelsAsync(result.Federation, result.Round, cancellationToken).ConfigureAwait(false)).Contains(_o.Site, StringComparer.Ordinal);
     }
 
@@ -346,7 +362,12 @@ public sealed partial class SiteAgent
             if ((await _store.GetRoundResultAsync(f, r, cancellationToken).ConfigureAwait(false))?.GlobalModel is not null) globalRound = r;
         var auroc = new Dictionary<string, double?>();
         var auprc = new Dictionary<string, double?>();
-        if (globalRound is int g)
+        if (globalRound is int tg && _trees)
+        {
+            var global = (await _store.GetGlobalModelAsync(f, tg, cancellationToken).ConfigureAwait(false))!;
+            PersonalizeAndEvaluateTrees(config, global, prepared, auroc, auprc);
+        }
+        else if (globalRound is int g)
         {
             var global = (await _store.GetGlobalModelAsync(f, g, cancellationToken).ConfigureAwait(false))!;
             Evaluate("global", global.Parameters);

@@ -39,11 +39,25 @@ public sealed class TicketUploader : ISiteUploader
 
     public async Task UploadUpdateAsync(UpdateHeader header, float[] payload, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(header);
+        using var content = new MemoryStream();
+        UpdateFile.Write(content, header, payload);
+        await UploadUpdateFileAsync(header, content, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task UploadTreeUpdateAsync(UpdateHeader header, Trees.TreeEnsembleModel ensemble, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(header);
+        using var content = new MemoryStream();
+        UpdateFile.Write(content, header, ensemble);
+        await UploadUpdateFileAsync(header, content, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task UploadUpdateFileAsync(UpdateHeader header, MemoryStream content, CancellationToken cancellationToken)
+    {
         var ticket = await GetTicketAsync(header.Federation, header.Site, TicketKinds.Update, cancellationToken).ConfigureAwait(false);
         if (ticket.Round != header.Round)
             throw new InvalidOperationException($"the aggregator's open round is {ticket.Round}, not {header.Round}; the update is not uploaded");
-        using var content = new MemoryStream();
-        UpdateFile.Write(content, header, payload);
         content.Position = 0;
         await UploadTicketClient.UploadAsync(ticket.UploadUrl, content, cancellationToken).ConfigureAwait(false);
     }

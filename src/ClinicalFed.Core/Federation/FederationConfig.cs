@@ -135,6 +135,19 @@ public sealed record FederationConfig
                 p.Add("'secure_aggregation' with 'site_level_dp' needs 'site_level_dp.mode' client: the aggregator cannot clip what it cannot see, so each site clips its update and adds its share of the noise before masking");
         }
 
+        if (Model is not null && Strategy is not null)
+        {
+            bool treeStrategy = StrategyNames.Trees.Contains(Strategy.Name);
+            if (Model.Kind == ModelKinds.Trees && StrategyNames.All.Contains(Strategy.Name))
+                p.Add($"'strategy.name' is '{Strategy.Name}', which aggregates float32 parameters; a '{ModelKinds.Trees}' federation needs {string.Join(" or ", StrategyNames.Trees)}");
+            if (Model.Kind == ModelKinds.Logistic && treeStrategy)
+                p.Add($"'strategy.name' is '{Strategy.Name}', which aggregates tree ensembles; a '{ModelKinds.Logistic}' federation needs one of {string.Join(", ", StrategyNames.All)}");
+            if (Strategy.Name == StrategyNames.TreeBagging && Rounds != 1)
+                p.Add($"'rounds' is {Rounds}; {StrategyNames.TreeBagging} is one exchange (every site sends its whole ensemble once), so it needs exactly 1 round");
+            if (Model.Kind == ModelKinds.Trees && SiteLevelDp is not null)
+                p.Add($"'site_level_dp' clips and noises float32 parameters (model kind {ModelKinds.Logistic}), not '{Model.Kind}'");
+        }
+
         // A quorum above the number of active sites is allowed while sites register; a round refuses to open then.
         if (Quorum < 1) p.Add($"'quorum' is {Quorum}; it must be at least 1");
         return p;

@@ -353,15 +353,29 @@ public sealed partial class FederationCoordinator
         }
 
         var now = _time.GetUtcNow();
+        // Cyclic boosting: each round is one site's turn, in the order the sites registered.
+        IReadOnlyList<string> expected = config.Strategy.Name == StrategyNames.TreeCyclic ? [CyclicTurn(config, round)] : sites;
         var manifest = new RoundManifest
         {
             Federation = config.Federation, Round = round, Strategy = config.Strategy, Model = config.Model, GlobalModel = globalModel,
-            Quorum = config.Quorum, Sites = sites, OpenedAt = now, Deadline = now.AddSeconds(config.RoundSeconds),
+            Quorum = Math.Min(config.Quorum, expected.Count), Sites = expected, OpenedAt = now, Deadline = now.AddSeconds(config.RoundSeconds),
         };
         await PutIgnoringExistingAsync(() => _store.PutManifestAsync(manifest, cancellationToken)).ConfigureAwait(false);
         if (config.SecureAggregation is not null) await EnsureSecAggSetupAsync(config, manifest, cancellationToken).ConfigureAwait(false);
-        done.Add($"opened round {round} for {sites.Count} site(s) until {manifest.Deadline:O}{(config.SecureAggregation is null ? "" : " with secure aggregation")}");
+        done.Add($"opened round {round} for {expected.Count} site(s) until {manifest.Deadline:O}{(config.SecureAggregation is null ? "" : " with secure aggregation")}");
         return new TickOutcome { Federation = config.Federation, Action = "round_opened", Round = round, Message = string.Join("; ", done) };
+    }
+
+    /// <summary>
+    /// The site whose turn <paramref name="round"/> is in a <c>tree-cyclic</c> federation: the active sites take turns in
+    /// the order they registered (round r: site r mod n). A site agent finds its pass (r div n) and place the same way.
+    /// </summary>
+    public static string CyclicTurn(FederationConfig config, int round)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var sites = config.ActiveSites;
+        if (sites.Count == 0) throw new InvalidOperationException($"federation '{config.Federation}' has no active site to take round {round}'s turn");
+        return sites[round % sites.Count];
     }
 
     /// <summary>

@@ -23,6 +23,8 @@ internal sealed record AgentFederation(IFederationStore Store, string Federation
     public bool SecureAggregation { get; init; }
     /// <summary>Site-level DP-FedAvg (federation.json <c>site_level_dp</c>; null: off).</summary>
     public SiteLevelDpConfig? SiteLevelDp { get; init; }
+    /// <summary>Changes to the federation's setup (model kind, strategy, tree settings) before it is created.</summary>
+    public Func<FederationSetup, FederationSetup>? Configure { get; init; }
 
     public string WorkDirectory(string site) => Path.Combine(Root, "sites", site);
 
@@ -30,8 +32,8 @@ internal sealed record AgentFederation(IFederationStore Store, string Federation
         Func<FederationCoordinator, CancellationToken, Task>? tick = null)
     {
         var coordinator = new FederationCoordinator(Store);
-        await coordinator.CreateFederationAsync(new FederationSetup { Federation = Federation, Task = Task, Rounds = Rounds, Quorum = Quorum ?? Sources.Count, SiteLevelDp = SiteLevelDp }
-            .ToConfig(DateTimeOffset.UtcNow) with { SecureAggregation = SecureAggregation ? new SecureAggregationConfig() : null });
+        var setup = new FederationSetup { Federation = Federation, Task = Task, Rounds = Rounds, Quorum = Quorum ?? Sources.Count, SiteLevelDp = SiteLevelDp };
+        await coordinator.CreateFederationAsync((Configure?.Invoke(setup) ?? setup).ToConfig(DateTimeOffset.UtcNow) with { SecureAggregation = SecureAggregation ? new SecureAggregationConfig() : null });
         foreach (var s in Sources)
         {
             string? publicKey = null;
@@ -76,6 +78,14 @@ internal sealed class RecordingUploader(string site, ISiteUploader inner, Concur
         UpdateFile.Write(file, header, payload);
         sent.Enqueue((site, $"update of round {header.Round}", file.ToArray()));
         await inner.UploadUpdateAsync(header, payload, cancellationToken);
+    }
+
+    public async Task UploadTreeUpdateAsync(UpdateHeader header, Trees.TreeEnsembleModel ensemble, CancellationToken cancellationToken)
+    {
+        using var file = new MemoryStream();
+        UpdateFile.Write(file, header, ensemble);
+        sent.Enqueue((site, $"update of round {header.Round}", file.ToArray()));
+        await inner.UploadTreeUpdateAsync(header, ensemble, cancellationToken);
     }
 
     public async Task UploadSecAggAsync(string federation, string site1, int round, string kind, string path, byte[] content, CancellationToken cancellationToken)

@@ -74,4 +74,41 @@ public sealed class FederationCommandTests
         Assert.Equal(2, noStore.Exit);
         Assert.Contains("--store", noStore.Err);
     }
+
+    [Fact]
+    public async Task Create_a_tree_federation()
+    {
+        using var tmp = new TempDir();
+        var store = tmp["store"];
+        var cyclic = Cli.Run("federation", "create", "--store", store, "--federation", "trees", "--task", "sepsis", "--model", "trees",
+            "--rounds", "6", "--trees", "12", "--leaves", "15");
+        Assert.True(cyclic.Exit == 0, cyclic.Err);
+        Assert.Contains("trees, tree-cyclic, 6 round(s)", cyclic.Out);
+        var config = (await new LocalFolderStore(store).GetFederationAsync("trees"))!.Value.Config;
+        var spec = Cdm.Features.FeatureSpec.Load("sepsis");
+        Assert.Equal(("trees", spec.ColumnNames.Count), (config.Model.Kind, config.Model.Dimension)); // the features, no bias
+        Assert.Equal(12, config.Strategy.Options["client_trees"].GetInt32());
+        Assert.Equal(15, config.Strategy.Options["client_leaves"].GetInt32());
+        Assert.False(config.Strategy.Options.ContainsKey("client_local_epochs"));
+
+        // tree-bagging is one round unless told otherwise.
+        var bagging = Cli.Run("federation", "create", "--store", store, "--federation", "bagged", "--task", "sepsis", "--model", "trees", "--strategy", "tree-bagging");
+        Assert.True(bagging.Exit == 0, bagging.Err);
+        Assert.Equal(1, (await new LocalFolderStore(store).GetFederationAsync("bagged"))!.Value.Config.Rounds);
+
+        // Every problem at once, and nothing created.
+        var bad = Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--model", "trees",
+            "--strategy", "tree-bagging", "--rounds", "3", "--trees", "0", "--dp-site-clip", "1");
+        Assert.Equal(2, bad.Exit);
+        Assert.Contains("'rounds' is 3; tree-bagging is one exchange", bad.Err);
+        Assert.Contains("'client_trees' is 0", bad.Err);
+        Assert.Contains("'site_level_dp' clips and noises float32 parameters", bad.Err);
+        var mismatched = Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--strategy", "tree-cyclic");
+        Assert.Equal(2, mismatched.Exit);
+        Assert.Contains("--strategy: 'tree-cyclic' (known for model logistic: fedavg", mismatched.Err);
+        var secure = Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--model", "trees", "--secure-aggregation");
+        Assert.NotEqual(0, secure.Exit);
+        Assert.Contains("'secure_aggregation' needs float32 parameters", secure.Err);
+        Assert.Null(await new LocalFolderStore(store).GetFederationAsync("wrong"));
+    }
 }

@@ -142,6 +142,50 @@ public sealed class FederationCoordinatorTests : IDisposable
         Assert.Equal(["C"], (await c.GetStatusAsync(F))!.History[0].Missing);
     }
 
+    /// <summary>
+    /// tree-cyclic: every round expects only the site whose turn it is (registration order, round r → site r mod n,
+    /// over the sites active when the round opens), with a quorum of one; a turn missed at the deadline passes on.
+    /// </summary>
+    [Fact]
+    public async Task Tree_cyclic_rounds_are_one_site_turns_in_registration_order()
+    {
+        var settings = Settings(rounds: 6, quorum: 2) with
+        {
+            Model = new ModelSpec { Kind = ModelKinds.Trees, Dimension = 3, FeatureSpecId = "sepsis-hourly", FeatureSpecVersion = "1.0.0" },
+            Strategy = new StrategySpec { Name = StrategyNames.TreeCyclic },
+        };
+        await CreateAsync(settings, "A", "B", "C");
+        var c = Coordinator();
+        var expected = new List<string>();
+        for (int r = 0; r < 5; r++)
+        {
+            if (r == 3) await c.WithdrawSiteAsync(F, "C"); // from round 3 on: A, B, A, ...
+            var t = await c.TickAsync(F);
+            Assert.Equal(("round_opened", r), (t.Action, t.Round));
+            var manifest = (await Store.GetManifestAsync(F, r))!;
+            expected.Add(manifest.Sites.Single());
+            Assert.Equal(1, manifest.Quorum);
+            _clock.Now = _clock.Now.AddHours(2); // nobody uploads: the turn passes at the deadline
+        }
+
+        Assert.Equal(["A", "B", "C", "B", "A"], expected);
+        Assert.Equal(RoundStatuses.QuorumNotMet, (await Store.GetRoundResultAsync(F, 0))!.Status);
+    }
+
+    /// <summary>A federation document whose model kind and strategy do not go together is refused, naming both.</summary>
+    [Fact]
+    public void Model_kind_and_strategy_must_match()
+    {
+        var trees = new ModelSpec { Kind = ModelKinds.Trees, Dimension = 3, FeatureSpecId = "sepsis-hourly", FeatureSpecVersion = "1.0.0" };
+        Assert.Contains((Settings() with { Model = trees }).Validate(),
+            p => p.Contains("'strategy.name' is 'fedavg', which aggregates float32 parameters; a 'trees' federation needs tree-bagging or tree-cyclic", StringComparison.Ordinal));
+        Assert.Contains((Settings() with { Strategy = new StrategySpec { Name = StrategyNames.TreeCyclic } }).Validate(),
+            p => p.Contains("'strategy.name' is 'tree-cyclic', which aggregates tree ensembles; a 'logistic' federation needs one of fedavg", StringComparison.Ordinal));
+        Assert.Contains((Settings(rounds: 2) with { Model = trees, Strategy = new StrategySpec { Name = StrategyNames.TreeBagging } }).Validate(),
+            p => p.StartsWith("'rounds' is 2; tree-bagging is one exchange", StringComparison.Ordinal));
+        Assert.Empty((Settings(rounds: 1) with { Model = trees, Strategy = new StrategySpec { Name = StrategyNames.TreeBagging } }).Validate());
+    }
+
     [Fact]
     public async Task Without_quorum_at_the_deadline_the_next_round_starts_from_the_same_model()
     {

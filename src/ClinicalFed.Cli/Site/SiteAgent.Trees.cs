@@ -1,0 +1,133 @@
+using ClinicalFed.Cli.Simulation;
+using ClinicalFed.Data;
+using ClinicalFed.Federation;
+using ClinicalFed.Learning;
+using ClinicalFed.Learning.Trees;
+using ClinicalFed.Storage;
+using ClinicalFed.Trees;
+
+namespace ClinicalFed.Cli.Site;
+
+/// <summary>
+/// The site agent in a federation of model kind <c>trees</c>: the project's histogram booster, exactly as
+/// <c>clinicalfed simulate --model trees</c> grows trees (<see cref="TreeClientSettings"/> from the manifest).
+/// <list type="bullet">
+/// <item><b>tree-bagging</b> (one round): the site grows its whole ensemble from its own prevalence and uploads it;
+/// the aggregator averages the ensembles in log-odds, weighted by example count.</item>
+/// <item><b>tree-cyclic</b> (a round per turn): in its turn the site adds <c>client_trees</c> trees, fitted to the
+/// residuals of the round's global ensemble on its own rows, and uploads the grown ensemble, which becomes the next
+/// global model. The first turn starts from that site's own prevalence (<c>simulate</c> starts from the pooled one,
+/// which it can count; a real federation shares no label counts).</item>
+/// </list>
+/// At the end the site personalizes on its own: local trees grown on top of the global ensemble, kept when they help
+/// on its validation patients, written to its work folder (nothing of it leaves the site).
+/// </summary>
+public sealed partial class SiteAgent
+{
+    /// <summary>The personalized ensemble a tree federation leaves in the site's work folder (a model file, LightGBM text).</summary>
+    public const string PersonalizedTreeModelFileName = "personalized-model.cfm";
+
+    private bool _trees;
+
+    private static int Threads => Math.Max(1, Environment.ProcessorCount);
+
+    private async Task GrowAndUploadAsync(FederationConfig config, RoundManifest manifest, PreparedSite prepared, CancellationToken cancellationToken)
+    {
+        var settings = TreeClientSettings.From(manifest.Strategy);
+        int d = prepared.Width;
+        TreeEnsembleModel? global = null;
+        if (manifest.GlobalModel is not null && GlobalModelPath.TryParse(manifest.GlobalModel, out var gf, out int gr))
+        {
+            var model = await _store.GetGlobalModelAsync(gf, gr, cancellationToken).ConfigureAwait(false)
+                ?? throw new InvalidOperationException($"round {manifest.Round} starts from {manifest.GlobalModel}, which is not in the store");
+            global = model.TreeEnsemble;
+        }
+
+        var own = CyclicTreeBoosting.InitialModel(d, [(prepared.TrainY.Sum(y => (double)y), prepared.TrainRows)], prepared.Columns.ToArray());
+        TreeEnsembleModel start;
+        int seed;
+        if (manifest.Strategy.Name == StrategyNames.TreeCyclic)
+        {
+            // The seed scheme of simulate's cyclic boosting: seed + 1000·pass + the site's place in the turn order.
+            var order = config.ActiveSites.ToList();
+            int place = Math.Max(0, order.IndexOf(_o.Site));
+            seed = settings.Seed + 1000 * (manifest.Round / Math.Max(1, order.Count)) + place;
+            start = global ?? own;
+        }
+        else
+        {
+            // Bagging: every site's ensemble from its own prevalence, seeded by its place in the manifest (simulate's local models).
+            seed = settings.Seed + manifest.Sites.ToList().IndexOf(_o.Site);
+            start = own;
+        }
+
+        var grown = GradientTreeBooster.Boost(start, new FeatureMatrix(prepared.TrainX, d, prepared.TrainY), settings.Boosting(settings.Trees, seed, Threads));
+        var header = new UpdateHeader
+        {
+            Federation = manifest.Federation, Round = manifest.Round, Site = _o.Site, ExampleCount = prepared.TrainRows,
+            ParameterKind = ParameterKinds.Full, Dimension = d, CreatedAt = _time.GetUtcNow(),
+            LocalMetrics = new Dictionary<string, double>(StringComparer.Ordinal) { ["trees_added"] = grown.Trees.Count - (start.Trees.Count) },
+        };
+        header = Privacy.Signing.UpdateSignature.Sign(header, grown, _signingKey!);
+        try
+        {
+            await _uploader.UploadTreeUpdateAsync(header, grown, cancellationToken).ConfigureAwait(false);
+        }
+        catch (StoreObjectExistsException)
+        {
+            _log($"round {manifest.Round}: an update was already uploaded (a run before a restart); keeping it");
+            return;
+        }
+
+        _log($"round {manifest.Round}: grew {grown.Trees.Count - start.Trees.Count} tree(s) on {prepared.TrainRows:N0} rows ({manifest.Strategy.Name}); uploaded an ensemble of {grown.Trees.Count} tree(s)");
+    }
+
+    /// <summary>
+    /// Personalizes the final global ensemble on the site (local trees on top, kept when they help on its validation
+    /// patients), writes the choice to its work folder, and evaluates both on its test patients.
+    /// </summary>
+    private void PersonalizeAndEvaluateTrees(FederationConfig config, ModelFile globalFile, PreparedSite prepared,
+        Dictionary<string, double?> auroc, Dictionary<string, double?> auprc)
+    {
+        var settings = TreeClientSettings.From(config.Strategy);
+        var global = globalFile.TreeEnsemble;
+        int d = prepared.Width;
+        int place = Math.Max(0, config.ActiveSites.ToList().IndexOf(_o.Site));
+        var withLocal = GradientTreeBooster.Boost(global, new FeatureMatrix(prepared.TrainX, d, prepared.TrainY),
+            settings.Boosting(Math.Max(5, settings.Trees / 5), settings.Seed + 31 * place, Threads));
+        float[] Probabilities(TreeEnsembleModel m, float[] x) => m.ScoreRows(x, d, Threads).Select(z => (float)(1 / (1 + Math.Exp(-z)))).ToArray();
+        bool validationHasBoth = prepared.ValidationY.Any(y => y == 1) && prepared.ValidationY.Any(y => y == 0);
+        bool keepLocal = validationHasBoth
+            && Metrics.Auroc(Probabilities(withLocal, prepared.ValidationX), prepared.ValidationY)
+             > Metrics.Auroc(Probabilities(global, prepared.ValidationX), prepared.ValidationY);
+        var personalized = keepLocal ? withLocal : global;
+
+        var header = new ModelHeader
+        {
+            Federation = config.Federation, Round = globalFile.Header.Round, Site = _o.Site, Kind = ModelKinds.Trees, Dimension = d,
+            FeatureSpecId = config.Model.FeatureSpecId, FeatureSpecVersion = config.Model.FeatureSpecVersion, Strategy = config.Strategy.Name,
+            Sites = [_o.Site], ExampleCount = prepared.TrainRows, CreatedAt = _time.GetUtcNow(),
+        };
+        var file = ModelFile.FromOpaque(header, System.Text.Encoding.UTF8.GetBytes(personalized.ToLightGbmModelText()), PayloadEncodings.LightGbmText);
+        string path = Path.Combine(Path.GetFullPath(_o.WorkDirectory), PersonalizedTreeModelFileName);
+        string temp = path + ".tmp";
+        File.WriteAllBytes(temp, file.ToBytes());
+        File.Move(temp, path, overwrite: true);
+        _log($"personalized: {(keepLocal ? $"{withLocal.Trees.Count - global.Trees.Count} local tree(s) on the global ensemble (better on the validation patients)" : "the global ensemble (local trees did not help on the validation patients)")}; written to {path}");
+
+        bool testHasBoth = prepared.TestY.Any(y => y == 1) && prepared.TestY.Any(y => y == 0);
+        foreach (var (name, model) in new[] { ("global", global), ("personalized", personalized) })
+        {
+            if (!testHasBoth)
+            {
+                auroc[name] = null;
+                auprc[name] = null;
+                continue;
+            }
+
+            var (a, b, _) = SimulationRunner.Evaluate(Probabilities(model, prepared.TestX), prepared.TestY);
+            auroc[name] = double.IsFinite(a) ? a : null;
+            auprc[name] = double.IsFinite(b) ? b : null;
+        }
+    }
+}
