@@ -1,9 +1,7 @@
 using ClinicalFed.Cli.Simulation;
-using ClinicalFed.Data;
 using ClinicalFed.Federation;
 using ClinicalFed.Learning;
 using ClinicalFed.Learning.Trees;
-using ClinicalFed.Storage;
 using ClinicalFed.Trees;
 
 namespace ClinicalFed.Cli.Site;
@@ -66,19 +64,10 @@ public sealed partial class SiteAgent
         {
             Federation = manifest.Federation, Round = manifest.Round, Site = _o.Site, ExampleCount = prepared.TrainRows,
             ParameterKind = ParameterKinds.Full, Dimension = d, CreatedAt = _time.GetUtcNow(),
-            LocalMetrics = new Dictionary<string, double>(StringComparer.Ordinal) { ["trees_added"] = grown.Trees.Count - (start.Trees.Count) },
+            LocalMetrics = new Dictionary<string, double>(StringComparer.Ordinal) { ["trees_added"] = grown.Trees.Count - start.Trees.Count },
         };
         header = Privacy.Signing.UpdateSignature.Sign(header, grown, _signingKey!);
-        try
-        {
-            await _uploader.UploadTreeUpdateAsync(header, grown, cancellationToken).ConfigureAwait(false);
-        }
-        catch (StoreObjectExistsException)
-        {
-            _log($"round {manifest.Round}: an update was already uploaded (a run before a restart); keeping it");
-            return;
-        }
-
+        if (!await UploadOnceAsync(manifest.Round, () => _uploader.UploadTreeUpdateAsync(header, grown, cancellationToken)).ConfigureAwait(false)) return;
         _log($"round {manifest.Round}: grew {grown.Trees.Count - start.Trees.Count} tree(s) on {prepared.TrainRows:N0} rows ({manifest.Strategy.Name}); uploaded an ensemble of {grown.Trees.Count} tree(s)");
     }
 

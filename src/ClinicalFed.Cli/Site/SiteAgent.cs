@@ -290,17 +290,23 @@ public sealed partial class SiteAgent
         var metrics = header.LocalMetrics;
         // Every update is signed with the site's key (the header, which binds the payload through its SHA-256).
         header = Privacy.Signing.UpdateSignature.Sign(header, parameters, _signingKey!);
+        if (!await UploadOnceAsync(manifest.Round, () => _uploader.UploadUpdateAsync(header, parameters, cancellationToken)).ConfigureAwait(false)) return;
+        _log($"round {manifest.Round}: trained {epochs} epoch(s) on {prepared.TrainRows:N0} rows, train loss {metrics.GetValueOrDefault("train_loss"):0.####}, personalization weight {weight:0.##}; uploaded {header.Dimension} parameters");
+    }
+
+    /// <summary>Runs <paramref name="upload"/>; false (logged) when the update is already in the store, from a run before a restart.</summary>
+    private async Task<bool> UploadOnceAsync(int round, Func<Task> upload)
+    {
         try
         {
-            await _uploader.UploadUpdateAsync(header, parameters, cancellationToken).ConfigureAwait(false);
+            await upload().ConfigureAwait(false);
+            return true;
         }
         catch (StoreObjectExistsException)
         {
-            _log($"round {manifest.Round}: an update was already uploaded (a run before a restart); keeping it");
-            return;
+            _log($"round {round}: an update was already uploaded (a run before a restart); keeping it");
+            return false;
         }
-
-        _log($"round {manifest.Round}: trained {epochs} epoch(s) on {prepared.TrainRows:N0} rows, train loss {metrics.GetValueOrDefault("train_loss"):0.####}, personalization weight {weight:0.##}; uploaded {header.Dimension} parameters");
     }
 
     /// <summary>One round's local training, exactly as simulate's: the unsigned update header and the parameters to send.</summary>
