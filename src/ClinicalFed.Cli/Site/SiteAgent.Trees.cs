@@ -17,8 +17,9 @@ namespace ClinicalFed.Cli.Site;
 /// global model. The first turn starts from that site's own prevalence (<c>simulate</c> starts from the pooled one,
 /// which it can count; a real federation shares no label counts).</item>
 /// </list>
-/// At the end the site personalizes on its own: local trees grown on top of the global ensemble, kept when they help
-/// on its validation patients, written to its work folder (nothing of it leaves the site).
+/// At the end the site personalizes on its own, choosing on its validation patients among the candidates
+/// <c>simulate</c> tries (the global ensemble, local trees grown on it, a local-only ensemble, log-odds interpolations
+/// of global and local), and writes the choice to its work folder (nothing of it leaves the site).
 /// </summary>
 public sealed partial class SiteAgent
 {
@@ -72,8 +73,8 @@ public sealed partial class SiteAgent
     }
 
     /// <summary>
-    /// Personalizes the final global ensemble on the site (local trees on top, kept when they help on its validation
-    /// patients), writes the choice to its work folder, and evaluates both on its test patients.
+    /// Personalizes the final global ensemble on the site (the best of simulate's candidates on its validation
+    /// patients), writes the choice to its work folder, and evaluates global and personalized on its test patients.
     /// </summary>
     private void PersonalizeAndEvaluateTrees(FederationConfig config, ModelFile globalFile, PreparedSite prepared,
         Dictionary<string, double?> auroc, Dictionary<string, double?> auprc)
@@ -82,14 +83,31 @@ public sealed partial class SiteAgent
         var global = globalFile.TreeEnsemble;
         int d = prepared.Width;
         int place = Math.Max(0, config.ActiveSites.ToList().IndexOf(_o.Site));
-        var withLocal = GradientTreeBooster.Boost(global, new FeatureMatrix(prepared.TrainX, d, prepared.TrainY),
-            settings.Boosting(Math.Max(5, settings.Trees / 5), settings.Seed + 31 * place, Threads));
+        var train = new FeatureMatrix(prepared.TrainX, d, prepared.TrainY);
+        // simulate's candidates: the global ensemble, local trees grown on it, a local-only ensemble as large as a site's
+        // share (bagging: its own ensemble; cyclic: the global one's size), and log-odds interpolations of the two.
+        int localTrees = config.Strategy.Name == StrategyNames.TreeBagging ? settings.Trees : Math.Max(1, global.Trees.Count);
+        var local = GradientTreeBooster.Boost(CyclicTreeBoosting.InitialModel(d, [(prepared.TrainY.Sum(y => (double)y), prepared.TrainRows)], prepared.Columns.ToArray()),
+            train, settings.Boosting(localTrees, settings.Seed + place, Threads));
+        var candidates = new Dictionary<string, TreeEnsembleModel>(StringComparer.Ordinal)
+        {
+            ["global"] = global,
+            ["local trees on global"] = GradientTreeBooster.Boost(global, train, settings.Boosting(Math.Max(5, localTrees / 5), settings.Seed + 31 * place, Threads)),
+            ["local"] = local,
+        };
+        foreach (var a in new[] { 0.25, 0.5, 0.75 })
+            candidates[string.Create(System.Globalization.CultureInfo.InvariantCulture, $"interpolation α={a:0.##}")] = TreeBagging.Merge([new SiteEnsemble(global, a), new SiteEnsemble(local, 1 - a)]);
         float[] Probabilities(TreeEnsembleModel m, float[] x) => m.ScoreRows(x, d, Threads).Select(z => (float)(1 / (1 + Math.Exp(-z)))).ToArray();
         bool validationHasBoth = prepared.ValidationY.Any(y => y == 1) && prepared.ValidationY.Any(y => y == 0);
-        bool keepLocal = validationHasBoth
-            && Metrics.Auroc(Probabilities(withLocal, prepared.ValidationX), prepared.ValidationY)
-             > Metrics.Auroc(Probabilities(global, prepared.ValidationX), prepared.ValidationY);
-        var personalized = keepLocal ? withLocal : global;
+        // The global ensemble unless another candidate is strictly better on the validation patients.
+        string best = "global";
+        if (validationHasBoth)
+        {
+            var validation = candidates.ToDictionary(kv => kv.Key, kv => Metrics.Auroc(Probabilities(kv.Value, prepared.ValidationX), prepared.ValidationY));
+            foreach (var (name, value) in validation)
+                if (value > validation[best]) best = name;
+        }
+        var personalized = candidates[best];
 
         var header = new ModelHeader
         {
@@ -102,7 +120,7 @@ public sealed partial class SiteAgent
         string temp = path + ".tmp";
         File.WriteAllBytes(temp, file.ToBytes());
         File.Move(temp, path, overwrite: true);
-        _log($"personalized: {(keepLocal ? $"{withLocal.Trees.Count - global.Trees.Count} local tree(s) on the global ensemble (better on the validation patients)" : "the global ensemble (local trees did not help on the validation patients)")}; written to {path}");
+        _log($"personalized: {best} (chosen on the validation patients); written to {path}");
 
         bool testHasBoth = prepared.TestY.Any(y => y == 1) && prepared.TestY.Any(y => y == 0);
         foreach (var (name, model) in new[] { ("global", global), ("personalized", personalized) })
