@@ -33,16 +33,9 @@ public sealed class ServeTests
         while (reader.ReadLine() is { } line) if (line.Length > 0) yield return JsonNode.Parse(line)!;
     }
 
-    [Fact]
-    public async System.Threading.Tasks.Task Scores_a_Bundle_as_the_evaluation_does_and_answers_CDS_Hooks_and_bad_input_with_4xx()
+    /// <summary>One patient's whole record as a FHIR Bundle: the patient of <paramref name="cdm"/> with the most observations.</summary>
+    internal static (string Bundle, string PatientId, List<JsonNode> Resources) BusiestPatient(string cdm)
     {
-        using var tmp = new TempDir();
-        var (exit, _, err) = Cli.Run("demo", "--out", tmp["demo"], "--patients", "150", "--rounds", "2");
-        Assert.True(exit == 0, err);
-        var cdm = tmp["demo/cdm/academic_micu"];
-        var roundDir = tmp["demo/store/federations/simulation/rounds/00001"];
-
-        // One patient's whole record as a FHIR Bundle: the patient with the most observations.
         var observations = Ndjson(Path.Combine(cdm, "Observation.ndjson.gz")).ToList();
         string patientRef = observations.GroupBy(o => o["subject"]!["reference"]!.GetValue<string>()).OrderByDescending(g => g.Count()).First().Key;
         string patientId = patientRef.Split('/')[1];
@@ -58,11 +51,17 @@ public sealed class ServeTests
         var bundle = new JsonObject
         {
             ["resourceType"] = "Bundle", ["type"] = "collection",
-            ["entry"] = new JsonArray(resources.Select(r => (JsonNode)new JsonObject { ["resource"] = r }).ToArray()),
+            ["entry"] = new JsonArray(resources.Select(r => (JsonNode)new JsonObject { ["resource"] = r.DeepClone() }).ToArray()),
         }.ToJsonString();
+        return (bundle, patientId, resources);
+    }
 
-        // What the evaluation scores for that patient's latest row: the site's own CDM, the same extractor, the
-        // federation's statistics and global model.
+    /// <summary>
+    /// What the evaluation scores for a patient: its latest row from the site's own CDM through the same extractor,
+    /// imputed and standardized with the federation's statistics in <paramref name="store"/>.
+    /// </summary>
+    internal static async System.Threading.Tasks.Task<(RowKey Key, float[] Row)> PreparedLatestRowAsync(string cdm, string patientId, LocalFolderStore store, string federation = "simulation")
+    {
         var spec = FeatureSpec.Load("sepsis");
         RowKey? last = null;
         float[]? raw = null;
@@ -72,10 +71,24 @@ public sealed class ServeTests
             last = k;
             raw = v.ToArray();
         });
-        var store = new LocalFolderStore(tmp["demo/store"]);
-        var stats = (await store.GetFederatedStatisticsAsync("simulation"))!;
+        var stats = (await store.GetFederatedStatisticsAsync(federation))!;
         var row = raw!.ToArray();
         new RowPreparation(stats, spec.Columns.Where(c => FeatureSpec.IsImputable(c.Kind)).Select(c => c.Name).ToHashSet()).Prepare(row);
+        return (last!.Value, row);
+    }
+
+    [Fact]
+    public async System.Threading.Tasks.Task Scores_a_Bundle_as_the_evaluation_does_and_answers_CDS_Hooks_and_bad_input_with_4xx()
+    {
+        using var tmp = new TempDir();
+        var (exit, _, err) = Cli.Run("demo", "--out", tmp["demo"], "--patients", "150", "--rounds", "2");
+        Assert.True(exit == 0, err);
+        var cdm = tmp["demo/cdm/academic_micu"];
+        var roundDir = tmp["demo/store/federations/simulation/rounds/00001"];
+
+        var (bundle, patientId, resources) = BusiestPatient(cdm);
+        var store = new LocalFolderStore(tmp["demo/store"]);
+        var (last, row) = await PreparedLatestRowAsync(cdm, patientId, store);
         double expected = LinearWeights.FromParameterVector((await store.GetGlobalModelAsync("simulation", 1))!.Parameters).Probability(row);
 
         await using var app = ServeApp.Build(new ServeOptions { ModelDirectory = roundDir, Urls = "http://127.0.0.1:0", DevNoAuth = true });
@@ -93,11 +106,11 @@ public sealed class ServeTests
         double probability = (double)probabilityElement.Value!.Value;
         Assert.Equal(expected, probability, 5); // the bedside score is the evaluation's score
         Assert.Equal($"Patient/{patientId}", assessment.Subject!.Reference);
-        Assert.Equal($"Encounter/{last!.Value.EncounterId}", assessment.Encounter!.Reference);
+        Assert.Equal($"Encounter/{last.EncounterId}", assessment.Encounter!.Reference);
         Assert.Contains("simulation/round/1", assessment.Method!.Coding[0].Code);
         Assert.Contains("strongest features", assessment.Prediction[0].Rationale);
         // basis: the patient, the encounter and the Observations the row drew on (each one of the request's).
-        var observationIds = resources.Where(r => r["resourceType"]!.GetValue<string>() == "Observation" && r["encounter"]?["reference"]?.GetValue<string>() == $"Encounter/{last!.Value.EncounterId}")
+        var observationIds = resources.Where(r => r["resourceType"]!.GetValue<string>() == "Observation" && r["encounter"]?["reference"]?.GetValue<string>() == $"Encounter/{last.EncounterId}")
             .Select(r => $"Observation/{r["id"]!.GetValue<string>()}").ToHashSet();
         var basisObservations = assessment.Basis.Select(b => b.Reference ?? "").Where(r => r.StartsWith("Observation/", StringComparison.Ordinal)).ToList();
         Assert.NotEmpty(basisObservations);

@@ -18,22 +18,24 @@ public sealed record RiskScore(double Probability, string PatientId, string Enco
 public sealed class ScoringInputException(string message) : Exception(message);
 
 /// <summary>
-/// A round's logistic model, ready to score a patient's FHIR data with the sites' own code path: the request's Bundle
-/// goes through the CDM converter and the feature spec's extractor exactly as a site's data does, the latest row of the
-/// requested (or latest) encounter is imputed with the federated medians and standardized with the federated means and
+/// A round's model (logistic regression or gradient-boosted trees), ready to score a patient's FHIR data with the
+/// sites' own code path: the request's Bundle goes through the CDM converter and the feature spec's extractor exactly
+/// as a site's data does, the latest row of the requested (or latest) encounter is imputed with the federated medians and standardized with the federated means and
 /// standard deviations (as <c>simulate</c> and the site agent prepare rows), and the global or a site's personalized
-/// weights score it. So a bedside score equals the evaluation's score for the same data.
+/// model scores it. So a bedside score equals the evaluation's score for the same data.
 /// </summary>
 public sealed class ScoringModel
 {
-    private readonly LinearWeights _weights;
+    private readonly LinearWeights? _weights;
+    private readonly Trees.TreeEnsembleModel? _trees;
     private readonly Simulation.RowPreparation _preparation;
 
-    private ScoringModel(FeatureSpec spec, ModelHeader header, LinearWeights weights, StatisticsSet statistics, string source)
+    private ScoringModel(FeatureSpec spec, ModelHeader header, LinearWeights? weights, Trees.TreeEnsembleModel? trees, StatisticsSet statistics, string source)
     {
         Spec = spec;
         Header = header;
         _weights = weights;
+        _trees = trees;
         Source = source;
         _preparation = new Simulation.RowPreparation(statistics, spec.Columns.Where(c => FeatureSpec.IsImputable(c.Kind)).Select(c => c.Name).ToHashSet());
     }
@@ -44,6 +46,12 @@ public sealed class ScoringModel
     public string Source { get; }
     /// <summary>sepsis or readmission.</summary>
     public string Task => Spec.Task;
+
+    /// <summary>logistic or trees.</summary>
+    public string Kind => _trees is null ? ModelKinds.Logistic : ModelKinds.Trees;
+
+    /// <summary>What the model is, for people: "federated logistic regression" or "federated gradient-boosted trees".</summary>
+    public string Description => _trees is null ? "federated logistic regression" : $"federated gradient-boosted trees ({_trees.Trees.Count} trees)";
 
     /// <summary>
     /// Loads the model of round folder <paramref name="roundDirectory"/> (a store's <c>rounds/NNNNN</c>, from
@@ -56,7 +64,9 @@ public sealed class ScoringModel
         var manifestPath = Path.Combine(dir, "manifest.json");
         if (!File.Exists(manifestPath)) throw new FileNotFoundException($"{manifestPath} not found: --model must be a round folder of a federation store (…/federations/<federation>/rounds/<NNNNN>)");
         var manifest = RoundManifest.Parse(File.ReadAllBytes(manifestPath), manifestPath);
-        if (manifest.Model.Kind != ModelKinds.Logistic) throw new NotSupportedException($"{manifestPath}: model kind '{manifest.Model.Kind}'; scoring serves logistic models");
+        if (manifest.Model.Kind is not (ModelKinds.Logistic or ModelKinds.Trees))
+            throw new NotSupportedException($"{manifestPath}: model kind '{manifest.Model.Kind}'; scoring serves {ModelKinds.Logistic} and {ModelKinds.Trees} models");
+        bool trees = manifest.Model.Kind == ModelKinds.Trees;
         string modelPath = site is not null && File.Exists(Path.Combine(dir, "personalized", site + ".cfm"))
             ? Path.Combine(dir, "personalized", site + ".cfm")
             : Path.Combine(dir, "global.cfm");
@@ -72,9 +82,20 @@ public sealed class ScoringModel
             throw new InvalidOperationException($"{manifestPath}: feature spec {manifest.Model.FeatureSpecId} {manifest.Model.FeatureSpecVersion}, but this build has {spec.Id} {spec.Version}");
         if (statistics.Features.Count != spec.Columns.Count)
             throw new InvalidOperationException($"{statsPath}: statistics of {statistics.Features.Count} columns for {spec.Columns.Count} feature columns");
+        if (trees)
+        {
+            // A round's global.cfm holds the aggregator's tree ensemble; a personalized model, LightGBM text.
+            if (model.Header.Dimension != spec.Columns.Count)
+                throw new InvalidOperationException($"{modelPath}: trees reading {model.Header.Dimension} features, but the feature spec has {spec.Columns.Count} columns");
+            var ensemble = Learning.Trees.TreeEnsembleMlNet.ToTreeEnsemble(model, new Microsoft.ML.MLContext(seed: 0), spec.Columns.Select(c => c.Name).ToArray());
+            if (ensemble.FeatureCount != spec.Columns.Count)
+                throw new InvalidOperationException($"{modelPath}: the ensemble reads {ensemble.FeatureCount} features, but the feature spec has {spec.Columns.Count} columns");
+            return new ScoringModel(spec, model.Header, null, ensemble, statistics, Path.GetRelativePath(dir, modelPath));
+        }
+
         if (model.Header.Dimension != spec.Columns.Count + 1)
             throw new InvalidOperationException($"{modelPath}: {model.Header.Dimension} parameters for {spec.Columns.Count} feature columns + bias");
-        return new ScoringModel(spec, model.Header, LinearWeights.FromParameterVector(model.Parameters), statistics, Path.GetRelativePath(dir, modelPath));
+        return new ScoringModel(spec, model.Header, LinearWeights.FromParameterVector(model.Parameters), null, statistics, Path.GetRelativePath(dir, modelPath));
     }
 
     /// <summary>Scores the patient in a FHIR Bundle (JSON): its latest row of <paramref name="encounterId"/>, or of its latest encounter.</summary>
@@ -138,9 +159,32 @@ public sealed class ScoringModel
         if (raw.Length != _preparation.Columns) throw new ArgumentException($"{raw.Length} values for {_preparation.Columns} columns", nameof(raw));
         var x = (float[])raw.Clone();
         _preparation.Prepare(x);
-        var w = _weights.ToArray();
-        var top = Enumerable.Range(0, x.Length).Select(j => (Feature: Spec.Columns[j].Name, Contribution: (double)w[j] * x[j]))
+        double probability;
+        double[] contribution = new double[x.Length];
+        if (_trees is { } ensemble)
+        {
+            // A feature's contribution (log-odds): the score minus the score with that feature at the federation's mean
+            // (0 once standardized). For a linear model this is exactly w_j·x_j, the logistic path below.
+            double z = ensemble.Score(x);
+            for (int j = 0; j < x.Length; j++)
+            {
+                float kept = x[j];
+                x[j] = 0;
+                contribution[j] = z - ensemble.Score(x);
+                x[j] = kept;
+            }
+
+            probability = 1 / (1 + Math.Exp(-z));
+        }
+        else
+        {
+            var w = _weights!.ToArray();
+            for (int j = 0; j < x.Length; j++) contribution[j] = (double)w[j] * x[j];
+            probability = _weights.Probability(x);
+        }
+
+        var top = Enumerable.Range(0, x.Length).Select(j => (Feature: Spec.Columns[j].Name, Contribution: contribution[j]))
             .OrderByDescending(t => Math.Abs(t.Contribution)).Take(5).Select(t => (t.Feature, Math.Round(t.Contribution, 4))).ToList();
-        return new RiskScore(_weights.Probability(x), key.PatientId, key.EncounterId, key.Hour, top);
+        return new RiskScore(probability, key.PatientId, key.EncounterId, key.Hour, top);
     }
 }

@@ -522,7 +522,7 @@ public static class ServeApp
         Subject = new ResourceReference($"Patient/{score.PatientId}"),
         Encounter = new ResourceReference($"Encounter/{score.EncounterId}"),
         Occurrence = new FhirDateTime(DateTimeOffset.UtcNow),
-        Method = new CodeableConcept("http://clinicalfed.dev/model", $"{model.Header.Federation}/round/{model.Header.Round}", $"{model.Header.Strategy} federated logistic regression, {model.Source}"),
+        Method = new CodeableConcept("http://clinicalfed.dev/model", $"{model.Header.Federation}/round/{model.Header.Round}", $"{model.Header.Strategy} {model.Description}, {model.Source}"),
         Basis = [new ResourceReference($"Patient/{score.PatientId}"), new ResourceReference($"Encounter/{score.EncounterId}"),
             .. score.BasisObservations.Select(id => new ResourceReference($"Observation/{id}"))],
         Prediction =

@@ -259,6 +259,18 @@ public static class TreeEnsembleMlNet
         };
     }
 
+    /// <summary>
+    /// The ensemble of a tree model file: a <c>tree-ensemble</c> payload as it is; a <c>lightgbm-text</c> payload (a
+    /// personalized model) parsed by ML.NET and extracted (tree weights folded into leaves), so it scores as ML.NET does.
+    /// </summary>
+    public static TreeEnsembleModel ToTreeEnsemble(this ModelFile model, MLContext mlContext, IReadOnlyList<string>? featureNames = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return model.Header.PayloadEncoding == PayloadEncodings.TreeEnsemble
+            ? model.TreeEnsemble
+            : FromLightGbm(model.ToMlNetModel(mlContext), featureNames);
+    }
+
     private static BinaryPredictionTransformer<CalibratedModelParametersBase<LightGbmBinaryModelParameters, PlattCalibrator>> LoadLightGbmText(
         MLContext mlContext, byte[] text, int featureCount, IReadOnlyList<string>? featureNames)
     {
