@@ -72,4 +72,13 @@ public sealed class ServeTreesTests
         var parsed = Learning.Trees.TreeEnsembleMlNet.ToTreeEnsemble(file, new Microsoft.ML.MLContext(seed: 0));
         Assert.Equal(1 / (1 + Math.Exp(-parsed.Score(row))), personalized.Score(bundle).Probability, 6);
     }
+
+    [Fact]
+    public void Personalized_file_options_are_checked_together()
+    {
+        using var tmp = new TempDir();
+        var problems = new ServeOptions { ModelDirectory = tmp.Path, DevNoAuth = true, Site = "A", PersonalizedModelFile = Path.Combine(tmp.Path, "none.cfm") }.Validate();
+        Assert.Contains(problems, p => p.StartsWith("--personalized ", StringComparison.Ordinal) && p.EndsWith(": no such file", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("--personalized and --site: give one", StringComparison.Ordinal));
+    }
 }

@@ -36,12 +36,14 @@ internal static class StatsCommand
         return cmd;
     }
 
-    internal static void WriteAtomically(string path, string text)
+    internal static void WriteAtomically(string path, string text) => WriteAtomically(path, System.Text.Encoding.UTF8.GetBytes(text));
+
+    internal static void WriteAtomically(string path, byte[] content)
     {
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         var partial = $"{full}.{Guid.NewGuid():N}.partial"; // unique: two writers never share a temporary file
-        File.WriteAllText(partial, text);
+        File.WriteAllBytes(partial, content);
         File.Move(partial, full, overwrite: true);
     }
 }

@@ -12,12 +12,15 @@ public sealed class ModelRegistry
 {
     private readonly string _roundsFolder;
     private readonly string? _site;
+    private readonly bool _pinned;
     private ScoringModel _current;
 
-    public ModelRegistry(string roundDirectory, string? site)
+    /// <param name="personalizedFile">A site's own personalized model file: served as it is, never replaced by a newer round.</param>
+    public ModelRegistry(string roundDirectory, string? site, string? personalizedFile = null)
     {
         _site = site;
-        _current = ScoringModel.Load(roundDirectory, site);
+        _pinned = personalizedFile is not null;
+        _current = ScoringModel.Load(roundDirectory, site, personalizedFile);
         _roundsFolder = Path.GetDirectoryName(Path.GetFullPath(roundDirectory).TrimEnd(Path.DirectorySeparatorChar))!;
     }
 
@@ -29,6 +32,7 @@ public sealed class ModelRegistry
     /// <summary>Loads the newest round with a model if it is newer than the current one; returns true when the model changed.</summary>
     public bool Refresh()
     {
+        if (_pinned) return false;
         var newest = Directory.EnumerateDirectories(_roundsFolder)
             .Select(d => (Path: d, Round: int.TryParse(Path.GetFileName(d), NumberStyles.None, CultureInfo.InvariantCulture, out int r) ? r : -1))
             .Where(x => x.Round > Current.Header.Round && File.Exists(Path.Combine(x.Path, "global.cfm")))

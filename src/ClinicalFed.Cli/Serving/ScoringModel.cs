@@ -42,7 +42,7 @@ public sealed class ScoringModel
 
     public FeatureSpec Spec { get; }
     public ModelHeader Header { get; }
-    /// <summary>Which file the weights came from (global.cfm or personalized/&lt;site&gt;.cfm).</summary>
+    /// <summary>Which file the model came from (global.cfm, personalized/&lt;site&gt;.cfm, or the full path of a site's own file).</summary>
     public string Source { get; }
     /// <summary>sepsis or readmission.</summary>
     public string Task => Spec.Task;
@@ -58,7 +58,13 @@ public sealed class ScoringModel
     /// <c>simulate</c> or the serverless aggregator): <c>personalized/&lt;site&gt;.cfm</c> when <paramref name="site"/> is
     /// given and it exists, else <c>global.cfm</c>; the statistics are the federation's <c>statistics/federated.json</c>.
     /// </summary>
-    public static ScoringModel Load(string roundDirectory, string? site = null)
+    public static ScoringModel Load(string roundDirectory, string? site = null) => Load(roundDirectory, site, null);
+
+    /// <summary>
+    /// As <see cref="Load(string, string?)"/>, or with <paramref name="personalizedFile"/> a site's own personalized model
+    /// file (<c>site run</c>'s <c>personalized-model.cfm</c>), which must belong to the round's federation and model kind.
+    /// </summary>
+    public static ScoringModel Load(string roundDirectory, string? site, string? personalizedFile)
     {
         var dir = Path.GetFullPath(roundDirectory);
         var manifestPath = Path.Combine(dir, "manifest.json");
@@ -67,12 +73,15 @@ public sealed class ScoringModel
         if (manifest.Model.Kind is not (ModelKinds.Logistic or ModelKinds.Trees))
             throw new NotSupportedException($"{manifestPath}: model kind '{manifest.Model.Kind}'; scoring serves {ModelKinds.Logistic} and {ModelKinds.Trees} models");
         bool trees = manifest.Model.Kind == ModelKinds.Trees;
-        string modelPath = site is not null && File.Exists(Path.Combine(dir, "personalized", site + ".cfm"))
-            ? Path.Combine(dir, "personalized", site + ".cfm")
+        string modelPath = personalizedFile is not null ? Path.GetFullPath(personalizedFile)
+            : site is not null && File.Exists(Path.Combine(dir, "personalized", site + ".cfm")) ? Path.Combine(dir, "personalized", site + ".cfm")
             : Path.Combine(dir, "global.cfm");
         if (!File.Exists(modelPath)) throw new FileNotFoundException($"{modelPath} not found: the round has no model yet");
         ModelFile model;
         using (var s = File.OpenRead(modelPath)) model = ModelFile.Read(s, modelPath);
+        if (personalizedFile is not null && (model.Header.Federation != manifest.Federation || model.Header.Kind != manifest.Model.Kind))
+            throw new InvalidOperationException($"{modelPath}: a {model.Header.Kind} model of federation '{model.Header.Federation}', but {manifestPath} is a round of '{manifest.Federation}' training {manifest.Model.Kind} models");
+        string source = personalizedFile is not null ? modelPath : Path.GetRelativePath(dir, modelPath);
         var statsPath = Path.GetFullPath(Path.Combine(dir, "..", "..", "statistics", "federated.json"));
         if (!File.Exists(statsPath)) throw new FileNotFoundException($"{statsPath} not found: the federation's merged statistics impute and standardize every scored row");
         var statistics = StatisticsSet.FromJson(File.ReadAllText(statsPath), statsPath);
@@ -90,12 +99,12 @@ public sealed class ScoringModel
             var ensemble = Learning.Trees.TreeEnsembleMlNet.ToTreeEnsemble(model, new Microsoft.ML.MLContext(seed: 0), spec.Columns.Select(c => c.Name).ToArray());
             if (ensemble.FeatureCount != spec.Columns.Count)
                 throw new InvalidOperationException($"{modelPath}: the ensemble reads {ensemble.FeatureCount} features, but the feature spec has {spec.Columns.Count} columns");
-            return new ScoringModel(spec, model.Header, null, ensemble, statistics, Path.GetRelativePath(dir, modelPath));
+            return new ScoringModel(spec, model.Header, null, ensemble, statistics, source);
         }
 
         if (model.Header.Dimension != spec.Columns.Count + 1)
             throw new InvalidOperationException($"{modelPath}: {model.Header.Dimension} parameters for {spec.Columns.Count} feature columns + bias");
-        return new ScoringModel(spec, model.Header, LinearWeights.FromParameterVector(model.Parameters), null, statistics, Path.GetRelativePath(dir, modelPath));
+        return new ScoringModel(spec, model.Header, LinearWeights.FromParameterVector(model.Parameters), null, statistics, source);
     }
 
     /// <summary>Scores the patient in a FHIR Bundle (JSON): its latest row of <paramref name="encounterId"/>, or of its latest encounter.</summary>

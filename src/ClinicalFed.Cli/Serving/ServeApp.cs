@@ -18,6 +18,11 @@ public sealed record ServeOptions
     public string Urls { get; init; } = "http://127.0.0.1:8080";
     /// <summary>Serve this site's personalized model when the round has one.</summary>
     public string? Site { get; init; }
+    /// <summary>
+    /// A site's own personalized model file (what <c>site run</c> leaves in its work folder as
+    /// <c>personalized-model.cfm</c>) to serve with the round's statistics; pinned: no reload.
+    /// </summary>
+    public string? PersonalizedModelFile { get; init; }
     /// <summary>Development only: accept requests without a bearer token.</summary>
     public bool DevNoAuth { get; init; }
     /// <summary>The token issuer (<c>iss</c>) accepted, e.g. the authorization server of SMART backend services.</summary>
@@ -46,6 +51,11 @@ public sealed record ServeOptions
     {
         var e = new List<string>();
         if (!Directory.Exists(ModelDirectory)) e.Add($"--model {ModelDirectory}: no such folder");
+        if (PersonalizedModelFile is not null)
+        {
+            if (!File.Exists(PersonalizedModelFile)) e.Add($"--personalized {PersonalizedModelFile}: no such file");
+            if (Site is not null) e.Add("--personalized and --site: give one (--site picks a personalized model in the store, --personalized a file)");
+        }
         if (!DevNoAuth)
         {
             if (string.IsNullOrWhiteSpace(JwtIssuer)) e.Add("--jwt-issuer: required (or --dev-no-auth, for development only)");
@@ -80,7 +90,7 @@ public static class ServeApp
     {
         var problems = options.Validate();
         if (problems.Count > 0) throw new ArgumentException("clinicalfed serve: " + string.Join("; ", problems));
-        var registry = new ModelRegistry(options.ModelDirectory, options.Site);
+        var registry = new ModelRegistry(options.ModelDirectory, options.Site, options.PersonalizedModelFile);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Services.AddSingleton(registry);
         if (options.ReloadSeconds > 0) builder.Services.AddHostedService(_ => new ModelReloader(registry, TimeSpan.FromSeconds(options.ReloadSeconds)));

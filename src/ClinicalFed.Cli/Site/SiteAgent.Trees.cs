@@ -23,8 +23,19 @@ namespace ClinicalFed.Cli.Site;
 /// </summary>
 public sealed partial class SiteAgent
 {
-    /// <summary>The personalized ensemble a tree federation leaves in the site's work folder (a model file, LightGBM text).</summary>
-    public const string PersonalizedTreeModelFileName = "personalized-model.cfm";
+    /// <summary>
+    /// The site's personalized model of the final round, left in its work folder (a model file: float32 parameters,
+    /// or LightGBM text for trees) for <c>clinicalfed serve --personalized</c>.
+    /// </summary>
+    public const string PersonalizedModelFileName = "personalized-model.cfm";
+
+    /// <summary>Writes <paramref name="model"/> to the work folder's <see cref="PersonalizedModelFileName"/> (atomically) and returns its path.</summary>
+    private string WritePersonalizedModel(ModelFile model)
+    {
+        string path = Path.Combine(Path.GetFullPath(_o.WorkDirectory), PersonalizedModelFileName);
+        Commands.StatsCommand.WriteAtomically(path, model.ToBytes());
+        return path;
+    }
 
     private bool _trees;
 
@@ -115,11 +126,7 @@ public sealed partial class SiteAgent
             FeatureSpecId = config.Model.FeatureSpecId, FeatureSpecVersion = config.Model.FeatureSpecVersion, Strategy = config.Strategy.Name,
             Sites = [_o.Site], ExampleCount = prepared.TrainRows, CreatedAt = _time.GetUtcNow(),
         };
-        var file = ModelFile.FromOpaque(header, System.Text.Encoding.UTF8.GetBytes(personalized.ToLightGbmModelText()), PayloadEncodings.LightGbmText);
-        string path = Path.Combine(Path.GetFullPath(_o.WorkDirectory), PersonalizedTreeModelFileName);
-        string temp = path + ".tmp";
-        File.WriteAllBytes(temp, file.ToBytes());
-        File.Move(temp, path, overwrite: true);
+        string path = WritePersonalizedModel(ModelFile.FromOpaque(header, System.Text.Encoding.UTF8.GetBytes(personalized.ToLightGbmModelText()), PayloadEncodings.LightGbmText));
         _log($"personalized: {best} (chosen on the validation patients); written to {path}");
 
         bool testHasBoth = prepared.TestY.Any(y => y == 1) && prepared.TestY.Any(y => y == 0);

@@ -378,13 +378,22 @@ public sealed partial class SiteAgent
             var global = (await _store.GetGlobalModelAsync(f, g, cancellationToken).ConfigureAwait(false))!;
             Evaluate("global", global.Parameters);
             var personalized = await _store.GetPersonalizedModelAsync(f, g, _o.Site, cancellationToken).ConfigureAwait(false);
-            if (personalized is not null) Evaluate("personalized", personalized.Parameters);
+            if (personalized is not null)
+            {
+                Evaluate("personalized", personalized.Parameters);
+                WritePersonalizedModel(personalized);
+            }
             else if (LoadOwnModel(g) is { } own)
             {
                 // Secure aggregation: the site's personalized model, made here as the aggregator makes it elsewhere.
                 var mix = new float[own.Parameters.Length];
                 AggregationMath.Interpolate(global.Parameters, own.Parameters, (float)own.Weight, mix);
                 Evaluate("personalized", mix);
+                WritePersonalizedModel(ModelFile.FromParameters(global.Header with
+                {
+                    Site = _o.Site, Sites = [_o.Site], ExampleCount = prepared.TrainRows, CreatedAt = _time.GetUtcNow(),
+                    Metrics = new Dictionary<string, double>(StringComparer.Ordinal) { [Storage.Coordination.FederationCoordinator.PersonalizationWeightMetric] = own.Weight },
+                }, mix));
             }
         }
 

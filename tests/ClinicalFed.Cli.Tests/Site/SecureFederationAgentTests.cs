@@ -53,6 +53,11 @@ public sealed class SecureFederationAgentTests(ThreeSitesFixture data, ITestOutp
             Assert.Equal([0, 1], r.RoundsTrained);
             Assert.NotNull(r.Auroc.GetValueOrDefault("global"));
             Assert.NotNull(r.Auroc.GetValueOrDefault("personalized"));
+            // The site made its personalized model itself and left it in its work folder, ready to serve.
+            string file = Path.Combine(secure.WorkDirectory(r.Site), SiteAgent.PersonalizedModelFileName);
+            var served = Serving.ScoringModel.Load(Path.Combine(tmp["secure/store"], "federations", "study", "rounds", "00001"), null, file);
+            Assert.Equal((ModelKinds.Logistic, "study", 1, r.Site), (served.Kind, served.Header.Federation, served.Header.Round, served.Header.Site));
+            Assert.Equal(file, served.Source);
         });
         // Every phase went through the site's uploader, once per round and site.
         foreach (var kind in new[] { "secagg-key", "secagg-shares", "secagg-masked", "secagg-unmask" })

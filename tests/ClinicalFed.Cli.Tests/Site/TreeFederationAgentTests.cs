@@ -53,10 +53,18 @@ public sealed class TreeFederationAgentTests(ThreeSitesFixture data) : IClassFix
             var simSite = sim.Sites.Single(s => s.Name == r.Site);
             Assert.Equal(simSite.Auroc.Federated!.Value, r.Auroc["global"]!.Value, 6);
             Assert.Equal(simSite.Auroc.Personalized!.Value, r.Auroc["personalized"]!.Value, 6);
-            var personalized = ModelFile.Read(File.ReadAllBytes(Path.Combine(federation.WorkDirectory(r.Site), SiteAgent.PersonalizedTreeModelFileName)), "personalized");
+            var personalized = ModelFile.Read(File.ReadAllBytes(Path.Combine(federation.WorkDirectory(r.Site), SiteAgent.PersonalizedModelFileName)), "personalized");
             Assert.Equal(ModelKinds.Trees, personalized.Header.Kind);
             Assert.Equal(PayloadEncodings.LightGbmText, personalized.Header.PayloadEncoding);
         }
+
+        // serve --personalized: a site's own file with its federation's round; another federation's round is refused.
+        string file = Path.Combine(federation.WorkDirectory(reports[0].Site), SiteAgent.PersonalizedModelFileName);
+        var served = Serving.ScoringModel.Load(Path.Combine(tmp["store"], "federations", Fed, "rounds", "00000"), null, file);
+        Assert.Equal((ModelKinds.Trees, file), (served.Kind, served.Source));
+        var wrong = Assert.Throws<InvalidOperationException>(() =>
+            Serving.ScoringModel.Load(Path.Combine(tmp["sim"], "store", "federations", SimulationRunner.Federation, "rounds", "00000"), null, file));
+        Assert.Contains($"federation '{Fed}'", wrong.Message);
     }
 
     /// <summary>
