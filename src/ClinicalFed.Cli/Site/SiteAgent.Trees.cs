@@ -41,6 +41,10 @@ public sealed partial class SiteAgent
 
     private static int Threads => Math.Max(1, Environment.ProcessorCount);
 
+    /// <summary>A constant ensemble at the log-odds of the site's own prevalence (its training rows).</summary>
+    private static TreeEnsembleModel OwnStart(PreparedSite prepared) =>
+        CyclicTreeBoosting.InitialModel(prepared.Width, [(prepared.TrainY.Sum(y => (double)y), prepared.TrainRows)], prepared.Columns.ToArray());
+
     private async Task GrowAndUploadAsync(FederationConfig config, RoundManifest manifest, PreparedSite prepared, CancellationToken cancellationToken)
     {
         var settings = TreeClientSettings.From(manifest.Strategy);
@@ -53,7 +57,7 @@ public sealed partial class SiteAgent
             global = model.TreeEnsemble;
         }
 
-        var own = CyclicTreeBoosting.InitialModel(d, [(prepared.TrainY.Sum(y => (double)y), prepared.TrainRows)], prepared.Columns.ToArray());
+        var own = OwnStart(prepared);
         TreeEnsembleModel start;
         int seed;
         if (manifest.Strategy.Name == StrategyNames.TreeCyclic)
@@ -98,8 +102,7 @@ public sealed partial class SiteAgent
         // simulate's candidates: the global ensemble, local trees grown on it, a local-only ensemble as large as a site's
         // share (bagging: its own ensemble; cyclic: the global one's size), and log-odds interpolations of the two.
         int localTrees = config.Strategy.Name == StrategyNames.TreeBagging ? settings.Trees : Math.Max(1, global.Trees.Count);
-        var local = GradientTreeBooster.Boost(CyclicTreeBoosting.InitialModel(d, [(prepared.TrainY.Sum(y => (double)y), prepared.TrainRows)], prepared.Columns.ToArray()),
-            train, settings.Boosting(localTrees, settings.Seed + place, Threads));
+        var local = GradientTreeBooster.Boost(OwnStart(prepared), train, settings.Boosting(localTrees, settings.Seed + place, Threads));
         var candidates = new Dictionary<string, TreeEnsembleModel>(StringComparer.Ordinal)
         {
             ["global"] = global,
