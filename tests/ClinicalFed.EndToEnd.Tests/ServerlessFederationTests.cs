@@ -43,57 +43,15 @@ public sealed class ServerlessFederationTests(AzuriteFixture azurite, ITestOutpu
             // The deployment (functions/deploy/main.bicep) creates the container; here the test does.
             var readStore = new BlobFederationStore(azurite.ConnectionString, container);
             await readStore.EnsureContainerAsync();
-            using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(web =>
-            {
-                web.UseSetting(HandlerSettings.ConnectionStringSetting, azurite.ConnectionString);
-                web.UseSetting(HandlerSettings.ContainerSetting, container);
-                web.UseSetting(HandlerSettings.ServiceUriSetting, "");
-                web.UseSetting(HandlerSettings.FolderSetting, "");
-                web.UseSetting(HandlerSettings.PrefixSetting, "");
-            });
+            using var factory = Handler(container);
             using var http = factory.CreateClient();
             var sites = new[] { "ER", "REF", "OTH" }.Select(s => new SiteSource(s, data, s)).ToList();
 
             // Administration through the HTTP functions: the federation document, then the sites' keys.
             var setup = new FederationSetup { Federation = Fed, Task = "readmission", Rounds = Rounds, Quorum = 3, RoundSeconds = 3600 };
             var config = setup.ToConfig(DateTimeOffset.UtcNow) with { SecureAggregation = secureAggregation ? new SecureAggregationConfig() : null };
-            var create = await http.PostAsync("/api/federations", new StringContent(Encoding.UTF8.GetString(config.ToJsonBytes()), Encoding.UTF8, "application/json"));
-            Assert.True(create.IsSuccessStatusCode, await create.Content.ReadAsStringAsync());
-            var keys = new Dictionary<string, string>();
-            foreach (var s in sites)
-            {
-                var reg = await http.PostAsync($"/api/federations/{Fed}/sites/{s.Name}", null);
-                Assert.Equal(HttpStatusCode.Created, reg.StatusCode);
-                keys[s.Name] = JsonNode.Parse(await reg.Content.ReadAsStringAsync())!["key"]!.GetValue<string>();
-            }
-
-            // The agents read the store (a read credential) and write only through tickets.
             var logs = new ConcurrentQueue<string>();
-            using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(8));
-            var agents = sites.Select(s =>
-            {
-                var api = factory.CreateClient();
-                api.BaseAddress = new Uri(api.BaseAddress!, "/api/");
-                var options = new SiteAgentOptions
-                {
-                    Federation = Fed, Site = s.Name, Task = "readmission", Source = s, WorkDirectory = Path.Combine(root, "sites", s.Name),
-                    PollInterval = TimeSpan.FromMilliseconds(100), IdleTimeout = TimeSpan.FromMinutes(5),
-                };
-                return Task.Run(() => new SiteAgent(options, readStore, new TicketUploader(api, keys[s.Name]), line => logs.Enqueue($"{s.Name}: {line}")).RunAsync(cts.Token));
-            }).ToList();
-
-            // The timer: the Functions host's invocation request, every 200 ms until every agent is done.
-            int ticks = 0;
-            while (!agents.All(a => a.IsCompleted))
-            {
-                var tick = await http.PostAsync("/AggregateRound", new StringContent(TimerPayload(), Encoding.UTF8, "application/json"));
-                Assert.True(tick.IsSuccessStatusCode, await tick.Content.ReadAsStringAsync());
-                ticks++;
-                await Task.WhenAny(Task.WhenAll(agents), Task.Delay(200));
-            }
-            var reports = await Task.WhenAll(agents);
-            output.WriteLine($"{ticks} timer invocations");
-            foreach (var line in logs) output.WriteLine(line);
+            var (keys, reports) = await RunFederationAsync(factory, http, readStore, config, sites, root, logs);
 
             // The same federation, simulated in one process.
             var sim = SimulationRunner.Run(new SimulationOptions { Task = "readmission", Sites = sites, Rounds = Rounds, OutputDirectory = Path.Combine(root, "sim"), BaselineEpochs = 1 });
@@ -134,6 +92,121 @@ public sealed class ServerlessFederationTests(AzuriteFixture azurite, ITestOutpu
         {
             try { Directory.Delete(root, recursive: true); } catch (IOException) { }
         }
+    }
+
+    /// <summary>
+    /// Tree federations over the same serverless path: tree-cyclic on the three Diabetes 130 sites, 3 rounds. The timer
+    /// gives each round to one site in registration order, each site uploads its grown ensemble through its ticket,
+    /// and the final global ensemble is exactly the one grown turn by turn here from the sites' own prepared rows.
+    /// </summary>
+    [Fact]
+    public async Task Tree_cyclic_agents_over_azurite_grow_the_expected_ensemble()
+    {
+        var data = SharedData.Find("diabetes130/diabetic_data.csv.gz", output.WriteLine);
+        if (data is null) return;
+        var root = Directory.CreateTempSubdirectory("cf-e2e-trees-").FullName;
+        try
+        {
+            string container = AzuriteFixture.NewContainerName("e2e-trees");
+            var readStore = new BlobFederationStore(azurite.ConnectionString, container);
+            await readStore.EnsureContainerAsync();
+            using var factory = Handler(container);
+            using var http = factory.CreateClient();
+            var sites = new[] { "ER", "REF", "OTH" }.Select(s => new SiteSource(s, data, s)).ToList();
+            var trees = new ClinicalFed.Learning.Trees.TreeClientSettings { Trees = 5, Leaves = 15 };
+            var config = new FederationSetup
+            {
+                Federation = "readmission-trees", Task = "readmission", Model = ModelKinds.Trees, Strategy = StrategyNames.TreeCyclic,
+                Rounds = 3, Quorum = 1, RoundSeconds = 3600, Trees = trees,
+            }.ToConfig(DateTimeOffset.UtcNow);
+            var logs = new ConcurrentQueue<string>();
+            var (_, reports) = await RunFederationAsync(factory, http, readStore, config, sites, root, logs);
+
+            for (int r = 0; r < 3; r++)
+            {
+                Assert.Equal([sites[r].Name], (await readStore.GetManifestAsync(config.Federation, r))!.Sites);
+                Assert.Equal([sites[r].Name], (await readStore.GetRoundResultAsync(config.Federation, r))!.Accepted.Select(a => a.Site));
+            }
+            var actual = (await readStore.GetGlobalModelAsync(config.Federation, 2))!.TreeEnsemble;
+            var statistics = (await readStore.GetFederatedStatisticsAsync(config.Federation))!;
+            var prepared = sites.Select(s => SitePreparation.Prepare(s.Name,
+                ClinicalFed.Data.FeatureTableFile.Load(Path.Combine(root, "sites", s.Name, "features", ClinicalFed.Data.FeatureTableFile.FileName)), statistics)).ToArray();
+            int d = prepared[0].Width;
+            var expected = ClinicalFed.Learning.Trees.CyclicTreeBoosting.InitialModel(d, [(prepared[0].TrainY.Sum(y => (double)y), prepared[0].TrainRows)], prepared[0].Columns.ToArray());
+            for (int r = 0; r < 3; r++)
+                expected = ClinicalFed.Learning.Trees.GradientTreeBooster.Boost(expected, new ClinicalFed.Learning.FeatureMatrix(prepared[r].TrainX, d, prepared[r].TrainY), trees.Boosting(trees.Trees, trees.Seed + r, 2));
+            Assert.Equal(15, actual.Trees.Count);
+            Assert.Equal(ClinicalFed.Learning.Trees.TreeEnsembleMlNet.ToLightGbmModelText(expected), ClinicalFed.Learning.Trees.TreeEnsembleMlNet.ToLightGbmModelText(actual));
+
+            foreach (var (r, i) in reports.Select((r, i) => (r, i)))
+            {
+                Assert.Equal([sites.FindIndex(s => s.Name == r.Site)], r.RoundsTrained);
+                Assert.NotNull(r.Auroc["global"]);
+                Assert.True(File.Exists(Path.Combine(root, "sites", r.Site, SiteAgent.PersonalizedModelFileName)));
+                output.WriteLine($"{r.Site}: global AUROC {r.Auroc["global"]:F4}, personalized {r.Auroc["personalized"]:F4}");
+            }
+        }
+        finally
+        {
+            try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>The Functions custom handler in process over Azurite's <paramref name="container"/>.</summary>
+    private WebApplicationFactory<Program> Handler(string container) => new WebApplicationFactory<Program>().WithWebHostBuilder(web =>
+    {
+        web.UseSetting(HandlerSettings.ConnectionStringSetting, azurite.ConnectionString);
+        web.UseSetting(HandlerSettings.ContainerSetting, container);
+        web.UseSetting(HandlerSettings.ServiceUriSetting, "");
+        web.UseSetting(HandlerSettings.FolderSetting, "");
+        web.UseSetting(HandlerSettings.PrefixSetting, "");
+    });
+
+    /// <summary>
+    /// Creates <paramref name="config"/> and registers the sites through the HTTP functions, runs one agent per site
+    /// (reading the store, writing only through tickets) and the timer every 200 ms until every agent is done.
+    /// </summary>
+    private async Task<(Dictionary<string, string> Keys, SiteAgentReport[] Reports)> RunFederationAsync(WebApplicationFactory<Program> factory, HttpClient http,
+        IFederationStore readStore, FederationConfig config, IReadOnlyList<SiteSource> sites, string root, ConcurrentQueue<string> logs)
+    {
+        string fed = config.Federation;
+        var create = await http.PostAsync("/api/federations", new StringContent(Encoding.UTF8.GetString(config.ToJsonBytes()), Encoding.UTF8, "application/json"));
+        Assert.True(create.IsSuccessStatusCode, await create.Content.ReadAsStringAsync());
+        var keys = new Dictionary<string, string>();
+        foreach (var s in sites)
+        {
+            var reg = await http.PostAsync($"/api/federations/{fed}/sites/{s.Name}", null);
+            Assert.Equal(HttpStatusCode.Created, reg.StatusCode);
+            keys[s.Name] = JsonNode.Parse(await reg.Content.ReadAsStringAsync())!["key"]!.GetValue<string>();
+        }
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(8));
+        string task = config.Model.FeatureSpecId.StartsWith("sepsis", StringComparison.Ordinal) ? "sepsis" : "readmission";
+        var agents = sites.Select(s =>
+        {
+            var api = factory.CreateClient();
+            api.BaseAddress = new Uri(api.BaseAddress!, "/api/");
+            var options = new SiteAgentOptions
+            {
+                Federation = fed, Site = s.Name, Task = task, Source = s, WorkDirectory = Path.Combine(root, "sites", s.Name),
+                PollInterval = TimeSpan.FromMilliseconds(100), IdleTimeout = TimeSpan.FromMinutes(5),
+            };
+            return Task.Run(() => new SiteAgent(options, readStore, new TicketUploader(api, keys[s.Name]), line => logs.Enqueue($"{s.Name}: {line}")).RunAsync(cts.Token));
+        }).ToList();
+
+        // The timer: the Functions host's invocation request, every 200 ms until every agent is done.
+        int ticks = 0;
+        while (!agents.All(a => a.IsCompleted))
+        {
+            var tick = await http.PostAsync("/AggregateRound", new StringContent(TimerPayload(), Encoding.UTF8, "application/json"));
+            Assert.True(tick.IsSuccessStatusCode, await tick.Content.ReadAsStringAsync());
+            ticks++;
+            await Task.WhenAny(Task.WhenAll(agents), Task.Delay(200));
+        }
+        var reports = await Task.WhenAll(agents);
+        output.WriteLine($"{ticks} timer invocations");
+        foreach (var line in logs) output.WriteLine(line);
+        return (keys, reports);
     }
 
     private async Task ScoresTheReadmissionExample(string roundDirectory)
