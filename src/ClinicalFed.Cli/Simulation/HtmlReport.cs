@@ -14,11 +14,7 @@ public static partial class HtmlReport
 
     public static string Render(SimulationReport r)
     {
-        var sb = new StringBuilder();
-        sb.Append("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ClinicalFed simulation report</title><style>")
-          .Append("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}")
-          .Append("th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figcaption{font-size:90%;color:#555}.best{font-weight:bold}")
-          .Append("</style></head><body>");
+        var sb = new StringBuilder(Head("ClinicalFed simulation report"));
         sb.Append($"<h1>ClinicalFed simulation — {E(r.Task)}, {E(r.Model)}{(r.TreeMode is null ? ", " + E(r.Strategy) : " (" + E(r.TreeMode) + ")")}</h1>");
         sb.Append($"<p>{r.Sites.Count} sites, {r.Rounds.Count} rounds, seed {r.Seed}, feature spec {E(r.FeatureSpec)}. Metrics on each site's protocol test split. " +
                   $"Uploaded {r.BytesUploaded.Total:N0} bytes of model parameters in total; no row left any site.</p>");
@@ -46,16 +42,8 @@ public static partial class HtmlReport
         }
         foreach (var s in r.Sites)
         {
-            var rocSeries = Baselines.Where(s.Roc.ContainsKey).Select(b => (b, s.Roc[b].Select(p => (p[0], p[1])).ToArray())).ToList();
-            if (rocSeries.Count > 0) sb.Append(Figure(LinePlot(rocSeries, "false positive rate", "true positive rate", 0, 1, 0, 1, diagonal: true), $"ROC curves, site {s.Name}"));
-            // Bins with few rows swing wildly; they stay in report.json but are not drawn.
-            var cal = Baselines.Where(s.Calibration.ContainsKey).Select(b => (b, s.Calibration[b].Where(c => c.Count >= MinCalibrationRows).Select(c => (c.MeanPredicted, c.Observed)).ToArray())).ToList();
-            if (cal.Count > 0)
-            {
-                double max = Math.Max(0.05, cal.SelectMany(c => c.Item2).SelectMany(p => new[] { p.Item1, p.Item2 }).DefaultIfEmpty(1).Max());
-                max = Math.Min(1, Math.Ceiling(max * 10) / 10);
-                sb.Append(Figure(LinePlot(cal, "mean predicted risk", "observed rate", 0, max, 0, max, diagonal: true, markers: true), $"Calibration, site {s.Name} (bins of at least {MinCalibrationRows} rows)"));
-            }
+            sb.Append(RocFigure(Baselines.Where(s.Roc.ContainsKey).Select(b => (b, s.Roc[b])).ToList(), $"ROC curves, site {s.Name}"));
+            sb.Append(CalibrationFigure(Baselines.Where(s.Calibration.ContainsKey).Select(b => (b, s.Calibration[b])).ToList(), $"Calibration, site {s.Name}"));
         }
         sb.Append("</div>");
         if (r.Privacy is { } privacy) sb.Append(PrivacySection(privacy));
@@ -99,9 +87,34 @@ public static partial class HtmlReport
         return sb.ToString();
     }
 
-    private static string E(string s) => WebUtility.HtmlEncode(s);
+    /// <summary>The document's start up to and including <c>&lt;body&gt;</c>: title and the reports' shared style.</summary>
+    internal static string Head(string title) =>
+        $"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{E(title)}</title><style>" +
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}" +
+        "th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figcaption{font-size:90%;color:#555}.best{font-weight:bold}" +
+        "</style></head><body>";
 
-    private static string Figure(string svg, string caption) => $"<figure>{svg}<figcaption>{E(caption)}</figcaption></figure>";
+    internal static string E(string s) => WebUtility.HtmlEncode(s);
+
+    internal static string Figure(string svg, string caption) => $"<figure>{svg}<figcaption>{E(caption)}</figcaption></figure>";
+
+    /// <summary>ROC curves ([false positive rate, true positive rate] points) of several models in one plot; empty without any.</summary>
+    internal static string RocFigure(IReadOnlyList<(string Name, double[][] Points)> curves, string caption) =>
+        curves.Count == 0 ? "" : Figure(LinePlot(curves.Select(c => (c.Name, c.Points.Select(p => (p[0], p[1])).ToArray())).ToList(),
+            "false positive rate", "true positive rate", 0, 1, 0, 1, diagonal: true), caption);
+
+    /// <summary>
+    /// Calibration of several models in one plot, on axes up to the largest drawn value. Bins with fewer than
+    /// <see cref="MinCalibrationRows"/> rows swing wildly: they stay in the JSON but are not drawn.
+    /// </summary>
+    internal static string CalibrationFigure(IReadOnlyList<(string Name, CalibrationBin[] Bins)> models, string caption)
+    {
+        var cal = models.Select(m => (m.Name, m.Bins.Where(c => c.Count >= MinCalibrationRows).Select(c => (c.MeanPredicted, c.Observed)).ToArray())).ToList();
+        if (cal.Count == 0) return "";
+        double max = Math.Max(0.05, cal.SelectMany(c => c.Item2).SelectMany(p => new[] { p.Item1, p.Item2 }).DefaultIfEmpty(1).Max());
+        max = Math.Min(1, Math.Ceiling(max * 10) / 10);
+        return Figure(LinePlot(cal, "mean predicted risk", "observed rate", 0, max, 0, max, diagonal: true, markers: true), $"{caption} (bins of at least {MinCalibrationRows} rows)");
+    }
 
     /// <summary>A line plot with axes, ticks and a legend, as inline SVG.</summary>
     public static string LinePlot(IReadOnlyList<(string Name, (double X, double Y)[] Points)> series, string xLabel, string yLabel,

@@ -89,10 +89,9 @@ public sealed partial class SiteAgent
 
     /// <summary>
     /// Personalizes the final global ensemble on the site (the best of simulate's candidates on its validation
-    /// patients), writes the choice to its work folder, and evaluates global and personalized on its test patients.
+    /// patients), writes the choice to its work folder and returns it.
     /// </summary>
-    private void PersonalizeAndEvaluateTrees(FederationConfig config, ModelFile globalFile, PreparedSite prepared,
-        Dictionary<string, double?> auroc, Dictionary<string, double?> auprc)
+    private TreeEnsembleModel PersonalizeTrees(FederationConfig config, ModelFile globalFile, PreparedSite prepared)
     {
         var settings = TreeClientSettings.From(config.Strategy);
         var global = globalFile.TreeEnsemble;
@@ -111,13 +110,12 @@ public sealed partial class SiteAgent
         };
         foreach (var a in new[] { 0.25, 0.5, 0.75 })
             candidates[string.Create(System.Globalization.CultureInfo.InvariantCulture, $"interpolation α={a:0.##}")] = TreeBagging.Merge([new SiteEnsemble(global, a), new SiteEnsemble(local, 1 - a)]);
-        float[] Probabilities(TreeEnsembleModel m, float[] x) => m.ScoreRows(x, d, Threads).Select(z => (float)(1 / (1 + Math.Exp(-z)))).ToArray();
         bool validationHasBoth = prepared.ValidationY.Any(y => y == 1) && prepared.ValidationY.Any(y => y == 0);
         // The global ensemble unless another candidate is strictly better on the validation patients.
         string best = "global";
         if (validationHasBoth)
         {
-            var validation = candidates.ToDictionary(kv => kv.Key, kv => Metrics.Auroc(Probabilities(kv.Value, prepared.ValidationX), prepared.ValidationY));
+            var validation = candidates.ToDictionary(kv => kv.Key, kv => Metrics.Auroc(TreeProbabilities(kv.Value, prepared.ValidationX, d), prepared.ValidationY));
             foreach (var (name, value) in validation)
                 if (value > validation[best]) best = name;
         }
@@ -132,19 +130,10 @@ public sealed partial class SiteAgent
         string path = WritePersonalizedModel(ModelFile.FromOpaque(header, System.Text.Encoding.UTF8.GetBytes(personalized.ToLightGbmModelText()), PayloadEncodings.LightGbmText));
         _log($"personalized: {best} (chosen on the validation patients); written to {path}");
 
-        bool testHasBoth = prepared.TestY.Any(y => y == 1) && prepared.TestY.Any(y => y == 0);
-        foreach (var (name, model) in new[] { ("global", global), ("personalized", personalized) })
-        {
-            if (!testHasBoth)
-            {
-                auroc[name] = null;
-                auprc[name] = null;
-                continue;
-            }
-
-            var (a, b, _) = SimulationRunner.Evaluate(Probabilities(model, prepared.TestX), prepared.TestY);
-            auroc[name] = double.IsFinite(a) ? a : null;
-            auprc[name] = double.IsFinite(b) ? b : null;
-        }
+        return personalized;
     }
+
+    /// <summary>σ(score) of every row of <paramref name="rows"/> (row-major, <paramref name="width"/> columns).</summary>
+    private static float[] TreeProbabilities(TreeEnsembleModel model, float[] rows, int width) =>
+        model.ScoreRows(rows, width, Threads).Select(z => (float)(1 / (1 + Math.Exp(-z)))).ToArray();
 }

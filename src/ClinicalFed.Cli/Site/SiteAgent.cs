@@ -84,6 +84,8 @@ public sealed record SiteAgentReport
 {
     [JsonPropertyName("federation")] public required string Federation { get; init; }
     [JsonPropertyName("site")] public required string Site { get; init; }
+    /// <summary>logistic or trees.</summary>
+    [JsonPropertyName("model_kind")] public string ModelKind { get; init; } = ModelKinds.Logistic;
     [JsonPropertyName("rounds_trained")] public required IReadOnlyList<int> RoundsTrained { get; init; }
     [JsonPropertyName("final_round")] public required int FinalRound { get; init; }
     [JsonPropertyName("global_model")] public string? GlobalModel { get; init; }
@@ -92,7 +94,17 @@ public sealed record SiteAgentReport
     /// <summary>AUROC on the site's own test split of the final global and personalized models.</summary>
     [JsonPropertyName("auroc")] public required IReadOnlyDictionary<string, double?> Auroc { get; init; }
     [JsonPropertyName("auprc")] public required IReadOnlyDictionary<string, double?> Auprc { get; init; }
+    [JsonPropertyName("test_positives")] public long TestPositives { get; init; }
+    /// <summary>Every round's global model on the site's test split (the learning curve).</summary>
+    [JsonPropertyName("auroc_per_round")] public IReadOnlyList<RoundAuroc> AurocPerRound { get; init; } = [];
+    /// <summary>ROC points [false positive rate, true positive rate] of the final global and personalized models.</summary>
+    [JsonPropertyName("roc")] public IReadOnlyDictionary<string, double[][]> Roc { get; init; } = new Dictionary<string, double[][]>();
+    /// <summary>Calibration bins of the final global and personalized models.</summary>
+    [JsonPropertyName("calibration")] public IReadOnlyDictionary<string, Simulation.CalibrationBin[]> Calibration { get; init; } = new Dictionary<string, Simulation.CalibrationBin[]>();
 }
+
+/// <summary>A round's global model on the site's test split (null: the split has one class only).</summary>
+public sealed record RoundAuroc([property: JsonPropertyName("round")] int Round, [property: JsonPropertyName("auroc")] double? Auroc);
 
 /// <summary>
 /// <c>clinicalfed site run</c>: the site's side of a federation. Prepares its data (CDM, features), shares its
@@ -366,57 +378,72 @@ public sealed partial class SiteAgent
         int? globalRound = null;
         for (int r = lastRound; r >= 0 && globalRound is null; r--)
             if ((await _store.GetRoundResultAsync(f, r, cancellationToken).ConfigureAwait(false))?.GlobalModel is not null) globalRound = r;
-        var auroc = new Dictionary<string, double?>();
-        var auprc = new Dictionary<string, double?>();
-        if (globalRound is int tg && _trees)
-        {
-            var global = (await _store.GetGlobalModelAsync(f, tg, cancellationToken).ConfigureAwait(false))!;
-            PersonalizeAndEvaluateTrees(config, global, prepared, auroc, auprc);
-        }
-        else if (globalRound is int g)
+        // The site's test patients' probabilities under the final global and personalized models.
+        var probabilities = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        float[] Linear(ReadOnlySpan<float> parameters) => SimulationRunner.Predict(LinearWeights.FromParameterVector(parameters), prepared.TestX, prepared.Width);
+        var perRound = new List<RoundAuroc>();
+        bool both = prepared.TestY.Any(y => y == 1) && prepared.TestY.Any(y => y == 0);
+        if (globalRound is int g)
         {
             var global = (await _store.GetGlobalModelAsync(f, g, cancellationToken).ConfigureAwait(false))!;
-            Evaluate("global", global.Parameters);
-            var personalized = await _store.GetPersonalizedModelAsync(f, g, _o.Site, cancellationToken).ConfigureAwait(false);
-            if (personalized is not null)
+            if (_trees)
             {
-                Evaluate("personalized", personalized.Parameters);
-                WritePersonalizedModel(personalized);
+                var personalizedEnsemble = PersonalizeTrees(config, global, prepared);
+                probabilities["global"] = TreeProbabilities(global.TreeEnsemble, prepared.TestX, prepared.Width);
+                probabilities["personalized"] = TreeProbabilities(personalizedEnsemble, prepared.TestX, prepared.Width);
             }
-            else if (LoadOwnModel(g) is { } own)
+            else
             {
-                // Secure aggregation: the site's personalized model, made here as the aggregator makes it elsewhere.
-                var mix = new float[own.Parameters.Length];
-                AggregationMath.Interpolate(global.Parameters, own.Parameters, (float)own.Weight, mix);
-                Evaluate("personalized", mix);
-                WritePersonalizedModel(ModelFile.FromParameters(global.Header with
+                probabilities["global"] = Linear(global.Parameters);
+                var personalized = await _store.GetPersonalizedModelAsync(f, g, _o.Site, cancellationToken).ConfigureAwait(false);
+                if (personalized is not null)
                 {
-                    Site = _o.Site, Sites = [_o.Site], ExampleCount = prepared.TrainRows, CreatedAt = _time.GetUtcNow(),
-                    Metrics = new Dictionary<string, double>(StringComparer.Ordinal) { [Storage.Coordination.FederationCoordinator.PersonalizationWeightMetric] = own.Weight },
-                }, mix));
+                    probabilities["personalized"] = Linear(personalized.Parameters);
+                    WritePersonalizedModel(personalized);
+                }
+                else if (LoadOwnModel(g) is { } own)
+                {
+                    // Secure aggregation: the site's personalized model, made here as the aggregator makes it elsewhere.
+                    var mix = new float[own.Parameters.Length];
+                    AggregationMath.Interpolate(global.Parameters, own.Parameters, (float)own.Weight, mix);
+                    probabilities["personalized"] = Linear(mix);
+                    WritePersonalizedModel(ModelFile.FromParameters(global.Header with
+                    {
+                        Site = _o.Site, Sites = [_o.Site], ExampleCount = prepared.TrainRows, CreatedAt = _time.GetUtcNow(),
+                        Metrics = new Dictionary<string, double>(StringComparer.Ordinal) { [Storage.Coordination.FederationCoordinator.PersonalizationWeightMetric] = own.Weight },
+                    }, mix));
+                }
+            }
+
+            // The learning curve: every round's global model on this site's test patients.
+            for (int r = 0; r <= g; r++)
+            {
+                if (await _store.GetGlobalModelAsync(f, r, cancellationToken).ConfigureAwait(false) is not { } model) continue;
+                var p = _trees ? TreeProbabilities(model.TreeEnsemble, prepared.TestX, prepared.Width) : Linear(model.Parameters);
+                perRound.Add(new RoundAuroc(r, both ? Finite(Math.Round(Metrics.Auroc(p, prepared.TestY), 6)) : null)); // rounded as the final metrics are
             }
         }
 
-        void Evaluate(string name, ReadOnlySpan<float> parameters)
-        {
-            var p = SimulationRunner.Predict(LinearWeights.FromParameterVector(parameters), prepared.TestX, prepared.Width);
-            bool both = prepared.TestY.Any(y => y == 1) && prepared.TestY.Any(y => y == 0);
-            var (a, b, _) = both ? SimulationRunner.Evaluate(p, prepared.TestY) : (double.NaN, double.NaN, null!);
-            auroc[name] = double.IsFinite(a) ? a : null;
-            auprc[name] = double.IsFinite(b) ? b : null;
-        }
-
+        var evaluated = both ? probabilities.ToDictionary(kv => kv.Key, kv => SimulationRunner.Evaluate(kv.Value, prepared.TestY)) : [];
+        var auroc = probabilities.Keys.ToDictionary(k => k, k => evaluated.TryGetValue(k, out var e) ? Finite(e.Auroc) : null);
+        var auprc = probabilities.Keys.ToDictionary(k => k, k => evaluated.TryGetValue(k, out var e) ? Finite(e.Auprc) : null);
         var report = new SiteAgentReport
         {
-            Federation = f, Site = _o.Site, RoundsTrained = trained, FinalRound = lastRound,
+            Federation = f, Site = _o.Site, ModelKind = config.Model.Kind, RoundsTrained = trained, FinalRound = lastRound,
             GlobalModel = globalRound is int gr2 ? StoreLayout.GlobalModel(f, gr2) : null,
-            TrainRows = prepared.TrainRows, TestRows = prepared.TestRows, Auroc = auroc, Auprc = auprc,
+            TrainRows = prepared.TrainRows, TestRows = prepared.TestRows, TestPositives = (long)prepared.TestY.Sum(), Auroc = auroc, Auprc = auprc,
+            AurocPerRound = perRound,
+            Roc = evaluated.ToDictionary(kv => kv.Key, kv => SimulationRunner.Roc(kv.Value.Full)),
+            Calibration = evaluated.ToDictionary(kv => kv.Key, kv => SimulationRunner.Calibration(kv.Value.Full)),
         };
         var path = Path.Combine(Path.GetFullPath(_o.WorkDirectory), "site-report.json");
         Commands.StatsCommand.WriteAtomically(path, System.Text.Json.JsonSerializer.Serialize(report, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-        _log($"federation '{f}' completed after round {lastRound}: test AUROC global {Show(auroc.GetValueOrDefault("global"))}, personalized {Show(auroc.GetValueOrDefault("personalized"))}; report {path}");
+        Commands.StatsCommand.WriteAtomically(Path.ChangeExtension(path, ".html"), SiteReportHtml.Render(report));
+        _log($"federation '{f}' completed after round {lastRound}: test AUROC global {Show(auroc.GetValueOrDefault("global"))}, personalized {Show(auroc.GetValueOrDefault("personalized"))}; report {path} and site-report.html");
         return report;
     }
+
+    private static double? Finite(double x) => double.IsFinite(x) ? x : null;
 
     private static string Show(double? x) => x is double v ? v.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : "n/a";
 }

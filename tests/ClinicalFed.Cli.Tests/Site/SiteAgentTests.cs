@@ -69,6 +69,8 @@ public sealed class SiteAgentTests(ThreeSitesFixture data) : IClassFixture<Three
             Assert.NotNull(r.Auroc["global"]);
             Assert.NotNull(r.Auroc["personalized"]);
             Assert.NotNull(await store.GetPersonalizedModelAsync(Fed, 2, r.Site));
+            Assert.Equal([0, 1, 2], r.AurocPerRound.Select(x => x.Round));
+            FederationHarness.AssertSiteReport(Path.Combine(tmp.Path, "sites", r.Site), r);
         }
         var simSite = sim.Sites.Single(s => s.Name == data.Sources[0].Name);
         Assert.Equal(simSite.Auroc.Federated!.Value, reports.Single(r => r.Site == simSite.Name).Auroc["global"]!.Value, 4);
@@ -112,6 +114,23 @@ public sealed class SiteAgentTests(ThreeSitesFixture data) : IClassFixture<Three
 /// <summary>Runs a whole federation in-process: a coordinator ticking like the timer function and one agent per site.</summary>
 internal static class FederationHarness
 {
+    /// <summary>
+    /// The agent's <c>site-report.json</c> in <paramref name="workDirectory"/> matches schemas/site-report.schema.json and
+    /// the report it returned, its learning curve ends at the final global AUROC, and <c>site-report.html</c> draws it.
+    /// </summary>
+    public static void AssertSiteReport(string workDirectory, SiteAgentReport report)
+    {
+        var json = File.ReadAllText(Path.Combine(workDirectory, "site-report.json"));
+        var errors = ClinicalFed.Testing.MiniJsonSchema.Load(Cli.SchemaPath("site-report.schema.json")).Validate(json);
+        Assert.True(errors.Count == 0, string.Join("\n", errors.Take(20)));
+        Assert.Equal(report.Auroc["global"], report.AurocPerRound[^1].Auroc);
+        Assert.Equal(report.FinalRound, report.AurocPerRound[^1].Round);
+        Assert.Equal(["global", "personalized"], report.Roc.Keys.Order(StringComparer.Ordinal));
+        var html = File.ReadAllText(Path.Combine(workDirectory, "site-report.html"));
+        Assert.Contains("test AUROC after each round", html);
+        Assert.Equal(3, html.Split("<svg").Length - 1); // learning curve, ROC, calibration
+    }
+
     public static SiteAgentOptions Options(SiteSource source, string site, string root) => new()
     {
         Federation = "sepsis-study", Site = site, Task = "sepsis", Source = source, WorkDirectory = Path.Combine(root, "sites", site),

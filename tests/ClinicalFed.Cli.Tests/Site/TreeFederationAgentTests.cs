@@ -114,6 +114,7 @@ public sealed class TreeFederationAgentTests(ThreeSitesFixture data) : IClassFix
             int place = Array.IndexOf(names, r.Site);
             Assert.Equal([place, place + 3], r.RoundsTrained);
             Assert.Equal(5, r.FinalRound);
+            FederationHarness.AssertSiteReport(federation.WorkDirectory(r.Site), r);
             var site = prepared[place];
             var probabilities = expected.ScoreRows(site.TestX, d).Select(z => (float)(1 / (1 + Math.Exp(-z)))).ToArray();
             Assert.Equal(Metrics.Auroc(probabilities, site.TestY), r.Auroc["global"]!.Value, 6);
