@@ -40,4 +40,24 @@ public sealed class BenchQualityCommandTests
         Assert.Contains("--seeds: '0-2': seeds run from 1 to 1000000", err);
         Assert.False(Directory.Exists(tmp["out"]));
     }
+
+    /// <summary>Hand-computed: A moves 0.01 (seeds 1–2), 0.015 (2–3), 0.005 (1–3); B the same; ties go to the earlier pair, then A.</summary>
+    [Fact]
+    public void The_seed_spread_is_the_largest_site_difference_between_two_seeds()
+    {
+        var runs = new List<(int, IReadOnlyDictionary<string, double>)>
+        {
+            (1, new Dictionary<string, double> { ["A"] = 0.80, ["B"] = 0.70 }),
+            (2, new Dictionary<string, double> { ["A"] = 0.81, ["B"] = 0.69 }),
+            (3, new Dictionary<string, double> { ["B"] = 0.705, ["A"] = 0.795 }),
+        };
+        var spread = QualityBenchmark.Spread(runs)!;
+        Assert.Equal((0.015, "A", new[] { 2, 3 }), (spread.MaxSiteDifference, spread.Site, spread.Seeds.ToArray()));
+
+        // With A gone from seed 3, B moves most: 0.04 between seeds 2 and 3.
+        runs[2] = (3, new Dictionary<string, double> { ["B"] = 0.73 });
+        spread = QualityBenchmark.Spread(runs)!;
+        Assert.Equal((0.04, "B", new[] { 2, 3 }), (spread.MaxSiteDifference, spread.Site, spread.Seeds.ToArray()));
+        Assert.Null(QualityBenchmark.Spread(runs.Take(1).ToList()));
+    }
 }

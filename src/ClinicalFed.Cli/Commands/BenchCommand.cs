@@ -93,6 +93,9 @@ internal static class BenchCommand
                 seeds = seedList,
                 all_met = runs.All(r => r.AllMet),
                 seeds_met = runs.Where(r => r.AllMet).Select(r => r.Seed).ToList(),
+                // For scale: how much the run the targets compare against moves with the seed alone.
+                reference_seed_spread = ClinicalFed.Cli.Simulation.QualityBenchmark.Spread(runs.Select(r => (r.Seed, r.ReferenceAuroc)).ToList()) is { } spread
+                    ? new { reference = runs[0].Reference, max_site_difference = spread.MaxSiteDifference, site = spread.Site, seeds = spread.Seeds } : null,
                 runs,
             }, json));
             return 0;
@@ -170,9 +173,13 @@ internal static class BenchCommand
     {
         var report = ClinicalFed.Cli.Simulation.SimulationRunner.Run(options);
         var checks = ClinicalFed.Cli.Simulation.QualityBenchmark.Check(suite, report);
+        var (reference, referenceAuroc) = ClinicalFed.Cli.Simulation.QualityBenchmark.ReferenceAuroc(suite, report);
         return new QualityRun(suite, options.Seed, checks.All(c => c.Met),
             checks.Select(c => new QualityCheck(c.Target, c.Site, c.Value, c.Reference, c.Met)).ToList(),
-            report.Sites.ToDictionary(s => s.Name, s => (object)s.Auroc), report.Seconds, Path.Combine(options.OutputDirectory, "report.json"));
+            report.Sites.ToDictionary(s => s.Name, s => (object)s.Auroc), report.Seconds, Path.Combine(options.OutputDirectory, "report.json"))
+        {
+            Reference = reference, ReferenceAuroc = referenceAuroc,
+        };
     }
 
     private sealed record QualityCheck(
@@ -184,7 +191,14 @@ internal static class BenchCommand
         [property: JsonPropertyName("suite")] string Suite, [property: JsonPropertyName("seed")] int Seed,
         [property: JsonPropertyName("all_met")] bool AllMet, [property: JsonPropertyName("checks")] IReadOnlyList<QualityCheck> Checks,
         [property: JsonPropertyName("auroc")] IReadOnlyDictionary<string, object> Auroc, [property: JsonPropertyName("seconds")] object Seconds,
-        [property: JsonPropertyName("report")] string Report);
+        [property: JsonPropertyName("report")] string Report)
+    {
+        /// <summary>What the targets compare against (<see cref="ClinicalFed.Cli.Simulation.QualityBenchmark.ReferenceAuroc"/>).</summary>
+        [JsonPropertyName("reference")] public string Reference { get; init; } = "";
+
+        /// <summary>That run's per-site test AUROC.</summary>
+        [JsonPropertyName("reference_auroc")] public IReadOnlyDictionary<string, double> ReferenceAuroc { get; init; } = new Dictionary<string, double>();
+    }
 }
 
 /// <summary>

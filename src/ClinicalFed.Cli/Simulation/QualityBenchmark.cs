@@ -128,6 +128,44 @@ public static class QualityBenchmark
     }
 
     /// <summary>
+    /// The per-site test AUROC of the run a suite's targets compare against, and what it is: the uncompressed run
+    /// (physionet-int8, physionet-topk), the clean FedAvg run (physionet-robust), the federated model otherwise.
+    /// </summary>
+    public static (string Reference, IReadOnlyDictionary<string, double> Auroc) ReferenceAuroc(string suite, SimulationReport r)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        return suite switch
+        {
+            "physionet-int8" or "physionet-topk" when r.Compression is { } z => ("uncompressed federated run", z.UncompressedAuroc),
+            "physionet-robust" when r.Robustness?.Runs.FirstOrDefault(x => x.Name == "clean") is { } clean => ("clean federated run (FedAvg, no attack)", clean.HonestAuroc),
+            _ => ("federated model", r.Sites.Where(s => s.Auroc.Federated is not null).ToDictionary(s => s.Name, s => s.Auroc.Federated!.Value)),
+        };
+    }
+
+    /// <summary>The largest difference of one site's AUROC between two seeds' runs, where it is, and between which seeds.</summary>
+    public sealed record SeedSpread(double MaxSiteDifference, string Site, IReadOnlyList<int> Seeds);
+
+    /// <summary>
+    /// How much a run moves with the seed alone: the largest |AUROC(seed a) − AUROC(seed b)| of any site over every pair
+    /// of runs (rounded to 6 decimals; on a tie the earlier pair, then the site first in ordinal order). Null with fewer
+    /// than two runs or no site in common.
+    /// </summary>
+    public static SeedSpread? Spread(IReadOnlyList<(int Seed, IReadOnlyDictionary<string, double> Auroc)> runs)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
+        SeedSpread? widest = null;
+        for (int i = 0; i < runs.Count; i++)
+            for (int j = i + 1; j < runs.Count; j++)
+                foreach (var site in runs[i].Auroc.Keys.Order(StringComparer.Ordinal))
+                {
+                    if (!runs[j].Auroc.TryGetValue(site, out double other)) continue;
+                    double d = Math.Round(Math.Abs(runs[i].Auroc[site] - other), 6);
+                    if (widest is null || d > widest.MaxSiteDifference) widest = new SeedSpread(d, site, [runs[i].Seed, runs[j].Seed]);
+                }
+        return widest;
+    }
+
+    /// <summary>
     /// The seeds of <c>bench quality --seeds</c>: a comma-separated list of seeds and ranges (<c>1,2,3</c>, <c>1-5</c>,
     /// <c>1-3,7</c>), each from 1 to 1,000,000, at most 50 in all and none twice. Throws listing every problem.
     /// </summary>
