@@ -52,12 +52,12 @@ public sealed class BenchQualityCommandTests
             (3, new Dictionary<string, double> { ["B"] = 0.705, ["A"] = 0.795 }),
         };
         var spread = QualityBenchmark.Spread(runs)!;
-        Assert.Equal((0.015, "A", new[] { 2, 3 }), (spread.MaxSiteDifference, spread.Site, spread.Seeds.ToArray()));
+        Assert.Equal((0.015, "A", "2,3"), (spread.MaxSiteDifference, spread.Site, string.Join(',', spread.Seeds)));
 
         // With A gone from seed 3, B moves most: 0.04 between seeds 2 and 3.
         runs[2] = (3, new Dictionary<string, double> { ["B"] = 0.73 });
         spread = QualityBenchmark.Spread(runs)!;
-        Assert.Equal((0.04, "B", new[] { 2, 3 }), (spread.MaxSiteDifference, spread.Site, spread.Seeds.ToArray()));
+        Assert.Equal((0.04, "B", "2,3"), (spread.MaxSiteDifference, spread.Site, string.Join(',', spread.Seeds)));
         Assert.Null(QualityBenchmark.Spread(runs.Take(1).ToList()));
     }
 }
