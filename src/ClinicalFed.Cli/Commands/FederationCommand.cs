@@ -94,6 +94,11 @@ internal static class FederationCommand
         cmd.SetAction(pr => RunAsync(async () =>
         {
             string kind = pr.GetValue(model)!;
+            // An option of the other model kind would be silently ignored: refuse it, naming it.
+            Option[] otherKind = kind == ModelKinds.Trees ? [epochs, lr, l2, mu] : [trees, leaves, treeLr];
+            var given = otherKind.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
+            if (given.Count > 0)
+                throw new ArgumentException($"{string.Join(", ", given)}: not an option of --model {kind} ({(kind == ModelKinds.Trees ? "those set logistic regression's training" : "those set the trees")})");
             string strategyName = pr.GetValue(strategy) ?? (kind == ModelKinds.Trees ? StrategyNames.TreeCyclic : StrategyNames.FedAvg);
             var setup = new FederationSetup
             {

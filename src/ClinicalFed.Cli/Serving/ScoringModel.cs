@@ -20,9 +20,10 @@ public sealed class ScoringInputException(string message) : Exception(message);
 /// <summary>
 /// A round's model (logistic regression or gradient-boosted trees), ready to score a patient's FHIR data with the
 /// sites' own code path: the request's Bundle goes through the CDM converter and the feature spec's extractor exactly
-/// as a site's data does, the latest row of the requested (or latest) encounter is imputed with the federated medians and standardized with the federated means and
-/// standard deviations (as <c>simulate</c> and the site agent prepare rows), and the global or a site's personalized
-/// model scores it. So a bedside score equals the evaluation's score for the same data.
+/// as a site's data does, the latest row of the requested (or latest) encounter is imputed with the federated medians
+/// and standardized with the federated means and standard deviations (as <c>simulate</c> and the site agent prepare
+/// rows), and the global or a site's personalized model scores it. So a bedside score equals the evaluation's score
+/// for the same data.
 /// </summary>
 public sealed class ScoringModel
 {

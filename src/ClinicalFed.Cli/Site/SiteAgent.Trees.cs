@@ -39,6 +39,9 @@ public sealed partial class SiteAgent
 
     private bool _trees;
 
+    /// <summary>Bagging: the ensemble this run grew and uploaded, which is also the site's local-only candidate.</summary>
+    private TreeEnsembleModel? _ownEnsemble;
+
     private static int Threads => Math.Max(1, Environment.ProcessorCount);
 
     /// <summary>A constant ensemble at the log-odds of the site's own prevalence (its training rows).</summary>
@@ -76,6 +79,7 @@ public sealed partial class SiteAgent
         }
 
         var grown = GradientTreeBooster.Boost(start, new FeatureMatrix(prepared.TrainX, d, prepared.TrainY), settings.Boosting(settings.Trees, seed, Threads));
+        if (manifest.Strategy.Name == StrategyNames.TreeBagging) _ownEnsemble = grown;
         var header = new UpdateHeader
         {
             Federation = manifest.Federation, Round = manifest.Round, Site = _o.Site, ExampleCount = prepared.TrainRows,
@@ -101,7 +105,10 @@ public sealed partial class SiteAgent
         // simulate's candidates: the global ensemble, local trees grown on it, a local-only ensemble as large as a site's
         // share (bagging: its own ensemble; cyclic: the global one's size), and log-odds interpolations of the two.
         int localTrees = config.Strategy.Name == StrategyNames.TreeBagging ? settings.Trees : Math.Max(1, global.Trees.Count);
-        var local = GradientTreeBooster.Boost(OwnStart(prepared), train, settings.Boosting(localTrees, settings.Seed + place, Threads));
+        // Bagging: the ensemble the site uploaded, when this run grew it (after a restart it is grown again, identically).
+        var local = config.Strategy.Name == StrategyNames.TreeBagging && _ownEnsemble is not null
+            ? _ownEnsemble
+            : GradientTreeBooster.Boost(OwnStart(prepared), train, settings.Boosting(localTrees, settings.Seed + place, Threads));
         var candidates = new Dictionary<string, TreeEnsembleModel>(StringComparer.Ordinal)
         {
             ["global"] = global,

@@ -225,7 +225,7 @@ public sealed partial class SiteAgent
         if (result.GlobalModel is null) return true;
         if (await _store.GetGlobalModelAsync(result.Federation, result.Round, cancellationToken).ConfigureAwait(false) is null) return false;
         // With secure aggregation the aggregator never sees a site's model: the site personalizes itself.
-        // Tree federations too: the site personalizes its ensemble itself at the end (local trees on the global ones).
+        // Tree federations too: the site personalizes its ensemble itself at the end (PersonalizeTrees).
         return _secure || _trees || !result.Accepted.Any(a => a.Site == _o.Site)
                || (await _store.ListPersonalizedModelsAsync(result.Federation, result.Round, cancellationToken).ConfigureAwait(false)).Contains(_o.Site, StringComparer.Ordinal);
     }
@@ -415,11 +415,13 @@ public sealed partial class SiteAgent
                 }
             }
 
-            // The learning curve: every round's global model on this site's test patients.
+            // The learning curve: every round's global model on this site's test patients (the last one is scored above).
             for (int r = 0; r <= g; r++)
             {
-                if (await _store.GetGlobalModelAsync(f, r, cancellationToken).ConfigureAwait(false) is not { } model) continue;
-                var p = _trees ? TreeProbabilities(model.TreeEnsemble, prepared.TestX, prepared.Width) : Linear(model.Parameters);
+                float[] p;
+                if (r == g) p = probabilities["global"];
+                else if (await _store.GetGlobalModelAsync(f, r, cancellationToken).ConfigureAwait(false) is not { } model) continue;
+                else p = _trees ? TreeProbabilities(model.TreeEnsemble, prepared.TestX, prepared.Width) : Linear(model.Parameters);
                 perRound.Add(new RoundAuroc(r, both ? Finite(Math.Round(Metrics.Auroc(p, prepared.TestY), 6)) : null)); // rounded as the final metrics are
             }
         }

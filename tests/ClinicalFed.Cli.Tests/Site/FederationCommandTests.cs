@@ -106,6 +106,15 @@ public sealed class FederationCommandTests
         var mismatched = Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--strategy", "tree-cyclic");
         Assert.Equal(2, mismatched.Exit);
         Assert.Contains("--strategy: 'tree-cyclic' (known for model logistic: fedavg", mismatched.Err);
+        var otherKind = Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--model", "trees", "--epochs", "3", "--l2", "0.1");
+        Assert.Equal(2, otherKind.Exit);
+        Assert.Contains("--epochs, --l2: not an option of --model trees", otherKind.Err);
+        var treesForLogistic = Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--leaves", "7");
+        Assert.Equal(2, treesForLogistic.Exit);
+        Assert.Contains("--leaves: not an option of --model logistic", treesForLogistic.Err);
+        var unknown = Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--model", "forest");
+        Assert.Equal(2, unknown.Exit);
+        Assert.Contains("--model: 'forest' (expected logistic or trees)", unknown.Err);
         var secure = Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--model", "trees", "--secure-aggregation");
         Assert.NotEqual(0, secure.Exit);
         Assert.Contains("'secure_aggregation' needs float32 parameters", secure.Err);
