@@ -65,7 +65,9 @@ public sealed partial class SiteAgent
         int seed;
         if (manifest.Strategy.Name == StrategyNames.TreeCyclic)
         {
-            // The seed scheme of simulate's cyclic boosting: seed + 1000·pass + the site's place in the turn order.
+            // The seed scheme of simulate's cyclic boosting: seed + 1000·pass + the site's place in the turn order, from the
+            // active sites when this agent started. If sites register or withdraw meanwhile only the seed can differ from
+            // the coordinator's count; which site trains is always the manifest's.
             var order = config.ActiveSites.ToList();
             int place = Math.Max(0, order.IndexOf(_o.Site));
             seed = settings.Seed + 1000 * (manifest.Round / Math.Max(1, order.Count)) + place;
