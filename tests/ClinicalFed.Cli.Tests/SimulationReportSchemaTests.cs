@@ -70,6 +70,43 @@ public sealed class SimulationReportSchemaTests
     }
 
     [Fact]
+    public async System.Threading.Tasks.Task Histogram_tree_simulation_writes_a_valid_report_and_a_servable_round()
+    {
+        using var tmp = new TempDir();
+        var demo = tmp["demo"];
+        var (exit, _, err) = Cli.Run("demo", "--out", demo, "--patients", "150", "--rounds", "1");
+        Assert.True(exit == 0, err);
+        var args = new List<string> { "simulate", "--task", "sepsis", "--model", "trees", "--tree-mode", "histogram", "--rounds", "2", "--trees", "9", "--leaves", "7", "--out", tmp["trees"] };
+        foreach (var site in DemoSites.Take(3)) args.AddRange(["--site", $"{site}={Path.Combine(demo, "cdm", site)}"]);
+        (exit, _, err) = Cli.Run([.. args]);
+        Assert.True(exit == 0, err);
+        var json = File.ReadAllText(tmp["trees/report.json"]);
+        AssertValid(json);
+        var report = System.Text.Json.JsonSerializer.Deserialize<SimulationReport>(json, SimulationReport.JsonOptions)!;
+        Assert.Equal(("histogram", TreeSimulation.HistogramStrategy), (report.TreeMode, report.Strategy));
+        Assert.Equal(2, report.Rounds.Count);
+        Assert.Equal(report.BytesUploaded.Total, report.Rounds.Sum(r => r.BytesUploaded));
+        Assert.Equal(report.BytesUploaded.Total, report.BytesUploaded.PerSite.Values.Sum());
+        Assert.Contains(report.Notes, n => n.Contains("histogram of summed gradients", StringComparison.Ordinal));
+
+        // Round 0 holds the 9-tree ensemble under a manifest, and serves like any round.
+        var roundDir = tmp["trees/store/federations/simulation/rounds/00000"];
+        var model = ClinicalFed.Cli.Serving.ScoringModel.Load(roundDir);
+        Assert.Equal(ClinicalFed.Federation.ModelKinds.Trees, model.Kind);
+        var global = (await new ClinicalFed.Storage.LocalFolderStore(tmp["trees/store"]).GetGlobalModelAsync("simulation", 0))!;
+        Assert.Equal((9, TreeSimulation.HistogramStrategy), (global.TreeEnsemble.Trees.Count, global.Header.Strategy));
+        Assert.True(File.Exists(Path.Combine(roundDir, "personalized", DemoSites[0] + ".cfm")));
+
+        Assert.NotEmpty(Schema.Validate(Mutate(json, "tree_mode", "\"boosting\"")));
+        // More checkpoints than trees is refused when the options are built.
+        args[args.IndexOf("--trees") + 1] = "1";
+        args[args.IndexOf("--out") + 1] = tmp["few"];
+        (exit, _, err) = Cli.Run([.. args]);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("--rounds: 2 checkpoints of histogram boosting need at least as many trees (--trees 1)", err);
+    }
+
+    [Fact]
     public void SimulationReportSchema_accepts_serialized_edge_cases()
     {
         var logistic = Sample("logistic").ToJson();
@@ -161,7 +198,7 @@ public sealed class SimulationReportSchemaTests
                 typeof(RejectedReport), typeof(ContributionReport), typeof(SiteContribution), typeof(RobustnessReport), typeof(RobustnessRun), typeof(HierarchyReport),
                 typeof(AsyncReport), typeof(ScheduleResult), typeof(TimelinePoint), typeof(CompressionReport), typeof(SiteLevelPrivacyReport), typeof(ExcludedContributor) },
             visited);
-        Assert.Equal(StrategyNames.All.Concat(StrategyNames.Trees).ToHashSet(), Strings(root.GetProperty("properties").GetProperty("strategy").GetProperty("enum")).ToHashSet());
+        Assert.Equal(StrategyNames.All.Concat(StrategyNames.Trees).Append(TreeSimulation.HistogramStrategy).ToHashSet(), Strings(root.GetProperty("properties").GetProperty("strategy").GetProperty("enum")).ToHashSet());
         Assert.Equal(new SimulationReport { Task = "sepsis", Model = "logistic", Strategy = "fedavg", FeatureSpec = "x 1", Sites = [], Rounds = [], BytesUploaded = new(), Seconds = new Dictionary<string, double>() }.FormatVersion,
             root.GetProperty("properties").GetProperty("format_version").GetProperty("const").GetInt32());
     }

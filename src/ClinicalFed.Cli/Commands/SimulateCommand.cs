@@ -12,7 +12,7 @@ internal static class SimulateCommand
         var site = new Option<string[]>("--site") { Description = "A site: NAME=PATH, PATH being raw data with its shipped mapping (e.g. hospital_A.csv.gz), FHIR input, or a CDM folder; NAME=PATH:SELECTOR picks a mapping site (e.g. ER=diabetic_data.csv.gz:ER). Repeat per site.", Required = true, AllowMultipleArgumentsPerToken = true };
         var split = new Option<string[]>("--split") { Description = "NAME:K shards a site into K sub-sites (NAME1..NAMEK) by a hash of the patient id.", AllowMultipleArgumentsPerToken = true };
         var model = new Option<string>("--model") { Description = "logistic or trees.", DefaultValueFactory = _ => "logistic" };
-        var treeMode = new Option<string>("--tree-mode") { Description = "bagging or cyclic (trees).", DefaultValueFactory = _ => "bagging" };
+        var treeMode = new Option<string>("--tree-mode") { Description = "bagging, cyclic or histogram (trees; histogram: every split chosen on the sum of the sites' gradient histograms, --rounds checkpoints).", DefaultValueFactory = _ => "bagging" };
         var strategy = new Option<string>("--strategy") { Description = "fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad; robust: median, trimmed-mean, krum, multi-krum, geomedian.", DefaultValueFactory = _ => "fedavg" };
         var rounds = new Option<int>("--rounds") { Description = "Federated rounds.", DefaultValueFactory = _ => 10 };
         var output = CliSupport.Required("--out", "Output folder: report.json, report.html, the federation's store and each site's work folder.");

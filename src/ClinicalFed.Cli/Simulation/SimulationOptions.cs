@@ -53,7 +53,8 @@ public sealed partial record SimulationOptions
             if (k is < 2 or > 50) e.Add($"--split {name}:{k}: K must be 2 to 50");
         }
         if (Model is not ("logistic" or "trees")) e.Add($"--model: '{Model}' (expected logistic or trees)");
-        if (TreeMode is not ("bagging" or "cyclic")) e.Add($"--tree-mode: '{TreeMode}' (expected bagging or cyclic)");
+        if (TreeMode is not ("bagging" or "cyclic" or "histogram")) e.Add($"--tree-mode: '{TreeMode}' (expected bagging, cyclic or histogram)");
+        if (Model == "trees" && TreeMode == "histogram" && Rounds > Trees) e.Add($"--rounds: {Rounds} checkpoints of histogram boosting need at least as many trees (--trees {Trees})");
         if (!StrategyNames.All.Contains(Strategy)) e.Add($"--strategy: '{Strategy}' (known: {string.Join(", ", StrategyNames.All)})");
         if (Rounds is < 1 or > 1000) e.Add($"--rounds: {Rounds} (expected 1 to 1000)");
         if (LocalEpochs is < 1 or > 100) e.Add($"--epochs: {LocalEpochs} (expected 1 to 100)");

@@ -43,7 +43,7 @@ public static class SimulationRunner
         var report = new SimulationReport
         {
             Task = o.Task, Model = o.Model, TreeMode = o.Model == "trees" ? o.TreeMode : null,
-            Strategy = o.Model == "trees" ? (o.TreeMode == "cyclic" ? StrategyNames.TreeCyclic : StrategyNames.TreeBagging) : o.Strategy,
+            Strategy = o.Model == "trees" ? o.TreeMode switch { "cyclic" => StrategyNames.TreeCyclic, "histogram" => TreeSimulation.HistogramStrategy, _ => StrategyNames.TreeBagging } : o.Strategy,
             RoundsRequested = o.Rounds, Seed = o.Seed, FeatureSpec = $"{spec.Id} {spec.Version}",
             Sites = run.Sites, Rounds = run.Rounds, BytesUploaded = run.Bytes, Seconds = seconds, Notes = run.Notes, Privacy = run.Privacy,
             Rejected = run.Extras.Rejected, Contribution = run.Extras.Contribution, Robustness = run.Extras.Robustness, Hierarchy = run.Extras.Hierarchy, Async = run.Extras.Async,

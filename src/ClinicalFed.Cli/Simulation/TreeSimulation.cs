@@ -20,6 +20,10 @@ namespace ClinicalFed.Cli.Simulation;
 /// </summary>
 internal static class TreeSimulation
 {
+    /// <summary>The strategy named in the report and the global model's header for <c>--tree-mode histogram</c>. Not a
+    /// round strategy: no manifest names it, and the serverless aggregator does not run it.</summary>
+    public const string HistogramStrategy = "tree-histogram";
+
     public static SimulationRunner.RunResult Run(SimulationOptions o, IReadOnlyList<PreparedSite> sites, FeatureSpec spec, LocalFolderStore store,
         Dictionary<string, double> seconds, Action<string, double>? progress, TimeProvider time)
     {
@@ -108,6 +112,53 @@ internal static class TreeSimulation
             (global, long total) = StoreRound(sites.Select((s, i) => (s, local[i])).ToList());
             Record(1, global, total, sw.Elapsed.TotalSeconds);
         }
+        else if (o.TreeMode == "histogram")
+        {
+            // Histogram-based boosting: the sites agree on bins from their sketches, then every split of every tree
+            // is chosen on the sum of the sites' gradient histograms. --rounds checkpoints split the --trees trees.
+            var sketches = sites.Select(s => HistogramBinning.SketchColumns(s.TrainX, d)).ToList();
+            var cuts = HistogramBinning.MergeCuts(sketches, client.Boosting(o.Trees, o.Seed, threads).MaxBins);
+            long[] sketchBytes = sketches.Select(sk => sk.Sum(f => 12L * f.Values.Length)).ToArray();
+            var start = Start(sites);
+            var parts = sites.Select((s, i) => new HistogramBoostingSite(start, Matrix(s), cuts, Options(o.Trees, o.Seed + i))).ToList();
+            var booster = new FederatedHistogramBooster(start, parts, cuts, Options(o.Trees, o.Seed));
+            long[] before = new long[sites.Count];
+            var opened = time.GetUtcNow();
+            for (int r = 0; r < o.Rounds; r++)
+            {
+                var roundWatch = Stopwatch.StartNew();
+                int count = (int)((long)o.Trees * (r + 1) / o.Rounds - (long)o.Trees * r / o.Rounds);
+                booster.AddTrees(count);
+                long roundBytes = 0;
+                for (int i = 0; i < sites.Count; i++)
+                {
+                    long sent = booster.BytesPerSite[i] - before[i] + (r == 0 ? sketchBytes[i] : 0);
+                    before[i] = booster.BytesPerSite[i];
+                    bytesPerSite[sites[i].Name] += sent;
+                    roundBytes += sent;
+                }
+                Record(r + 1, booster.Model, roundBytes, roundWatch.Elapsed.TotalSeconds);
+                progress?.Invoke($"histogram boosting, {booster.Model.Trees.Count}/{o.Trees} trees", (r + 1.0) / o.Rounds);
+            }
+            global = booster.Model;
+            // No round aggregator takes part (the coordinator is the booster). The global ensemble is round 0's model,
+            // under a manifest that names the strategy, so that `serve` and `report` read the round like any other.
+            var closed = time.GetUtcNow();
+            store.PutManifestAsync(new RoundManifest
+            {
+                Federation = SimulationRunner.Federation, Round = 0, Strategy = new StrategySpec { Name = HistogramStrategy },
+                Model = new ModelSpec { Kind = ModelKinds.Trees, Dimension = d, FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version },
+                GlobalModel = null, Quorum = sites.Count, Sites = sites.Select(s => s.Name).ToList(),
+                OpenedAt = opened, Deadline = closed > opened ? closed : opened.AddSeconds(1),
+            }).GetAwaiter().GetResult();
+            store.PutGlobalModelAsync(ModelFile.FromTreeEnsemble(new ModelHeader
+            {
+                Federation = SimulationRunner.Federation, Round = 0, Site = null, Kind = ModelKinds.Trees, Dimension = d,
+                FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version, Strategy = HistogramStrategy, Sites = sites.Select(s => s.Name).ToList(),
+                ExampleCount = sites.Sum(s => (long)s.TrainRows), CreatedAt = time.GetUtcNow(),
+            }, global)).GetAwaiter().GetResult();
+            storeRounds = 1;
+        }
         else
         {
             // Each turn adds trees fitted to the current ensemble's residuals; the trees per turn are chosen so the
@@ -136,7 +187,7 @@ internal static class TreeSimulation
         ModelFile TreeModel(TreeEnsembleModel m, string site, long examples) => ModelFile.FromOpaque(new ModelHeader
         {
             Federation = SimulationRunner.Federation, Round = lastRound, Site = site, Kind = ModelKinds.Trees, Dimension = d,
-            FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version, Strategy = o.TreeMode, Sites = [site],
+            FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version, Strategy = o.TreeMode == "histogram" ? HistogramStrategy : o.TreeMode, Sites = [site],
             ExampleCount = examples, CreatedAt = time.GetUtcNow(),
         }, Encoding.UTF8.GetBytes(m.ToLightGbmModelText()), PayloadEncodings.LightGbmText);
 
@@ -178,11 +229,20 @@ internal static class TreeSimulation
         {
             "Every model trains on each site's training patients minus its validation patients (about 1 in 6); the validation patients only choose the personalization.",
             $"Trees: the project's second-order histogram booster, {o.Leaves} leaves, learning rate 0.1; local-only and centralized {o.Trees} trees; " +
-            (o.TreeMode == "bagging" ? "bagging merges the sites' local ensembles weighted by example count (one exchange)." : $"cyclic boosting over {o.Rounds} rounds."),
-            "Site ensembles travel through the store as update files whose payload is ClinicalFed's compact ensemble encoding (tree-ensemble); bytes_uploaded counts those files. " +
-            (o.TreeMode == "bagging" ? "The round aggregator merges them (strategy tree-bagging)" : "Each cyclic turn is a round of the store in which the site uploads the whole ensemble it grew (strategy tree-cyclic)") +
-            " and writes the global ensemble as a tree-ensemble model file, which the sites read back; personalized ensembles are written as LightGBM model text.",
+            o.TreeMode switch
+            {
+                "bagging" => "bagging merges the sites' local ensembles weighted by example count (one exchange).",
+                "histogram" => $"histogram-based boosting of {o.Trees} trees (each split chosen on the sum of the sites' gradient histograms), evaluated after each of {o.Rounds} equal parts.",
+                _ => $"cyclic boosting over {o.Rounds} rounds.",
+            },
         };
+        notes.Add(o.TreeMode == "histogram"
+            ? $"Histogram mode: each site first sends a sketch of every feature (at most {HistogramBinning.SketchPoints} order statistics, or a small site's values with their counts) and bins its rows at the cuts merged from all sketches; " +
+              "then, for the root and for the smaller child of every split, each site sends its histogram of summed gradients, hessians and row counts per bin (8 bytes a number), and the coordinator chooses every split and leaf value on the sum. " +
+              "bytes_uploaded counts the sketches and histograms. The exchanges run in this process: the serverless path does not offer this mode. The global ensemble is written to the store as round 0's model; personalized ensembles as LightGBM model text."
+            : "Site ensembles travel through the store as update files whose payload is ClinicalFed's compact ensemble encoding (tree-ensemble); bytes_uploaded counts those files. " +
+            (o.TreeMode == "bagging" ? "The round aggregator merges them (strategy tree-bagging)" : "Each cyclic turn is a round of the store in which the site uploads the whole ensemble it grew (strategy tree-cyclic)") +
+            " and writes the global ensemble as a tree-ensemble model file, which the sites read back; personalized ensembles are written as LightGBM model text.");
         return new SimulationRunner.RunResult(results, rounds, new BytesUploaded { Total = bytesPerSite.Values.Sum(), PerSite = bytesPerSite }, notes);
     }
 }

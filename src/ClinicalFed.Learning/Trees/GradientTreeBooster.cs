@@ -123,30 +123,41 @@ public static class GradientTreeBooster
             for (int j = lo; j < hi; j++) margin[j] = start.Score(values.AsSpan(rowIds[j] * columns, columns));
         });
 
-        var grower = new TreeGrower(data, options);
+        var grower = new TreeGrower(data.Layout, options);
+        var rowsOfTree = new LocalRows(data, options.NumberOfThreads);
         var g = new double[n];
         var h = new double[n];
         var trees = new List<DecisionTree>(options.NumberOfTrees);
         for (int t = 0; t < options.NumberOfTrees; t++)
         {
-            for (int j = 0; j < n; j++)
-            {
-                double p = TreeEnsembleModel.Sigmoid(margin[j]);
-                g[j] = w[j] * (p - y[j]);
-                h[j] = w[j] * Math.Max(p * (1 - p), 1e-16);
-            }
-            int[] sample = SampleRows(n, options, start.Trees.Count + t);
-            var (tree, binThreshold) = grower.Grow(g, h, sample);
+            Gradients(margin, y, w, g, h);
+            rowsOfTree.Reset(g, h, SampleRows(n, options, start.Trees.Count + t));
+            var (tree, binThreshold) = grower.Grow(rowsOfTree);
             trees.Add(tree);
-            Parallelize(n, options.NumberOfThreads, (lo, hi) =>
-            {
-                for (int j = lo; j < hi; j++) margin[j] += tree.LeafValue[data.GetLeaf(tree, binThreshold, j)];
-            });
+            AddLeafValues(data, tree, binThreshold, margin, options.NumberOfThreads);
         }
         return start.Append(trees);
     }
 
-    private static int[] SampleRows(int n, TreeBoostingOptions options, int treeIndex)
+    /// <summary>Log-loss gradients g = w·(p − y) and hessians h = w·p(1 − p) at the margins.</summary>
+    internal static void Gradients(double[] margin, double[] y, double[] w, double[] g, double[] h)
+    {
+        for (int j = 0; j < margin.Length; j++)
+        {
+            double p = TreeEnsembleModel.Sigmoid(margin[j]);
+            g[j] = w[j] * (p - y[j]);
+            h[j] = w[j] * Math.Max(p * (1 - p), 1e-16);
+        }
+    }
+
+    /// <summary>Adds a new tree's leaf values to the margins, routing every row by its bins.</summary>
+    internal static void AddLeafValues(BinnedData data, DecisionTree tree, int[] binThreshold, double[] margin, int threads) =>
+        Parallelize(margin.Length, threads, (lo, hi) =>
+        {
+            for (int j = lo; j < hi; j++) margin[j] += tree.LeafValue[data.GetLeaf(tree, binThreshold, j)];
+        });
+
+    internal static int[] SampleRows(int n, TreeBoostingOptions options, int treeIndex)
     {
         if (options.RowSubsample >= 1) return Enumerable.Range(0, n).ToArray();
         var rng = new Random(MixSeed(options.Seed, treeIndex, 0x5EED));
@@ -171,25 +182,66 @@ public static class GradientTreeBooster
         Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => body(c * chunk, Math.Min(count, (c + 1) * chunk)));
     }
 
-    /// <summary>The site's rows binned per feature (column-major bytes) with the cut points that define the bins.</summary>
-    internal sealed class BinnedData
+    /// <summary>Histogram bins per feature: the cuts, and each feature's slots in a histogram (value bins, then the
+    /// missing bin). Shared by every site of a histogram federation.</summary>
+    internal sealed class BinLayout
     {
-        public required int Rows { get; init; }
-        public required int Features { get; init; }
         /// <summary>Per feature: ascending thresholds; value bin b holds cuts[b-1] &lt; x ≤ cuts[b]. Bin cuts.Length holds
         /// x &gt; the last cut, bin cuts.Length + 1 is missing.</summary>
-        public required float[][] Cuts { get; init; }
-        public required byte[] Bins { get; init; }
+        public float[][] Cuts { get; }
         /// <summary>Per feature: first histogram slot; the feature has cuts.Length + 2 slots.</summary>
-        public required int[] Offset { get; init; }
-        public required int TotalSlots { get; init; }
+        public int[] Offset { get; }
+        public int TotalSlots { get; }
+        public int Features => Cuts.Length;
+
+        public BinLayout(float[][] cuts, int maxBins)
+        {
+            Offset = new int[cuts.Length];
+            int total = 0;
+            for (int f = 0; f < cuts.Length; f++)
+            {
+                var c = cuts[f] ?? throw new ArgumentException($"feature {f} has no cuts");
+                if (c.Length > maxBins - 1) throw new ArgumentException($"feature {f}: {c.Length} cuts make more than {maxBins} bins");
+                for (int i = 0; i < c.Length; i++)
+                    if (!float.IsFinite(c[i]) || (i > 0 && !(c[i] > c[i - 1]))) throw new ArgumentException($"feature {f}: cuts must be finite and ascending (cut {i})");
+                Offset[f] = total;
+                total += c.Length + 2;
+            }
+            Cuts = cuts;
+            TotalSlots = total;
+        }
 
         public int MissingBin(int f) => Cuts[f].Length + 1;
 
-        public static BinnedData Build(float[] values, int columns, int[] rows, int maxBins, int threads)
+        /// <summary>The bin of a value: first index i with x ≤ cuts[i], or cuts.Length; <see cref="MissingBin"/> for NaN.</summary>
+        public byte Bin(int f, float x)
+        {
+            var cuts = Cuts[f];
+            if (float.IsNaN(x)) return (byte)(cuts.Length + 1);
+            int lo = 0, hi = cuts.Length;
+            while (lo < hi)
+            {
+                int mid = (lo + hi) >>> 1;
+                if (x <= cuts[mid]) hi = mid; else lo = mid + 1;
+            }
+            return (byte)lo;
+        }
+    }
+
+    /// <summary>The site's rows binned per feature (column-major bytes) with the layout that defines the bins.</summary>
+    internal sealed class BinnedData
+    {
+        public required int Rows { get; init; }
+        public required BinLayout Layout { get; init; }
+        public required byte[] Bins { get; init; }
+        public int Features => Layout.Features;
+
+        /// <summary>Bins the rows at the cuts given (a federation's), or at the rows' own quantiles.</summary>
+        public static BinnedData Build(float[] values, int columns, int[] rows, int maxBins, int threads, float[][]? cuts = null)
         {
             int n = rows.Length;
-            var cuts = new float[columns][];
+            if (cuts is not null && cuts.Length != columns) throw new ArgumentException($"{cuts.Length} features have cuts, the data has {columns} columns");
+            var own = cuts ?? new float[columns][];
             var bins = new byte[(long)columns * n];
             Exception? failure = null;
             Parallel.For(0, columns, new ParallelOptions { MaxDegreeOfParallelism = threads }, f =>
@@ -198,86 +250,28 @@ public static class GradientTreeBooster
                 {
                     var col = new float[n];
                     for (int j = 0; j < n; j++) col[j] = values[(long)rows[j] * columns + f];
-                    cuts[f] = FindCuts(col, maxBins, f);
-                    var c = cuts[f];
-                    byte missing = (byte)(c.Length + 1);
-                    var dst = bins.AsSpan(f * n, n);
-                    for (int j = 0; j < n; j++)
+                    if (cuts is null)
                     {
-                        float x = col[j];
-                        dst[j] = float.IsNaN(x) ? missing : (byte)LowerBound(c, x);
+                        var (distinct, counts) = HistogramBinning.DistinctCounts(col, f);
+                        own[f] = HistogramBinning.GreedyCuts(distinct, counts, maxBins);
+                    }
+                    else
+                    {
+                        foreach (var x in col)
+                            if (!float.IsNaN(x) && (!float.IsFinite(x) || x == float.MinValue))
+                                throw new ArgumentException($"feature {f} has the value {x}; feature values must be finite (NaN = missing)");
                     }
                 }
                 catch (Exception e) { failure = e; }
             });
             if (failure is not null) throw failure;
-            var offset = new int[columns];
-            int total = 0;
-            for (int f = 0; f < columns; f++) { offset[f] = total; total += cuts[f].Length + 2; }
-            return new BinnedData { Rows = n, Features = columns, Cuts = cuts, Bins = bins, Offset = offset, TotalSlots = total };
-        }
-
-        /// <summary>First index i with x ≤ cuts[i], or cuts.Length.</summary>
-        private static int LowerBound(float[] cuts, float x)
-        {
-            int lo = 0, hi = cuts.Length;
-            while (lo < hi)
+            var layout = new BinLayout(own, maxBins);
+            Parallel.For(0, columns, new ParallelOptions { MaxDegreeOfParallelism = threads }, f =>
             {
-                int mid = (lo + hi) >>> 1;
-                if (x <= cuts[mid]) hi = mid; else lo = mid + 1;
-            }
-            return lo;
-        }
-
-        private static float[] FindCuts(float[] column, int maxBins, int feature)
-        {
-            var vals = new List<float>(column.Length);
-            foreach (var x in column)
-            {
-                if (float.IsNaN(x)) continue;
-                if (!float.IsFinite(x) || x == float.MinValue)
-                    throw new ArgumentException($"feature {feature} has the value {x}; feature values must be finite (NaN = missing)");
-                vals.Add(x == 0 ? 0f : x); // fold −0 into 0
-            }
-            if (vals.Count == 0) return [];
-            vals.Sort();
-            var distinct = new List<float>();
-            var counts = new List<int>();
-            foreach (var x in vals)
-            {
-                if (distinct.Count > 0 && distinct[^1] == x) counts[^1]++;
-                else { distinct.Add(x); counts.Add(1); }
-            }
-            var result = new List<float>();
-            if (distinct.Count <= maxBins)
-            {
-                for (int i = 0; i + 1 < distinct.Count; i++) result.Add(Midpoint(distinct[i], distinct[i + 1]));
-                return result.ToArray();
-            }
-            // Greedy quantile bins: close a bin once it holds its share of the remaining values.
-            int remaining = vals.Count, binsLeft = maxBins, inBin = 0;
-            for (int i = 0; i + 1 < distinct.Count && binsLeft > 1; i++)
-            {
-                inBin += counts[i];
-                double target = (double)remaining / binsLeft;
-                if (inBin >= target)
-                {
-                    result.Add(Midpoint(distinct[i], distinct[i + 1]));
-                    remaining -= inBin;
-                    inBin = 0;
-                    binsLeft--;
-                }
-            }
-            return result.ToArray();
-        }
-
-        /// <summary>A float threshold t with a ≤ t &lt; b, near the middle; never exactly 0 unless a is 0.</summary>
-        private static float Midpoint(float a, float b)
-        {
-            float m = (float)(((double)a + b) / 2);
-            if (!(m >= a && m < b)) m = a;
-            if (m == 0) m = a;
-            return m;
+                var dst = bins.AsSpan(f * n, n);
+                for (int j = 0; j < n; j++) dst[j] = layout.Bin(f, values[(long)rows[j] * columns + f]);
+            });
+            return new BinnedData { Rows = n, Layout = layout, Bins = bins };
         }
 
         /// <summary>Leaf of row j, routed by bins (identical to routing the raw value by the tree's thresholds).</summary>
@@ -290,22 +284,114 @@ public static class GradientTreeBooster
             {
                 int f = feature[node];
                 int b = Bins[(long)f * Rows + j];
-                bool goLeft = b == Cuts[f].Length + 1 ? defaultLeft[node] : b <= binThreshold[node];
+                bool goLeft = b == Layout.MissingBin(f) ? defaultLeft[node] : b <= binThreshold[node];
                 node = goLeft ? left[node] : right[node];
             }
             return ~node;
         }
     }
 
-    private readonly record struct Split(int Feature, int BinThreshold, bool DefaultLeft, double Gain, double GL, double HL, double CL)
+    /// <summary>A split of a leaf: its feature, the last bin that goes left (−1: only missing values go left), where
+    /// missing values go, the gain, and the left child's sums.</summary>
+    internal readonly record struct Split(int Feature, int BinThreshold, bool DefaultLeft, double Gain, double GL, double HL, double CL)
     {
         public static readonly Split None = new(-1, 0, false, double.NegativeInfinity, 0, 0, 0);
         public bool IsValid => Feature >= 0;
     }
 
+    /// <summary>
+    /// Where a tree grower gets its histograms: the rows of one site (<see cref="LocalRows"/>), or the sum of every
+    /// site's (<see cref="FederatedHistogramBooster"/>). Leaves are numbered as the grower numbers them: the root is 0,
+    /// and a split keeps the left child under the parent's number and gives the right child the next free one.
+    /// </summary>
+    internal interface IHistogramSource
+    {
+        /// <summary>Fills the root's histogram (slots × (g, h, count)) and returns its sums of g, h and rows.</summary>
+        (double G, double H, double C) Root(double[] histogram);
+
+        /// <summary>Splits leaf <paramref name="leaf"/> (left child keeps the number, right child becomes
+        /// <paramref name="newLeaf"/>) and fills the histogram of the left child when <paramref name="buildLeft"/>, else
+        /// of the right one.</summary>
+        void Split(int leaf, int newLeaf, Split split, bool buildLeft, double[] histogram);
+    }
+
+    /// <summary>One site's rows as a histogram source: the rows of each leaf are a range of one index array, kept
+    /// stable-partitioned as the tree grows.</summary>
+    internal sealed class LocalRows(BinnedData data, int threads) : IHistogramSource
+    {
+        private readonly int[] _index = new int[data.Rows];
+        private readonly int[] _scratch = new int[data.Rows];
+        private readonly List<(int Begin, int End)> _leaves = [];
+        private double[] _g = [];
+        private double[] _h = [];
+
+        /// <summary>Starts a tree on the sampled rows with their gradients and hessians.</summary>
+        public void Reset(double[] g, double[] h, int[] sample)
+        {
+            _g = g; _h = h;
+            Array.Copy(sample, _index, sample.Length);
+            _leaves.Clear();
+            _leaves.Add((0, sample.Length));
+        }
+
+        public (double G, double H, double C) Root(double[] histogram)
+        {
+            Build(0, histogram);
+            var (begin, end) = _leaves[0];
+            double G = 0, H = 0;
+            for (int k = begin; k < end; k++) { int j = _index[k]; G += _g[j]; H += _h[j]; }
+            return (G, H, end - begin);
+        }
+
+        public void Split(int leaf, int newLeaf, Split split, bool buildLeft, double[] histogram)
+        {
+            if (newLeaf != _leaves.Count) throw new InvalidOperationException($"leaf {newLeaf} is not the next leaf ({_leaves.Count})");
+            var (begin, end) = _leaves[leaf];
+            // Stable in-place partition of the leaf's rows.
+            var bins = data.Bins.AsSpan(split.Feature * data.Rows, data.Rows);
+            int missing = data.Layout.MissingBin(split.Feature);
+            int write = begin, spill = 0;
+            for (int k = begin; k < end; k++)
+            {
+                int j = _index[k];
+                int b = bins[j];
+                bool goLeft = b == missing ? split.DefaultLeft : b <= split.BinThreshold;
+                if (goLeft) _index[write++] = j; else _scratch[spill++] = j;
+            }
+            Array.Copy(_scratch, 0, _index, write, spill);
+            _leaves[leaf] = (begin, write);
+            _leaves.Add((write, end));
+            Build(buildLeft ? leaf : newLeaf, histogram);
+        }
+
+        private void Build(int leaf, double[] hist)
+        {
+            var (begin, end) = _leaves[leaf];
+            int count = end - begin;
+            var rows = _index.AsSpan(begin, count).ToArray();
+            var gg = new double[count];
+            var hh = new double[count];
+            for (int k = 0; k < count; k++) { gg[k] = _g[rows[k]]; hh[k] = _h[rows[k]]; }
+            int n = data.Rows;
+            var layout = data.Layout;
+            Parallel.For(0, data.Features, new ParallelOptions { MaxDegreeOfParallelism = threads }, f =>
+            {
+                var bins = data.Bins.AsSpan(f * n, n);
+                var hs = hist.AsSpan(layout.Offset[f] * 3, (layout.Cuts[f].Length + 2) * 3);
+                for (int k = 0; k < rows.Length; k++)
+                {
+                    int b = bins[rows[k]] * 3;
+                    hs[b] += gg[k];
+                    hs[b + 1] += hh[k];
+                    hs[b + 2] += 1;
+                }
+            });
+        }
+    }
+
     private sealed class Leaf
     {
-        public int Begin, End, Depth;
+        public int Depth;
         public double G, H, C;
         public double[] Hist = [];
         public Split Best = Split.None;
@@ -313,23 +399,18 @@ public static class GradientTreeBooster
         public bool IsLeftChild;
     }
 
-    private sealed class TreeGrower(BinnedData data, TreeBoostingOptions options)
+    /// <summary>Grows one tree best-first from histograms (split finding, gains, leaf values); where the histograms come
+    /// from is the source's business.</summary>
+    internal sealed class TreeGrower(BinLayout layout, TreeBoostingOptions options)
     {
-        private readonly int[] _index = new int[data.Rows];
-        private readonly int[] _scratch = new int[data.Rows];
         private readonly Stack<double[]> _pool = new();
-        private double[] _g = [];
-        private double[] _h = [];
 
-        public (DecisionTree Tree, int[] BinThreshold) Grow(double[] g, double[] h, int[] sample)
+        public (DecisionTree Tree, int[] BinThreshold) Grow(IHistogramSource rows)
         {
-            _g = g; _h = h;
-            Array.Copy(sample, _index, sample.Length);
             var leaves = new List<Leaf>();
-            var root = new Leaf { Begin = 0, End = sample.Length, Depth = 0 };
+            var root = new Leaf { Depth = 0 };
             root.Hist = Rent();
-            BuildHistogram(root);
-            SumLeaf(root);
+            (root.G, root.H, root.C) = rows.Root(root.Hist);
             root.Best = FindBestSplit(root);
             leaves.Add(root);
 
@@ -352,7 +433,7 @@ public static class GradientTreeBooster
                 int node = feature.Count;
                 feature.Add(s.Feature);
                 binThr.Add(s.BinThreshold);
-                threshold.Add(s.BinThreshold < 0 ? float.MinValue : data.Cuts[s.Feature][s.BinThreshold]);
+                threshold.Add(s.BinThreshold < 0 ? float.MinValue : layout.Cuts[s.Feature][s.BinThreshold]);
                 defaultLeft.Add(s.DefaultLeft);
                 int newLeafId = leaves.Count;
                 leftChild.Add(~pick);
@@ -362,17 +443,16 @@ public static class GradientTreeBooster
                     if (parent.IsLeftChild) leftChild[parent.ParentNode] = node; else rightChild[parent.ParentNode] = node;
                 }
 
-                int mid = Partition(parent, s);
-                var l = new Leaf { Begin = parent.Begin, End = mid, Depth = parent.Depth + 1, ParentNode = node, IsLeftChild = true };
-                var r = new Leaf { Begin = mid, End = parent.End, Depth = parent.Depth + 1, ParentNode = node, IsLeftChild = false };
-                var (small, large) = l.End - l.Begin <= r.End - r.Begin ? (l, r) : (r, l);
+                var l = new Leaf { Depth = parent.Depth + 1, ParentNode = node, IsLeftChild = true, G = s.GL, H = s.HL, C = s.CL };
+                var r = new Leaf { Depth = parent.Depth + 1, ParentNode = node, IsLeftChild = false, G = parent.G - s.GL, H = parent.H - s.HL, C = parent.C - s.CL };
+                // Build the smaller child's histogram; the larger one's is the parent's minus it.
+                bool buildLeft = l.C <= r.C;
+                var (small, large) = buildLeft ? (l, r) : (r, l);
                 small.Hist = Rent();
-                BuildHistogram(small);
+                rows.Split(pick, newLeafId, s, buildLeft, small.Hist);
                 large.Hist = parent.Hist;
                 var lh = large.Hist; var sh = small.Hist;
                 for (int i = 0; i < lh.Length; i++) lh[i] -= sh[i];
-                l.G = s.GL; l.H = s.HL; l.C = s.CL;
-                r.G = parent.G - s.GL; r.H = parent.H - s.HL; r.C = parent.C - s.CL;
                 l.Best = FindBestSplit(l);
                 r.Best = FindBestSplit(r);
                 leaves[pick] = l;
@@ -393,47 +473,17 @@ public static class GradientTreeBooster
         private double[] Rent()
         {
             if (_pool.TryPop(out var a)) { Array.Clear(a); return a; }
-            return new double[data.TotalSlots * 3];
+            return new double[layout.TotalSlots * 3];
         }
 
         private void Return(double[] a) => _pool.Push(a);
-
-        private void SumLeaf(Leaf leaf)
-        {
-            double G = 0, H = 0;
-            for (int k = leaf.Begin; k < leaf.End; k++) { int j = _index[k]; G += _g[j]; H += _h[j]; }
-            leaf.G = G; leaf.H = H; leaf.C = leaf.End - leaf.Begin;
-        }
-
-        private void BuildHistogram(Leaf leaf)
-        {
-            int count = leaf.End - leaf.Begin;
-            var rows = _index.AsSpan(leaf.Begin, count).ToArray();
-            var gg = new double[count];
-            var hh = new double[count];
-            for (int k = 0; k < count; k++) { gg[k] = _g[rows[k]]; hh[k] = _h[rows[k]]; }
-            var hist = leaf.Hist;
-            int n = data.Rows;
-            Parallel.For(0, data.Features, new ParallelOptions { MaxDegreeOfParallelism = options.NumberOfThreads }, f =>
-            {
-                var bins = data.Bins.AsSpan(f * n, n);
-                var hs = hist.AsSpan(data.Offset[f] * 3, (data.Cuts[f].Length + 2) * 3);
-                for (int k = 0; k < rows.Length; k++)
-                {
-                    int b = bins[rows[k]] * 3;
-                    hs[b] += gg[k];
-                    hs[b + 1] += hh[k];
-                    hs[b + 2] += 1;
-                }
-            });
-        }
 
         private Split FindBestSplit(Leaf leaf)
         {
             if (leaf.C < 2 * options.MinExamplesPerLeaf) return Split.None;
             if (options.MaxDepth > 0 && leaf.Depth >= options.MaxDepth) return Split.None;
-            var perFeature = new Split[data.Features];
-            Parallel.For(0, data.Features, new ParallelOptions { MaxDegreeOfParallelism = options.NumberOfThreads },
+            var perFeature = new Split[layout.Features];
+            Parallel.For(0, layout.Features, new ParallelOptions { MaxDegreeOfParallelism = options.NumberOfThreads },
                 f => perFeature[f] = BestSplitForFeature(leaf, f));
             var best = Split.None;
             foreach (var s in perFeature)
@@ -444,8 +494,8 @@ public static class GradientTreeBooster
         private Split BestSplitForFeature(Leaf leaf, int f)
         {
             double lambda = options.L2Regularization, minH = options.MinChildHessian, minC = options.MinExamplesPerLeaf;
-            int k = data.Cuts[f].Length;
-            var hs = leaf.Hist.AsSpan(data.Offset[f] * 3, (k + 2) * 3);
+            int k = layout.Cuts[f].Length;
+            var hs = leaf.Hist.AsSpan(layout.Offset[f] * 3, (k + 2) * 3);
             double G = leaf.G, H = leaf.H, C = leaf.C;
             double Gm = hs[(k + 1) * 3], Hm = hs[(k + 1) * 3 + 1], Cm = hs[(k + 1) * 3 + 2];
             double parentScore = G * G / (H + lambda);
@@ -477,24 +527,6 @@ public static class GradientTreeBooster
                 }
             }
             return best;
-        }
-
-        /// <summary>Stable in-place partition of the leaf's rows; returns the start of the right part.</summary>
-        private int Partition(Leaf leaf, Split s)
-        {
-            int n = data.Rows;
-            var bins = data.Bins.AsSpan(s.Feature * n, n);
-            int missing = data.MissingBin(s.Feature);
-            int write = leaf.Begin, spill = 0;
-            for (int k = leaf.Begin; k < leaf.End; k++)
-            {
-                int j = _index[k];
-                int b = bins[j];
-                bool goLeft = b == missing ? s.DefaultLeft : b <= s.BinThreshold;
-                if (goLeft) _index[write++] = j; else _scratch[spill++] = j;
-            }
-            Array.Copy(_scratch, 0, _index, write, spill);
-            return write;
         }
     }
 }

@@ -1,0 +1,105 @@
+using ClinicalFed.Data;
+using ClinicalFed.Learning.Trees;
+using ClinicalFed.Trees;
+
+namespace ClinicalFed.Learning.Tests.Trees;
+
+public sealed class FederatedHistogramBoosterTests
+{
+    private static readonly TreeEnsembleModel Start = TreeEnsembleModel.Constant(TreeTestData.Features, -0.4, TreeTestData.Names);
+
+    private static float[][] Cuts(int maxBins, params FeatureTable[] sites) =>
+        HistogramBinning.MergeCuts(sites.Select(s => (IReadOnlyList<FeatureSketch>)HistogramBinning.SketchColumns(s.Values, s.Columns)).ToList(), maxBins);
+
+    private static (TreeEnsembleModel Model, FederatedHistogramBooster Booster) Federate(TreeBoostingOptions options, float[][] cuts, params FeatureTable[] sites)
+    {
+        var parts = sites.Select((s, i) => new HistogramBoostingSite(Start, FeatureMatrix.FromTable(s), cuts, options with { Seed = options.Seed + i })).ToList();
+        var booster = new FederatedHistogramBooster(Start, parts, cuts, options);
+        return (booster.AddTrees(options.NumberOfTrees), booster);
+    }
+
+    [Fact]
+    public void One_site_federation_is_the_site_booster_bit_for_bit()
+    {
+        // 1,000 rows (≤ 1,024 sketch points): the site's sketch is exact, so the federation's cuts are its own.
+        var site = TreeTestData.Site("A", 1000, seed: 501, missingRate: 0.3);
+        var options = new TreeBoostingOptions { NumberOfTrees = 8, NumberOfLeaves = 9, MaxBins = 16, RowSubsample = 0.8, Seed = 4 };
+        var (federated, _) = Federate(options, Cuts(16, site), site);
+        var alone = GradientTreeBooster.Boost(Start, site, options);
+        Assert.True(alone.StructurallyEquals(federated));
+    }
+
+    [Fact]
+    public void Three_site_federation_grows_the_trees_of_the_pooled_rows()
+    {
+        // Non-IID sites, each small enough for exact sketches: the merged cuts are the pooled rows' cuts, and every
+        // split and leaf equals boosting the pooled rows, up to the order of floating-point additions.
+        FeatureTable[] sites =
+        [
+            TreeTestData.Site("A", 900, seed: 511, missingRate: 0.2),
+            TreeTestData.Site("B", 600, seed: 512, shift: 0.5, intercept: -1.5, missingRate: 0.1, siteEffect: 0.8),
+            TreeTestData.Site("C", 350, seed: 513, shift: -0.3, missingRate: 0.4),
+        ];
+        var options = new TreeBoostingOptions { NumberOfTrees = 10, NumberOfLeaves = 12, MaxBins = 32 };
+        var cuts = Cuts(32, sites);
+        var (federated, booster) = Federate(options, cuts, sites);
+        var pooled = TreeTestData.Pool(sites);
+        var central = GradientTreeBooster.Boost(Start, pooled, options);
+
+        Assert.Equal(central.Trees.Count, federated.Trees.Count);
+        for (int t = 0; t < central.Trees.Count; t++)
+        {
+            DecisionTree c = central.Trees[t], f = federated.Trees[t];
+            Assert.True(c.SplitFeature.SequenceEqual(f.SplitFeature), $"tree {t}: split features differ");
+            Assert.True(c.Threshold.SequenceEqual(f.Threshold), $"tree {t}: thresholds differ");
+            Assert.True(c.DefaultLeft.SequenceEqual(f.DefaultLeft) && c.LeftChild.SequenceEqual(f.LeftChild) && c.RightChild.SequenceEqual(f.RightChild), $"tree {t}: shape differs");
+            for (int l = 0; l < c.LeafCount; l++) Assert.Equal(c.LeafValue[l], f.LeafValue[l], 1e-9);
+        }
+        var (a, b) = (central.ScoreTable(pooled), federated.ScoreTable(pooled));
+        for (int i = 0; i < a.Length; i++) Assert.Equal(a[i], b[i], 1e-8);
+
+        // Traffic: per tree each site sends the root's histogram with its three sums, then one histogram per split.
+        int slots = cuts.Sum(c => c.Length + 2);
+        long splits = federated.Trees.Sum(tr => (long)tr.NodeCount);
+        long expected = 8L * (options.NumberOfTrees * (3L * slots + 3) + splits * 3L * slots);
+        Assert.All(booster.BytesPerSite, bytes => Assert.Equal(expected, bytes));
+        Assert.Equal(options.NumberOfTrees + splits, booster.Histograms);
+    }
+
+    [Fact]
+    public void Boosting_in_two_calls_equals_boosting_in_one()
+    {
+        var sites = new[] { TreeTestData.Site("A", 700, seed: 521, missingRate: 0.2), TreeTestData.Site("B", 500, seed: 522, shift: 0.4) };
+        var options = new TreeBoostingOptions { NumberOfTrees = 6, NumberOfLeaves = 8, MaxBins = 24 };
+        var cuts = Cuts(24, sites);
+        var (once, _) = Federate(options, cuts, sites);
+        var parts = sites.Select((s, i) => new HistogramBoostingSite(Start, FeatureMatrix.FromTable(s), cuts, options with { Seed = i })).ToList();
+        var booster = new FederatedHistogramBooster(Start, parts, cuts, options);
+        booster.AddTrees(2);
+        var twice = booster.AddTrees(4);
+        Assert.True(once.StructurallyEquals(twice));
+        Assert.All(parts, p => Assert.Equal(6, p.Trees));
+    }
+
+    [Fact]
+    public void The_coordinator_refuses_sites_with_other_cuts_or_another_start()
+    {
+        var a = TreeTestData.Site("A", 300, seed: 531);
+        var b = TreeTestData.Site("B", 300, seed: 532);
+        var options = new TreeBoostingOptions { NumberOfTrees = 2, NumberOfLeaves = 4, MaxBins = 16 };
+        var cuts = Cuts(16, a, b);
+        var own = Cuts(8, b);
+        var sameCuts = new HistogramBoostingSite(Start, FeatureMatrix.FromTable(a), cuts, options);
+        var otherCuts = new HistogramBoostingSite(Start, FeatureMatrix.FromTable(b), own, options);
+        var e = Assert.Throws<ArgumentException>(() => new FederatedHistogramBooster(Start, [sameCuts, otherCuts], cuts, options));
+        Assert.Contains("site 1 bins with other cuts", e.Message);
+
+        var grown = GradientTreeBooster.Boost(Start, a, options);
+        var ahead = new HistogramBoostingSite(grown, FeatureMatrix.FromTable(b), cuts, options);
+        e = Assert.Throws<ArgumentException>(() => new FederatedHistogramBooster(Start, [sameCuts, ahead], cuts, options));
+        Assert.Contains("site 1 stands at 2 trees, the start ensemble has 0", e.Message);
+
+        Assert.Contains("3 features have cuts", Assert.Throws<ArgumentException>(() =>
+            new HistogramBoostingSite(Start, FeatureMatrix.FromTable(a), cuts[..3], options)).Message);
+    }
+}
