@@ -104,6 +104,11 @@ public sealed class SimulationReportSchemaTests
         (exit, _, err) = Cli.Run([.. args]);
         Assert.NotEqual(0, exit);
         Assert.Contains("--rounds: 2 checkpoints of histogram boosting need at least as many trees (--trees 1)", err);
+        // Secure aggregation adds histograms in a ring; whole ensembles (bagging, cyclic) cannot be.
+        args[args.IndexOf("--tree-mode") + 1] = "cyclic";
+        (exit, _, err) = Cli.Run([.. args, "--secure-aggregation"]);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("--secure-aggregation: needs --model logistic, or trees with --tree-mode histogram", err);
     }
 
     [Fact]

@@ -73,7 +73,9 @@ public sealed partial record SimulationOptions
         if (DpPatientGradient is not ("mean" or "sum")) e.Add($"--dp-patient-gradient: '{DpPatientGradient}' (expected mean or sum)");
         if (DpBatchSize is < 1 or > 1 << 20) e.Add($"--dp-batch: {DpBatchSize} (expected 1 to {1 << 20})");
         if (DpNoiseMultiplier is { } nm && (!(nm > 0) || !double.IsFinite(nm))) e.Add($"--dp-noise: {nm} (expected a positive number)");
-        if (SecureAggregation && Model != "logistic") e.Add("--secure-aggregation: needs --model logistic");
+        if (SecureAggregation && Model != "logistic" && !(Model == "trees" && TreeMode == "histogram"))
+            e.Add("--secure-aggregation: needs --model logistic, or trees with --tree-mode histogram (bagging and cyclic send whole ensembles, which cannot be added in a ring)");
+        if (SecAggDropout != 0 && Model == "trees") e.Add("--secagg-dropout: logistic only (histogram boosting has no dropout recovery: every site answers every split)");
         if (SecAggDropout != 0 && !SecureAggregation) e.Add("--secagg-dropout: needs --secure-aggregation");
         if (SecAggDropout < 0) e.Add($"--secagg-dropout: {SecAggDropout} (expected 0 or more)");
         if (string.IsNullOrWhiteSpace(OutputDirectory)) e.Add("--out: required");

@@ -4,6 +4,7 @@ using ClinicalFed.Cdm.Features;
 using ClinicalFed.Federation;
 using ClinicalFed.Learning;
 using ClinicalFed.Learning.Trees;
+using ClinicalFed.Privacy.SecureAggregation;
 using ClinicalFed.Storage;
 using ClinicalFed.Trees;
 
@@ -121,42 +122,44 @@ internal static class TreeSimulation
             long[] sketchBytes = sketches.Select(sk => sk.Sum(f => 12L * f.Values.Length)).ToArray();
             var start = Start(sites);
             var parts = sites.Select((s, i) => new HistogramBoostingSite(start, Matrix(s), cuts, Options(o.Trees, o.Seed + i))).ToList();
-            var booster = new FederatedHistogramBooster(start, parts, cuts, Options(o.Trees, o.Seed));
-            long[] before = new long[sites.Count];
-            var opened = time.GetUtcNow();
-            for (int r = 0; r < o.Rounds; r++)
+            // Secure aggregation: every site makes an ECDH key and the public keys go round (through the coordinator, as
+            // in the serverless set-up); each site then masks its histograms so that only their sum can be read.
+            var keys = o.SecureAggregation ? sites.Select(_ => PairwiseKeys.Create()).ToArray() : [];
+            var maskers = new List<ExchangeMasker>();
+            try
             {
-                var roundWatch = Stopwatch.StartNew();
-                int count = (int)((long)o.Trees * (r + 1) / o.Rounds - (long)o.Trees * r / o.Rounds);
-                booster.AddTrees(count);
-                long roundBytes = 0;
-                for (int i = 0; i < sites.Count; i++)
+                for (int i = 0; i < keys.Length; i++)
                 {
-                    long sent = booster.BytesPerSite[i] - before[i] + (r == 0 ? sketchBytes[i] : 0);
-                    before[i] = booster.BytesPerSite[i];
-                    bytesPerSite[sites[i].Name] += sent;
-                    roundBytes += sent;
+                    var peers = sites.Select((s, j) => (s.Name, j)).Where(x => x.j != i).ToDictionary(x => x.Name, x => PairwiseKeys.PublicKeyBase64(keys[x.j]));
+                    maskers.Add(new ExchangeMasker(SimulationRunner.Federation, sites[i].Name, keys[i], peers));
+                    parts[i].MaskWith(maskers[i]);
                 }
-                Record(r + 1, booster.Model, roundBytes, roundWatch.Elapsed.TotalSeconds);
-                progress?.Invoke($"histogram boosting, {booster.Model.Trees.Count}/{o.Trees} trees", (r + 1.0) / o.Rounds);
+                var booster = new FederatedHistogramBooster(start, parts, cuts, Options(o.Trees, o.Seed));
+                long[] before = new long[sites.Count];
+                var opened = time.GetUtcNow();
+                for (int r = 0; r < o.Rounds; r++)
+                {
+                    var roundWatch = Stopwatch.StartNew();
+                    booster.AddTrees((int)((long)o.Trees * (r + 1) / o.Rounds - (long)o.Trees * r / o.Rounds));
+                    long roundBytes = 0;
+                    for (int i = 0; i < sites.Count; i++)
+                    {
+                        long sent = booster.BytesPerSite[i] - before[i] + (r == 0 ? sketchBytes[i] : 0);
+                        before[i] = booster.BytesPerSite[i];
+                        bytesPerSite[sites[i].Name] += sent;
+                        roundBytes += sent;
+                    }
+                    Record(r + 1, booster.Model, roundBytes, roundWatch.Elapsed.TotalSeconds);
+                    progress?.Invoke($"histogram boosting, {booster.Model.Trees.Count}/{o.Trees} trees", (r + 1.0) / o.Rounds);
+                }
+                global = booster.Model;
+                WriteHistogramRound(global, opened);
             }
-            global = booster.Model;
-            // No round aggregator takes part (the coordinator is the booster). The global ensemble is round 0's model,
-            // under a manifest that names the strategy, so that `serve` and `report` read the round like any other.
-            var closed = time.GetUtcNow();
-            store.PutManifestAsync(new RoundManifest
+            finally
             {
-                Federation = SimulationRunner.Federation, Round = 0, Strategy = new StrategySpec { Name = HistogramStrategy },
-                Model = new ModelSpec { Kind = ModelKinds.Trees, Dimension = d, FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version },
-                GlobalModel = null, Quorum = sites.Count, Sites = sites.Select(s => s.Name).ToList(),
-                OpenedAt = opened, Deadline = closed > opened ? closed : opened.AddSeconds(1),
-            }).GetAwaiter().GetResult();
-            store.PutGlobalModelAsync(ModelFile.FromTreeEnsemble(new ModelHeader
-            {
-                Federation = SimulationRunner.Federation, Round = 0, Site = null, Kind = ModelKinds.Trees, Dimension = d,
-                FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version, Strategy = HistogramStrategy, Sites = sites.Select(s => s.Name).ToList(),
-                ExampleCount = sites.Sum(s => (long)s.TrainRows), CreatedAt = time.GetUtcNow(),
-            }, global)).GetAwaiter().GetResult();
+                foreach (var m in maskers) m.Dispose();
+                foreach (var k in keys) k.Dispose();
+            }
             storeRounds = 1;
         }
         else
@@ -179,6 +182,25 @@ internal static class TreeSimulation
                 }
                 Record(r + 1, global, roundBytes, roundWatch.Elapsed.TotalSeconds);
             }
+        }
+        // No round aggregator takes part in histogram mode (the coordinator is the booster). The global ensemble is round
+        // 0's model, under a manifest that names the strategy, so that `serve` and `report` read the round like any other.
+        void WriteHistogramRound(TreeEnsembleModel model, DateTimeOffset opened)
+        {
+            var closed = time.GetUtcNow();
+            store.PutManifestAsync(new RoundManifest
+            {
+                Federation = SimulationRunner.Federation, Round = 0, Strategy = new StrategySpec { Name = HistogramStrategy },
+                Model = new ModelSpec { Kind = ModelKinds.Trees, Dimension = d, FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version },
+                GlobalModel = null, Quorum = sites.Count, Sites = sites.Select(s => s.Name).ToList(),
+                OpenedAt = opened, Deadline = closed > opened ? closed : opened.AddSeconds(1),
+            }).GetAwaiter().GetResult();
+            store.PutGlobalModelAsync(ModelFile.FromTreeEnsemble(new ModelHeader
+            {
+                Federation = SimulationRunner.Federation, Round = 0, Site = null, Kind = ModelKinds.Trees, Dimension = d,
+                FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version, Strategy = HistogramStrategy, Sites = sites.Select(s => s.Name).ToList(),
+                ExampleCount = sites.Sum(s => (long)s.TrainRows), CreatedAt = time.GetUtcNow(),
+            }, model)).GetAwaiter().GetResult();
         }
         seconds["federated"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
         sw.Restart();
@@ -239,6 +261,7 @@ internal static class TreeSimulation
         notes.Add(o.TreeMode == "histogram"
             ? $"Histogram mode: each site first sends a sketch of every feature (at most {HistogramBinning.SketchPoints} order statistics, or a small site's values with their counts) and bins its rows at the cuts merged from all sketches; " +
               "then, for the root and for the smaller child of every split, each site sends its histogram of summed gradients, hessians and row counts per bin (8 bytes a number), and the coordinator chooses every split and leaf value on the sum. " +
+              (o.SecureAggregation ? "With --secure-aggregation each histogram is masked in Z/2^64 with pairwise masks (ECDH, AES-CTR) that cancel only in the sum over all sites, so the coordinator reads the federation's histograms and no site's; the sketches are not masked. " : "") +
               "bytes_uploaded counts the sketches and histograms. The exchanges run in this process: the serverless path does not offer this mode. The global ensemble is written to the store as round 0's model; personalized ensembles as LightGBM model text."
             : "Site ensembles travel through the store as update files whose payload is ClinicalFed's compact ensemble encoding (tree-ensemble); bytes_uploaded counts those files. " +
             (o.TreeMode == "bagging" ? "The round aggregator merges them (strategy tree-bagging)" : "Each cyclic turn is a round of the store in which the site uploads the whole ensemble it grew (strategy tree-cyclic)") +

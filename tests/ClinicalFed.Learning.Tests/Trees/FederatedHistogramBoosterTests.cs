@@ -82,6 +82,43 @@ public sealed class FederatedHistogramBoosterTests
     }
 
     [Fact]
+    public void Masked_histograms_grow_the_trees_of_plain_ones()
+    {
+        FeatureTable[] sites =
+        [
+            TreeTestData.Site("A", 800, seed: 541, missingRate: 0.2),
+            TreeTestData.Site("B", 500, seed: 542, shift: 0.5, siteEffect: 0.8),
+            TreeTestData.Site("C", 300, seed: 543, missingRate: 0.3),
+        ];
+        var options = new TreeBoostingOptions { NumberOfTrees = 6, NumberOfLeaves = 10, MaxBins = 32 };
+        var cuts = Cuts(32, sites);
+        var (plain, plainBooster) = Federate(options, cuts, sites);
+
+        var keys = sites.Select(_ => ClinicalFed.Privacy.SecureAggregation.PairwiseKeys.Create()).ToArray();
+        var parts = sites.Select((s, i) => new HistogramBoostingSite(Start, FeatureMatrix.FromTable(s), cuts, options with { Seed = options.Seed + i })).ToList();
+        for (int i = 0; i < parts.Count; i++)
+            parts[i].MaskWith(new ClinicalFed.Privacy.SecureAggregation.ExchangeMasker("fed", sites[i].Header.Site, keys[i],
+                Enumerable.Range(0, sites.Length).Where(j => j != i).ToDictionary(j => sites[j].Header.Site, j => ClinicalFed.Privacy.SecureAggregation.PairwiseKeys.PublicKeyBase64(keys[j]))));
+        // Every site masks, or none.
+        var unmasked = new HistogramBoostingSite(Start, FeatureMatrix.FromTable(sites[2]), cuts, options);
+        var e = Assert.Throws<ArgumentException>(() => new FederatedHistogramBooster(Start, [parts[0], parts[1], unmasked], cuts, options));
+        Assert.Contains("sites 2 do not mask", e.Message);
+
+        var secure = new FederatedHistogramBooster(Start, parts, cuts, options);
+        Assert.True(secure.Secure);
+        var masked = secure.AddTrees(options.NumberOfTrees);
+
+        // The ring's rounding (about 1e-15 here) may not change a split: the same trees, leaf values within 1e-9.
+        for (int t = 0; t < plain.Trees.Count; t++)
+        {
+            Assert.True(plain.Trees[t].SplitFeature.SequenceEqual(masked.Trees[t].SplitFeature) && plain.Trees[t].Threshold.SequenceEqual(masked.Trees[t].Threshold), $"tree {t} differs");
+            for (int l = 0; l < plain.Trees[t].LeafCount; l++) Assert.Equal(plain.Trees[t].LeafValue[l], masked.Trees[t].LeafValue[l], 1e-9);
+        }
+        Assert.Equal(plainBooster.BytesPerSite, secure.BytesPerSite);
+        foreach (var k in keys) k.Dispose();
+    }
+
+    [Fact]
     public void The_coordinator_refuses_sites_with_other_cuts_or_another_start()
     {
         var a = TreeTestData.Site("A", 300, seed: 531);

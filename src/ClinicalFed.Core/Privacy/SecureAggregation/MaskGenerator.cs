@@ -1,5 +1,8 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Numerics;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 
@@ -13,32 +16,39 @@ namespace ClinicalFed.Privacy.SecureAggregation;
 /// </summary>
 public static class MaskGenerator
 {
-    private const int ChunkWords = 16 * 1024;
+    private const int ChunkBytes = 64 * 1024;
 
     /// <summary>target += sign · PRG(seed) modulo 2^32, sign = +1 (add) or −1.</summary>
-    public static void Apply(ReadOnlySpan<byte> seed, Span<uint> target, bool subtract = false)
+    public static void Apply(ReadOnlySpan<byte> seed, Span<uint> target, bool subtract = false) => ApplyWords(seed, target, subtract);
+
+    /// <summary>target += sign · PRG(seed) modulo 2^64: the same keystream read as little-endian uint64 words (the
+    /// wide ring of <see cref="RingEncoding.EncodeWide"/>).</summary>
+    public static void ApplyWide(ReadOnlySpan<byte> seed, Span<ulong> target, bool subtract = false) => ApplyWords(seed, target, subtract);
+
+    private static void ApplyWords<T>(ReadOnlySpan<byte> seed, Span<T> target, bool subtract) where T : unmanaged, IBinaryInteger<T>
     {
         if (seed.Length != 32) throw new ArgumentException("a mask seed is 32 bytes", nameof(seed));
+        int size = Unsafe.SizeOf<T>(), chunkWords = ChunkBytes / size;
         using var aes = Aes.Create();
         aes.Key = seed.ToArray();
-        var buffer = ArrayPool<byte>.Shared.Rent(ChunkWords * 4);
+        var buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
         try
         {
             ulong counter = 0;
-            for (int offset = 0; offset < target.Length; offset += ChunkWords)
+            for (int offset = 0; offset < target.Length; offset += chunkWords)
             {
-                int words = Math.Min(ChunkWords, target.Length - offset);
-                int blocks = (words + 3) / 4;
+                int words = Math.Min(chunkWords, target.Length - offset);
+                int blocks = (words * size + 15) / 16;
                 var bytes = buffer.AsSpan(0, blocks * 16);
                 bytes.Clear();
                 for (int b = 0; b < blocks; b++) BinaryPrimitives.WriteUInt64LittleEndian(bytes.Slice(b * 16, 8), counter++);
                 aes.EncryptEcb(bytes, bytes, PaddingMode.None);
-                var mask = MemoryMarshal.Cast<byte, uint>(bytes)[..words];
+                var mask = MemoryMarshal.Cast<byte, T>(bytes)[..words];
                 if (!BitConverter.IsLittleEndian)
-                    for (int i = 0; i < mask.Length; i++) mask[i] = BinaryPrimitives.ReverseEndianness(mask[i]);
+                    for (int i = 0; i < mask.Length; i++) mask[i] = T.ReadLittleEndian(bytes.Slice(i * size, size), isUnsigned: true);
                 var t = target.Slice(offset, words);
-                if (subtract) RingEncoding.SubtractInPlace(t, mask);
-                else RingEncoding.AddInPlace(t, mask);
+                if (subtract) TensorPrimitives.Subtract(t, mask, t);
+                else TensorPrimitives.Add(t, mask, t);
             }
         }
         finally

@@ -64,6 +64,11 @@ public static class PairwiseKeys
     public static byte[] MaskSeed(ECDiffieHellman own, ECDiffieHellman peer, string federation, int round, string a, string b) =>
         Derive(own, peer, "mask", federation, round, a, b);
 
+    /// <summary>The pairwise mask seed of sites <paramref name="a"/> and <paramref name="b"/> for one exchange of a
+    /// sequence (histogram boosting: one per split), kept apart from round mask seeds (symmetric).</summary>
+    public static byte[] ExchangeMaskSeed(ECDiffieHellman own, ECDiffieHellman peer, string federation, int exchange, string a, string b) =>
+        Derive(own, peer, "exchange-mask", federation, exchange, a, b);
+
     /// <summary>The AES-256-GCM key that encrypts Shamir shares between the two sites (symmetric).</summary>
     public static byte[] ShareKey(ECDiffieHellman own, ECDiffieHellman peer, string federation, int round, string a, string b) =>
         Derive(own, peer, "share", federation, round, a, b);

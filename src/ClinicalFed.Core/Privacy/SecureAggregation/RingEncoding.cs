@@ -48,6 +48,39 @@ public static class RingEncoding
         for (int j = 0; j < sum.Length; j++) destination[j] = (float)(unchecked((int)sum[j]) * f);
     }
 
+    /// <summary>
+    /// The scale of the wide ring Z/2^64, for sums that need double precision (gradient histograms): a site whose
+    /// values are bounded by b_i encodes round(scale · x), and with Σ_i b_i ≤ <paramref name="totalBound"/> and
+    /// scale = 2^62 / totalBound every partial sum stays within ±(2^62 + sites/2), far inside int64. Resolution:
+    /// 1 / scale, e.g. 2.6e-13 for a bound of 1.2 million.
+    /// </summary>
+    public static double WideScale(double totalBound)
+    {
+        if (!(totalBound > 0) || !double.IsFinite(totalBound)) throw new ArgumentOutOfRangeException(nameof(totalBound));
+        return 4611686018427387904.0 / totalBound;
+    }
+
+    /// <summary>destination[j] = round(scale · values[j]) mod 2^64; throws when |values[j]| exceeds the site's
+    /// <paramref name="bound"/> or is not finite.</summary>
+    public static void EncodeWide(ReadOnlySpan<double> values, double scale, double bound, Span<ulong> destination)
+    {
+        if (values.Length != destination.Length) throw new ArgumentException("values and destination differ in length", nameof(destination));
+        for (int j = 0; j < values.Length; j++)
+        {
+            double x = values[j];
+            if (!(Math.Abs(x) <= bound))
+                throw new RingOverflowException($"value {j} is {x}; this site encodes |x| ≤ {bound} only (its share of the bound that keeps the ring sum from wrapping)");
+            destination[j] = unchecked((ulong)(long)Math.Round(x * scale, MidpointRounding.ToEven));
+        }
+    }
+
+    /// <summary>destination[j] = (signed int64)sum[j] / scale: the sum of the sites' values.</summary>
+    public static void DecodeWide(ReadOnlySpan<ulong> sum, double scale, Span<double> destination)
+    {
+        if (sum.Length != destination.Length) throw new ArgumentException("sum and destination differ in length", nameof(destination));
+        for (int j = 0; j < sum.Length; j++) destination[j] = unchecked((long)sum[j]) / scale;
+    }
+
     /// <summary>Adds <paramref name="values"/> into <paramref name="accumulator"/> modulo 2^32 (vectorized).</summary>
     public static void AddInPlace(Span<uint> accumulator, ReadOnlySpan<uint> values)
     {
