@@ -21,8 +21,9 @@ namespace ClinicalFed.Cli.Simulation;
 /// </summary>
 internal static class TreeSimulation
 {
-    /// <summary>The strategy named in the report and the global model's header for <c>--tree-mode histogram</c>. Not a
-    /// round strategy: no manifest names it, and the serverless aggregator does not run it.</summary>
+    /// <summary>The strategy named in the report, the round-0 manifest and the global model's header for
+    /// <c>--tree-mode histogram</c>. Not a strategy of the round aggregator: <c>federation create</c> does not offer it
+    /// and the serverless aggregator does not run it.</summary>
     public const string HistogramStrategy = "tree-histogram";
 
     public static SimulationRunner.RunResult Run(SimulationOptions o, IReadOnlyList<PreparedSite> sites, FeatureSpec spec, LocalFolderStore store,

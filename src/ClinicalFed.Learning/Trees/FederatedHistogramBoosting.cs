@@ -78,6 +78,9 @@ public sealed class HistogramBoostingSite
     /// <summary>Slots of a histogram (features × bins, missing bins included); a histogram holds 3 numbers per slot.</summary>
     public int HistogramSlots => _data.Layout.TotalSlots;
 
+    /// <summary>The cuts the site bins its rows at (the federation's).</summary>
+    internal IReadOnlyList<float[]> Cuts => _data.Layout.Cuts;
+
     internal GradientTreeBooster.IHistogramSource BeginTree()
     {
         GradientTreeBooster.Gradients(_margin, _y, _w, _g, _h);
@@ -98,7 +101,8 @@ public sealed class HistogramBoostingSite
 /// <see cref="GradientTreeBooster"/> does on one site's rows (the larger child's histogram is the parent's minus the
 /// smaller one). Leaf values come from the summed g and h. With the same cuts, the trees are those of boosting the
 /// pooled rows, up to the order of floating-point additions: the federation gets the centralized model without
-/// moving a row. The price is traffic: one histogram per site per split.
+/// moving a row. The price is traffic: one histogram per site per split. When the sites mask their histograms
+/// (<see cref="HistogramBoostingSite.MaskWith"/>), the coordinator adds ring vectors and reads only the sum.
 /// </summary>
 public sealed class FederatedHistogramBooster
 {
@@ -122,7 +126,10 @@ public sealed class FederatedHistogramBooster
         for (int i = 0; i < sites.Count; i++)
         {
             if (sites[i].Trees != start.Trees.Count) throw new ArgumentException($"site {i} stands at {sites[i].Trees} trees, the start ensemble has {start.Trees.Count}");
-            if (sites[i].HistogramSlots != _layout.TotalSlots) throw new ArgumentException($"site {i} bins with other cuts ({sites[i].HistogramSlots} slots, expected {_layout.TotalSlots})");
+            var siteCuts = sites[i].Cuts;
+            int differs = Enumerable.Range(0, Math.Max(siteCuts.Count, cuts.Length))
+                .FirstOrDefault(f => f >= siteCuts.Count || f >= cuts.Length || !siteCuts[f].AsSpan().SequenceEqual(cuts[f]), -1);
+            if (differs >= 0) throw new ArgumentException($"site {i} bins with other cuts (feature {differs} differs from the federation's)");
         }
         if (sites.Any(s => s.Masked) && !sites.All(s => s.Masked))
             throw new ArgumentException($"sites {string.Join(", ", sites.Select((s, i) => (s, i)).Where(x => !x.s.Masked).Select(x => x.i))} do not mask: secure aggregation needs every site");

@@ -130,6 +130,12 @@ public sealed class FederatedHistogramBoosterTests
         var otherCuts = new HistogramBoostingSite(Start, FeatureMatrix.FromTable(b), own, options);
         var e = Assert.Throws<ArgumentException>(() => new FederatedHistogramBooster(Start, [sameCuts, otherCuts], cuts, options));
         Assert.Contains("site 1 bins with other cuts", e.Message);
+        // Same number of bins, one cut moved: still refused.
+        var moved = cuts.Select(c => (float[])c.Clone()).ToArray();
+        moved[3][0] = HistogramBinning.Midpoint(moved[3][0] - 0.01f, moved[3][0]);
+        var shifted = new HistogramBoostingSite(Start, FeatureMatrix.FromTable(b), moved, options);
+        e = Assert.Throws<ArgumentException>(() => new FederatedHistogramBooster(Start, [sameCuts, shifted], cuts, options));
+        Assert.Contains("site 1 bins with other cuts (feature 3 differs", e.Message);
 
         var grown = GradientTreeBooster.Boost(Start, a, options);
         var ahead = new HistogramBoostingSite(grown, FeatureMatrix.FromTable(b), cuts, options);
