@@ -119,7 +119,8 @@ internal static class TreeSimulation
             // Histogram-based boosting: the sites agree on bins from their sketches, then every split of every tree
             // is chosen on the sum of the sites' gradient histograms. --rounds checkpoints split the --trees trees.
             var sketches = sites.Select(s => HistogramBinning.SketchColumns(s.TrainX, d)).ToList();
-            var cuts = HistogramBinning.MergeCuts(sketches, client.Boosting(o.Trees, o.Seed, threads).MaxBins);
+            var coordinator = Options(o.Trees, o.Seed);
+            var cuts = HistogramBinning.MergeCuts(sketches, coordinator.MaxBins);
             long[] sketchBytes = sketches.Select(sk => sk.Sum(f => 12L * f.Values.Length)).ToArray();
             var start = Start(sites);
             var parts = sites.Select((s, i) => new HistogramBoostingSite(start, Matrix(s), cuts, Options(o.Trees, o.Seed + i))).ToList();
@@ -135,7 +136,7 @@ internal static class TreeSimulation
                     maskers.Add(new ExchangeMasker(SimulationRunner.Federation, sites[i].Name, keys[i], peers));
                     parts[i].MaskWith(maskers[i]);
                 }
-                var booster = new FederatedHistogramBooster(start, parts, cuts, Options(o.Trees, o.Seed));
+                var booster = new FederatedHistogramBooster(start, parts, cuts, coordinator);
                 long[] before = new long[sites.Count];
                 var opened = time.GetUtcNow();
                 for (int r = 0; r < o.Rounds; r++)

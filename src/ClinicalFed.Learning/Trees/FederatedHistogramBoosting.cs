@@ -30,7 +30,7 @@ public sealed class HistogramBoostingSite
         options.Validate();
         if (matrix.Columns != start.FeatureCount) throw new ArgumentException($"data has {matrix.Columns} columns, the model reads {start.FeatureCount}");
         var rowIds = matrix.RowIndices ?? Enumerable.Range(0, matrix.Labels.Length).ToArray();
-        _data = GradientTreeBooster.BinnedData.Build(matrix.Values, matrix.Columns, rowIds, 255, options.NumberOfThreads, cuts);
+        _data = GradientTreeBooster.BinnedData.Build(matrix.Values, matrix.Columns, rowIds, TreeBoostingOptions.MaxBinsLimit, options.NumberOfThreads, cuts);
         _rows = new GradientTreeBooster.LocalRows(_data, options.NumberOfThreads);
         _options = options;
         int n = rowIds.Length;
@@ -122,7 +122,7 @@ public sealed class FederatedHistogramBooster
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         if (sites.Count == 0) throw new ArgumentException("no sites");
-        _layout = new GradientTreeBooster.BinLayout(cuts, 255);
+        _layout = new GradientTreeBooster.BinLayout(cuts, TreeBoostingOptions.MaxBinsLimit);
         for (int i = 0; i < sites.Count; i++)
         {
             if (sites[i].Trees != start.Trees.Count) throw new ArgumentException($"site {i} stands at {sites[i].Trees} trees, the start ensemble has {start.Trees.Count}");
@@ -179,6 +179,7 @@ public sealed class FederatedHistogramBooster
     {
         private double[] _one = [];
         private double[] _sum = [];
+        private ulong[] _ring = [];
 
         public (double G, double H, double C) Root(double[] histogram) => Exchange(histogram, (site, h) => site.Root(h), root: true);
 
@@ -189,10 +190,11 @@ public sealed class FederatedHistogramBooster
         private (double G, double H, double C) Exchange(double[] histogram, Func<GradientTreeBooster.IHistogramSource, double[], (double, double, double)> ask, bool root)
         {
             int slots = histogram.Length, length = slots + (root ? 3 : 0);
-            if (_one.Length != slots + 3) { _one = new double[slots + 3]; _sum = new double[slots + 3]; }
+            if (_one.Length != slots + 3) { _one = new double[slots + 3]; _sum = new double[slots + 3]; _ring = owner.Secure ? new ulong[slots + 3] : []; }
             var sum = _sum.AsSpan(0, length);
             sum.Clear();
-            var ring = owner.Secure ? new ulong[length] : null;
+            var ring = owner.Secure ? _ring.AsSpan(0, length) : default;
+            ring.Clear();
             int exchange = checked((int)owner.Histograms);
             for (int i = 0; i < sources.Length; i++)
             {
@@ -200,11 +202,11 @@ public sealed class FederatedHistogramBooster
                 var (g, h, c) = ask(sources[i], _one);
                 if (root) { _one[slots] = g; _one[slots + 1] = h; _one[slots + 2] = c; }
                 var vector = _one.AsSpan(0, length);
-                if (ring is null) TensorPrimitives.Add(sum, vector, sum);
-                else TensorPrimitives.Add(ring, owner._sites[i].Mask(vector, exchange, owner._scale), ring);
+                if (owner.Secure) TensorPrimitives.Add(ring, owner._sites[i].Mask(vector, exchange, owner._scale), ring);
+                else TensorPrimitives.Add(sum, vector, sum);
                 owner._bytes[i] += 8L * length;
             }
-            if (ring is not null) RingEncoding.DecodeWide(ring, owner._scale, sum);
+            if (owner.Secure) RingEncoding.DecodeWide(ring, owner._scale, sum);
             sum[..slots].CopyTo(histogram);
             owner.Histograms++;
             return root ? (sum[slots], sum[slots + 1], sum[slots + 2]) : default;

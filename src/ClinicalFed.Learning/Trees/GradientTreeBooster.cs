@@ -13,8 +13,11 @@ public sealed record TreeBoostingOptions
     /// <summary>Maximum depth; 0 = limited by <see cref="NumberOfLeaves"/> only.</summary>
     public int MaxDepth { get; init; }
     public double LearningRate { get; init; } = 0.1;
+    /// <summary>The most value bins a feature can have: a row's bin is a byte, and the missing bin is one more.</summary>
+    public const int MaxBinsLimit = 255;
+
     /// <summary>Value bins per feature (2..255), taken at the site's own quantiles; missing values get a bin of their own.</summary>
-    public int MaxBins { get; init; } = 255;
+    public int MaxBins { get; init; } = MaxBinsLimit;
     /// <summary>L2 penalty λ on leaf values: leaf = −G / (H + λ).</summary>
     public double L2Regularization { get; init; } = 1.0;
     public double MinChildHessian { get; init; } = 1e-3;
@@ -33,7 +36,7 @@ public sealed record TreeBoostingOptions
         if (NumberOfLeaves < 2) throw new ArgumentOutOfRangeException(nameof(NumberOfLeaves));
         if (MaxDepth < 0) throw new ArgumentOutOfRangeException(nameof(MaxDepth));
         if (!(LearningRate > 0)) throw new ArgumentOutOfRangeException(nameof(LearningRate));
-        if (MaxBins is < 2 or > 255) throw new ArgumentOutOfRangeException(nameof(MaxBins), "2..255");
+        if (MaxBins is < 2 or > MaxBinsLimit) throw new ArgumentOutOfRangeException(nameof(MaxBins), $"2..{MaxBinsLimit}");
         if (!(L2Regularization >= 0)) throw new ArgumentOutOfRangeException(nameof(L2Regularization));
         if (!(MinChildHessian >= 0)) throw new ArgumentOutOfRangeException(nameof(MinChildHessian));
         if (MinExamplesPerLeaf < 1) throw new ArgumentOutOfRangeException(nameof(MinExamplesPerLeaf));
