@@ -112,6 +112,55 @@ public sealed class SimulationReportSchemaTests
     }
 
     [Fact]
+    public void Private_histogram_trees_write_a_valid_report_with_the_budget_they_spent()
+    {
+        using var tmp = new TempDir();
+        var demo = tmp["demo"];
+        var (exit, _, err) = Cli.Run("demo", "--out", demo, "--patients", "150", "--rounds", "1");
+        Assert.True(exit == 0, err);
+        var args = new List<string> { "simulate", "--task", "sepsis", "--model", "trees", "--tree-mode", "histogram", "--rounds", "2", "--trees", "6",
+            "--dp-epsilon", "4", "--secure-aggregation", "--out", tmp["dp"] };
+        foreach (var site in DemoSites.Take(3)) args.AddRange(["--site", $"{site}={Path.Combine(demo, "cdm", site)}"]);
+        (exit, _, err) = Cli.Run([.. args]);
+        Assert.True(exit == 0, err);
+        var json = File.ReadAllText(tmp["dp/report.json"]);
+        AssertValid(json);
+        var report = System.Text.Json.JsonSerializer.Deserialize<SimulationReport>(json, SimulationReport.JsonOptions)!;
+        var privacy = report.Privacy!;
+        Assert.Equal("patient", privacy.Unit);
+        Assert.StartsWith(ClinicalFed.Privacy.PrivacyMechanisms.HistogramGaussian, privacy.Mechanisms[0]);
+        Assert.Equal(3, privacy.Sites.Count);
+        // The defaults: depth 4, so 2 + 6 × 5 queries; σ calibrated to spend at most ε = 4 on them.
+        Assert.All(privacy.Sites, s =>
+        {
+            Assert.Equal(32, s.Steps);
+            Assert.InRange(s.EpsilonSpent, 3.9, 4.0);
+            Assert.Equal(ClinicalFed.Privacy.HistogramPrivacy.Guarantee(s.NoiseMultiplier, 32, 1e-5).Epsilon, s.EpsilonSpent, 3);
+            Assert.True(s.Patients > 0);
+        });
+        Assert.Contains(report.Notes, n => n.Contains("Histogram mode with differential privacy", StringComparison.Ordinal));
+        Assert.Contains(report.Notes, n => n.Contains("learning rate 0.3, depth at most 4, 32 bins per feature, 8 features drawn per tree", StringComparison.Ordinal));
+        var global = ClinicalFed.Cli.Serving.ScoringModel.Load(tmp["dp/store/federations/simulation/rounds/00000"]);
+        Assert.Equal(ClinicalFed.Federation.ModelKinds.Trees, global.Kind);
+
+        // A fixed σ that would overspend is refused, naming both numbers; DP trees need histogram mode.
+        args[args.IndexOf("--out") + 1] = tmp["over"];
+        (exit, _, err) = Cli.Run([.. args, "--dp-noise", "0.5"]);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("--dp-noise 0.5: 32 queries", err);
+        Assert.Contains("more than --dp-epsilon 4", err);
+        args[args.IndexOf("--tree-mode") + 1] = "bagging";
+        args.Remove("--secure-aggregation");
+        (exit, _, err) = Cli.Run([.. args]);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("--dp-epsilon: needs --model logistic (DP-SGD) or trees with --tree-mode histogram", err);
+        (exit, _, err) = Cli.Run("simulate", "--task", "sepsis", "--site", $"{DemoSites[0]}={Path.Combine(demo, "cdm", DemoSites[0])}", "--tree-depth", "0", "--out", tmp["bad"]);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("--tree-depth: 0 (expected 1 to 16)", err);
+        Assert.Contains("--tree-features, --tree-depth, --tree-bins, --tree-learning-rate: need --model trees", err);
+    }
+
+    [Fact]
     public void SimulationReportSchema_accepts_serialized_edge_cases()
     {
         var logistic = Sample("logistic").ToJson();

@@ -41,6 +41,32 @@ public sealed partial record SimulationOptions
         ? new ClinicalFed.Privacy.SiteDpOptions { ClipNorm = c, NoiseMultiplier = DpSiteNoise, Mode = DpSiteMode, Delta = DpSiteDelta }
         : null;
 
+    /// <summary><c>--tree-features K</c>: features each tree may split on, drawn per tree (null: all; 8 with DP trees).</summary>
+    public int? TreeFeatures { get; init; }
+    /// <summary><c>--tree-depth D</c>: the trees' maximum depth (null: leaves only; 4 with DP trees).</summary>
+    public int? TreeDepth { get; init; }
+    /// <summary><c>--tree-bins B</c>: value bins per feature (null: 255; 32 with DP trees).</summary>
+    public int? TreeBins { get; init; }
+    /// <summary><c>--tree-learning-rate η</c> (null: 0.1; 0.3 with DP trees).</summary>
+    public double? TreeLearningRate { get; init; }
+    /// <summary><c>--dp-patient-weight W</c>: with DP trees, a patient's rows weigh at most W together.</summary>
+    public double DpPatientWeight { get; init; } = 1.0;
+
+    /// <summary>Differential privacy of histogram-mode trees (<c>--model trees --tree-mode histogram --dp-epsilon E</c>).</summary>
+    public bool DpTrees => Model == "trees" && DpEpsilon is not null;
+
+    /// <summary>The tree shape options' problems (added to <see cref="Validate"/>).</summary>
+    private void ValidateTreeShape(List<string> e)
+    {
+        if (TreeFeatures is { } k && k < 1) e.Add($"--tree-features: {k} (expected at least 1)");
+        if (TreeDepth is { } depth && depth is < 1 or > 16) e.Add($"--tree-depth: {depth} (expected 1 to 16)");
+        if (TreeBins is { } bins && bins is < 2 or > 255) e.Add($"--tree-bins: {bins} (expected 2 to 255)");
+        if (!(DpPatientWeight > 0) || !double.IsFinite(DpPatientWeight)) e.Add($"--dp-patient-weight: {DpPatientWeight} (expected a positive number)");
+        if ((TreeFeatures is not null || TreeDepth is not null || TreeBins is not null || TreeLearningRate is not null) && Model != "trees")
+            e.Add("--tree-features, --tree-depth, --tree-bins, --tree-learning-rate: need --model trees");
+        if (TreeLearningRate is { } lr && !(lr > 0 && lr <= 1)) e.Add($"--tree-learning-rate: {lr} (expected a number in (0, 1])");
+    }
+
     /// <summary><c>--strategy-option KEY=VALUE</c>: options of the strategy (numbers, or strings such as weighting=uniform).</summary>
     public IReadOnlyList<string> StrategyOptionValues { get; init; } = [];
 
@@ -216,11 +242,16 @@ internal static class SimulateExperimentOptions
     private static readonly Option<string> DpSiteMode = new("--dp-site-mode") { Description = "server (the aggregator clips) or client (each site clips; the aggregator checks and adds noise).", DefaultValueFactory = _ => "server" };
     private static readonly Option<double> DpSiteDelta = new("--dp-site-delta") { Description = "δ of the site-level guarantee.", DefaultValueFactory = _ => 1e-5 };
     private static readonly Option<string[]> StrategyOption = new("--strategy-option") { Description = "KEY=VALUE: an option of --strategy, as in a round manifest (e.g. weighting=uniform, byzantine=1, trim_fraction=0.2, clip_update_norm=5, max_update_norm=20).", AllowMultipleArgumentsPerToken = true };
+    private static readonly Option<int?> TreeFeatures = new("--tree-features") { Description = "Trees: features each tree may split on, drawn afresh per tree from the seed (default all; 8 with --dp-epsilon)." };
+    private static readonly Option<int?> TreeDepth = new("--tree-depth") { Description = "Trees: maximum depth (default: leaves only; 4 with --dp-epsilon, which needs a depth for its accounting)." };
+    private static readonly Option<int?> TreeBins = new("--tree-bins") { Description = "Trees: value bins per feature, 2 to 255 (default 255; 32 with --dp-epsilon)." };
+    private static readonly Option<double?> TreeLearningRate = new("--tree-learning-rate") { Description = "Trees: learning rate (shrinkage) of every tree (default 0.1; 0.3 with --dp-epsilon)." };
+    private static readonly Option<double> DpPatientWeight = new("--dp-patient-weight") { Description = "DP histogram trees: every row of a patient with n rows weighs min(1, W/n), so a patient's rows weigh at most W together.", DefaultValueFactory = _ => 1.0 };
     private static readonly Option<string?> Compress = new("--compress") { Description = "int8 or int4 (quantized deltas, stochastic rounding) or topk:F (the fraction F of largest coordinates: error feedback decayed by 0.6 and a 2-epoch refit of the chosen coordinates; tune with :noef, :decay=G, :refit=N). The first top-k round is a dense 8-bit warm-up. The report then also shows the uncompressed run." };
 
     public static void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Attack, NoCompare, Contribution, Downweight, Permutations, Participation, Absent, Region, AsyncBuffer, Slow, Target, Compress, StrategyOption, DpSiteClip, DpSiteNoise, DpSiteMode, DpSiteDelta }) command.Options.Add(o);
+        foreach (var o in new Option[] { Attack, NoCompare, Contribution, Downweight, Permutations, Participation, Absent, Region, AsyncBuffer, Slow, Target, Compress, StrategyOption, DpSiteClip, DpSiteNoise, DpSiteMode, DpSiteDelta, TreeFeatures, TreeDepth, TreeBins, TreeLearningRate, DpPatientWeight }) command.Options.Add(o);
     }
 
     public static SimulationOptions Apply(ParseResult pr, SimulationOptions o) => o with
@@ -230,5 +261,6 @@ internal static class SimulateExperimentOptions
         Regions = pr.GetValue(Region) ?? [], AsyncBuffer = pr.GetValue(AsyncBuffer), Slow = pr.GetValue(Slow) ?? [], TargetAuroc = pr.GetValue(Target), Compress = pr.GetValue(Compress),
         StrategyOptionValues = pr.GetValue(StrategyOption) ?? [],
         DpSiteClip = pr.GetValue(DpSiteClip), DpSiteNoise = pr.GetValue(DpSiteNoise), DpSiteMode = pr.GetValue(DpSiteMode)!, DpSiteDelta = pr.GetValue(DpSiteDelta),
+        TreeFeatures = pr.GetValue(TreeFeatures), TreeDepth = pr.GetValue(TreeDepth), TreeBins = pr.GetValue(TreeBins), TreeLearningRate = pr.GetValue(TreeLearningRate), DpPatientWeight = pr.GetValue(DpPatientWeight),
     };
 }

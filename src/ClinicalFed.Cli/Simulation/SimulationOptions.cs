@@ -66,7 +66,8 @@ public sealed partial record SimulationOptions
         if (DpEpsilon is { } eps)
         {
             if (!(eps > 0) || !double.IsFinite(eps)) e.Add($"--dp-epsilon: {eps} (expected a positive number)");
-            if (Model != "logistic") e.Add("--dp-epsilon: DP-SGD needs --model logistic");
+            if (Model != "logistic" && !(Model == "trees" && TreeMode == "histogram"))
+                e.Add("--dp-epsilon: needs --model logistic (DP-SGD) or trees with --tree-mode histogram (noisy histograms)");
         }
         if (!(DpDelta > 0 && DpDelta < 1)) e.Add($"--dp-delta: {DpDelta} (expected a number in (0, 1))");
         if (!(DpClipNorm > 0) || !double.IsFinite(DpClipNorm)) e.Add($"--dp-clip: {DpClipNorm} (expected a positive number)");
@@ -80,6 +81,7 @@ public sealed partial record SimulationOptions
         if (SecAggDropout < 0) e.Add($"--secagg-dropout: {SecAggDropout} (expected 0 or more)");
         if (string.IsNullOrWhiteSpace(OutputDirectory)) e.Add("--out: required");
         ValidateFederationExperiments(e);
+        ValidateTreeShape(e);
         return e;
     }
 }

@@ -33,13 +33,15 @@ internal static class TreeSimulation
         int threads = Math.Max(1, Environment.ProcessorCount);
         var names = sites[0].Columns;
         // The site agent's settings of a tree federation (the same booster options), with simulate's --leaves.
-        var client = new TreeClientSettings { Leaves = o.Leaves, Seed = o.Seed };
-        TreeBoostingOptions Options(int trees, int seed) => client.Boosting(trees, seed, threads);
+        var shape = TreeShape.From(o);
+        var client = new TreeClientSettings { Leaves = o.Leaves, Seed = o.Seed, LearningRate = shape.LearningRate };
+        TreeBoostingOptions Options(int trees, int seed) => shape.Apply(client.Boosting(trees, seed, threads));
         FeatureMatrix Matrix(PreparedSite s) => new(s.TrainX, d, s.TrainY);
         TreeEnsembleModel Start(IEnumerable<PreparedSite> ss) =>
             CyclicTreeBoosting.InitialModel(d, ss.Select(s => ((double)s.TrainY.Sum(), (double)s.TrainRows)), names.ToArray());
         float[] Predict(TreeEnsembleModel m, float[] x) => m.ScoreRows(x, d, threads).Select(z => (float)(1 / (1 + Math.Exp(-z)))).ToArray();
 
+        PrivacyReport? privacy = null;
         var sw = Stopwatch.StartNew();
         var local = new TreeEnsembleModel[sites.Count];
         for (int i = 0; i < sites.Count; i++)
@@ -118,12 +120,32 @@ internal static class TreeSimulation
         {
             // Histogram-based boosting: the sites agree on bins from their sketches, then every split of every tree
             // is chosen on the sum of the sites' gradient histograms. --rounds checkpoints split the --trees trees.
-            var sketches = sites.Select(s => HistogramBinning.SketchColumns(s.TrainX, d)).ToList();
+            // With differential privacy the cuts come from noisy counts on a public grid and the base score from noisy
+            // sums instead (PrivateHistogramTrees), and every histogram a site sends carries noise.
             var coordinator = Options(o.Trees, o.Seed);
-            var cuts = HistogramBinning.MergeCuts(sketches, coordinator.MaxBins);
-            long[] sketchBytes = sketches.Select(sk => sk.Sum(f => 12L * f.Values.Length)).ToArray();
-            var start = Start(sites);
-            var parts = sites.Select((s, i) => new HistogramBoostingSite(start, Matrix(s), cuts, Options(o.Trees, o.Seed + i))).ToList();
+            var dp = o.DpTrees ? new PrivateHistogramTrees(o, coordinator, d, sites.Count, new ClinicalFed.Privacy.SecureGaussian(System.Security.Cryptography.RandomNumberGenerator.Create())) : null;
+            float[][] cuts;
+            long[] sketchBytes;
+            TreeEnsembleModel start;
+            if (dp is null)
+            {
+                var sketches = sites.Select(s => HistogramBinning.SketchColumns(s.TrainX, d)).ToList();
+                cuts = HistogramBinning.MergeCuts(sketches, coordinator.MaxBins);
+                sketchBytes = sketches.Select(sk => sk.Sum(f => 12L * f.Values.Length)).ToArray();
+                start = Start(sites);
+            }
+            else
+            {
+                coordinator = dp.Apply(coordinator);
+                cuts = dp.Cuts(sites, coordinator.MaxBins);
+                sketchBytes = sites.Select(_ => 8L * d * PrivateHistogramTrees.Grid.TotalBins + 16).ToArray();
+                start = dp.Start(sites, names);
+            }
+            var parts = sites.Select((s, i) => dp is null
+                ? new HistogramBoostingSite(start, Matrix(s), cuts, Options(o.Trees, o.Seed + i))
+                : new HistogramBoostingSite(start, PrivateHistogramTrees.Matrix(s, d), cuts, dp.Apply(Options(o.Trees, o.Seed + i)),
+                    new HistogramNoise(o.DpPatientWeight, dp.SiteNoise, new ClinicalFed.Privacy.SecureGaussian(System.Security.Cryptography.RandomNumberGenerator.Create())))).ToList();
+            privacy = dp?.Report(parts, sites.Select(s => s.Name).ToList(), coordinator);
             // Secure aggregation: every site makes an ECDH key and the public keys go round (through the coordinator, as
             // in the serverless set-up); each site then masks its histograms so that only their sum can be read.
             var keys = o.SecureAggregation ? sites.Select(_ => PairwiseKeys.Create()).ToArray() : [];
@@ -252,7 +274,9 @@ internal static class TreeSimulation
         var notes = new List<string>
         {
             "Every model trains on each site's training patients minus its validation patients (about 1 in 6); the validation patients only choose the personalization.",
-            $"Trees: the project's second-order histogram booster, {o.Leaves} leaves, learning rate 0.1; local-only and centralized {o.Trees} trees; " +
+            $"Trees: the project's second-order histogram booster, {Options(1, 0).NumberOfLeaves} leaves, learning rate {shape.LearningRate}" +
+            (shape.Depth is { } depth ? $", depth at most {depth}" : "") + (shape.Bins is { } bins ? $", {bins} bins per feature" : "") +
+            (shape.Features is { } perTree ? $", {perTree} features drawn per tree" : "") + $"; local-only and centralized {o.Trees} trees; " +
             o.TreeMode switch
             {
                 "bagging" => "bagging merges the sites' local ensembles weighted by example count (one exchange).",
@@ -260,7 +284,12 @@ internal static class TreeSimulation
                 _ => $"cyclic boosting over {o.Rounds} rounds.",
             },
         };
-        notes.Add(o.TreeMode == "histogram"
+        notes.Add(o.TreeMode == "histogram" && o.DpTrees
+            ? "Histogram mode with differential privacy: each site first sends, per feature, its patient-weighted counts of values on a public grid (standardized units, −4 to 8 in steps of 0.05) with Gaussian noise, and the cuts are chosen on the noisy sum; " +
+              "then noisy sums of labels and weights set the base score; then, for the root and the smaller child of every split, each site sends the histogram of the tree's features with noise (see privacy). " +
+              (o.SecureAggregation ? "With --secure-aggregation the histograms are masked in Z/2^64 and each site adds a share of the noise. " : "") +
+              "bytes_uploaded counts the grid counts and the histograms (8 bytes a number). The global ensemble is written to the store as round 0's model."
+            : o.TreeMode == "histogram"
             ? $"Histogram mode: each site first sends a sketch of every feature (at most {HistogramBinning.SketchPoints} order statistics, or a small site's values with their counts) and bins its rows at the cuts merged from all sketches; " +
               "then, for the root and for the smaller child of every split, each site sends its histogram of summed gradients, hessians and row counts per bin (8 bytes a number), and the coordinator chooses every split and leaf value on the sum. " +
               (o.SecureAggregation ? "With --secure-aggregation each histogram is masked in Z/2^64 with pairwise masks (ECDH, AES-CTR) that cancel only in the sum over all sites, so the coordinator reads the federation's histograms and no site's; the sketches are not masked. " : "") +
@@ -268,6 +297,6 @@ internal static class TreeSimulation
             : "Site ensembles travel through the store as update files whose payload is ClinicalFed's compact ensemble encoding (tree-ensemble); bytes_uploaded counts those files. " +
             (o.TreeMode == "bagging" ? "The round aggregator merges them (strategy tree-bagging)" : "Each cyclic turn is a round of the store in which the site uploads the whole ensemble it grew (strategy tree-cyclic)") +
             " and writes the global ensemble as a tree-ensemble model file, which the sites read back; personalized ensembles are written as LightGBM model text.");
-        return new SimulationRunner.RunResult(results, rounds, new BytesUploaded { Total = bytesPerSite.Values.Sum(), PerSite = bytesPerSite }, notes);
+        return new SimulationRunner.RunResult(results, rounds, new BytesUploaded { Total = bytesPerSite.Values.Sum(), PerSite = bytesPerSite }, notes, privacy);
     }
 }

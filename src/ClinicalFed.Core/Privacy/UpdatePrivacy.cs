@@ -10,6 +10,9 @@ public static class PrivacyMechanisms
 
     /// <summary>Site-level DP-FedAvg: each site's update clipped, Gaussian noise added to the aggregate.</summary>
     public const string DpFedAvg = "dp-fedavg";
+
+    /// <summary>Histogram-based boosting with patient-weighted, Gaussian-noised gradient histograms; RDP accounting.</summary>
+    public const string HistogramGaussian = "dp-histogram-boosting-patient-gaussian";
 }
 
 /// <summary>

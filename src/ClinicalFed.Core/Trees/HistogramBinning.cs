@@ -1,3 +1,5 @@
+using ClinicalFed.Statistics;
+
 namespace ClinicalFed.Trees;
 
 /// <summary>
@@ -173,5 +175,53 @@ public static class HistogramBinning
             cuts[f] = GreedyCuts(pooled.Keys.ToArray(), pooled.Values.ToArray(), maxBins);
         }
         return cuts;
+    }
+
+    /// <summary>
+    /// A site's weighted counts of present values per feature on a fixed, public grid (the same for every site and
+    /// every feature): <c>counts[f][b]</c> sums the row weights of the rows whose feature f falls in grid bin b
+    /// (underflow and overflow included). With every patient's rows weighing at most W together, a patient moves each
+    /// feature's counts by at most W: the query differential privacy noises before the federation sets cuts from it
+    /// (<see cref="GridCuts"/>).
+    /// </summary>
+    public static double[][] GridCounts(ReadOnlySpan<float> values, int columns, ReadOnlySpan<double> rowWeights, HistogramSpec grid)
+    {
+        ArgumentNullException.ThrowIfNull(grid);
+        ArgumentOutOfRangeException.ThrowIfLessThan(columns, 1);
+        if (values.Length != rowWeights.Length * columns) throw new ArgumentException($"{values.Length} values are not {rowWeights.Length} rows of {columns} columns");
+        var counts = new double[columns][];
+        for (int f = 0; f < columns; f++) counts[f] = new double[grid.TotalBins];
+        for (int r = 0; r < rowWeights.Length; r++)
+        {
+            var row = values.Slice(r * columns, columns);
+            for (int f = 0; f < columns; f++)
+                if (!float.IsNaN(row[f])) counts[f][grid.BinIndex(row[f])] += rowWeights[r];
+        }
+        return counts;
+    }
+
+    /// <summary>
+    /// Cuts of one feature from (noisy, summed) counts on a public grid: every grid bin whose count exceeds
+    /// <paramref name="threshold"/> stands at its lower edge (the underflow bin one bin width below the grid, the
+    /// overflow bin at its top) with its count as weight, and <see cref="GreedyCuts"/> chooses among them. Every cut
+    /// therefore lies inside a grid bin, whatever the rows: only the counts depend on the data.
+    /// </summary>
+    public static float[] GridCuts(HistogramSpec grid, ReadOnlySpan<double> counts, double threshold, int maxBins)
+    {
+        ArgumentNullException.ThrowIfNull(grid);
+        if (counts.Length != grid.TotalBins) throw new ArgumentException($"{counts.Length} counts for a grid of {grid.TotalBins} bins");
+        if (!(threshold >= 0) || !double.IsFinite(threshold)) throw new ArgumentOutOfRangeException(nameof(threshold), threshold, "The threshold must be a finite number >= 0.");
+        var values = new List<float>();
+        var weights = new List<double>();
+        for (int b = 0; b < counts.Length; b++)
+        {
+            if (!(counts[b] > threshold)) continue;
+            double at = b == grid.UnderflowIndex ? grid.Min - grid.BinWidth : b == grid.OverflowIndex ? grid.Max : grid.BinEdges(b).Lower;
+            float v = (float)at;
+            if (values.Count > 0 && !(v > values[^1])) throw new ArgumentException($"grid bins {b - 1} and {b} meet at the same float value {v}; use wider bins");
+            values.Add(v);
+            weights.Add(counts[b]);
+        }
+        return values.Count < 2 ? [] : GreedyCuts(values.ToArray(), weights.ToArray(), maxBins);
     }
 }

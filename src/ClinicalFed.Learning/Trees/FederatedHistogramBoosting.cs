@@ -1,8 +1,17 @@
 using System.Numerics.Tensors;
+using ClinicalFed.Privacy;
 using ClinicalFed.Privacy.SecureAggregation;
 using ClinicalFed.Trees;
 
 namespace ClinicalFed.Learning.Trees;
+
+/// <summary>
+/// Differential privacy of one site's histograms (<see cref="HistogramPrivacy"/>): every row of a patient weighs
+/// min(1, <paramref name="PatientWeightCap"/> / the patient's rows), the count slots carry those weights, and before a
+/// histogram leaves the site every part of every slot gets Gaussian noise of <paramref name="StandardDeviation"/> times
+/// the part's bound, drawn from <paramref name="Gaussian"/> (a cryptographic generator).
+/// </summary>
+public sealed record HistogramNoise(double PatientWeightCap, double StandardDeviation, SecureGaussian Gaussian);
 
 /// <summary>
 /// One site of histogram-based federated boosting (horizontal federated XGBoost, as NVIDIA FLARE's histogram mode):
@@ -21,7 +30,9 @@ public sealed class HistogramBoostingSite
     private readonly TreeBoostingOptions _options;
     private readonly double[] _y, _w, _margin, _g, _h;
 
-    public HistogramBoostingSite(TreeEnsembleModel start, FeatureMatrix matrix, float[][] cuts, TreeBoostingOptions options)
+    /// <param name="privacy">Differential privacy of what the site sends (null: none). Needs the matrix's patients
+    /// (<see cref="FeatureMatrix.GroupIds"/>) and no row weights of its own.</param>
+    public HistogramBoostingSite(TreeEnsembleModel start, FeatureMatrix matrix, float[][] cuts, TreeBoostingOptions options, HistogramNoise? privacy = null)
     {
         ArgumentNullException.ThrowIfNull(start);
         ArgumentNullException.ThrowIfNull(matrix);
@@ -35,11 +46,22 @@ public sealed class HistogramBoostingSite
         _options = options;
         int n = rowIds.Length;
         _y = new double[n]; _w = new double[n]; _margin = new double[n]; _g = new double[n]; _h = new double[n];
+        double[]? patientWeights = null;
+        if (privacy is not null)
+        {
+            if (matrix.GroupIds is null) throw new ArgumentException("differential privacy needs the rows' patients (FeatureMatrix.GroupIds)");
+            if (matrix.Weights is not null) throw new ArgumentException("differential privacy sets the row weights itself (one patient's rows weigh at most the cap); the matrix must not bring its own");
+            if (!(privacy.StandardDeviation >= 0) || !double.IsFinite(privacy.StandardDeviation)) throw new ArgumentException($"noise standard deviation {privacy.StandardDeviation} must be finite and >= 0");
+            if (options.RowSubsample < 1) throw new ArgumentException("differential privacy here takes every row in every tree (row subsampling is not accounted)");
+            patientWeights = HistogramPrivacy.PatientRowWeights(rowIds.Select(r => matrix.GroupIds[r]).ToArray(), matrix.GroupCount, privacy.PatientWeightCap);
+            Patients = rowIds.Select(r => matrix.GroupIds[r]).Distinct().Count();
+        }
+        _privacy = privacy;
         for (int j = 0; j < n; j++)
         {
             int r = rowIds[j];
             _y[j] = matrix.Labels[r] > 0.5f ? 1 : 0;
-            _w[j] = matrix.Weights?[r] ?? 1.0;
+            _w[j] = patientWeights?[j] ?? matrix.Weights?[r] ?? 1.0;
             if (!(_w[j] >= 0) || !double.IsFinite(_w[j])) throw new ArgumentException($"row {r}: weight {_w[j]} must be finite and >= 0");
         }
         GradientTreeBooster.Parallelize(n, options.NumberOfThreads, (lo, hi) =>
@@ -49,8 +71,17 @@ public sealed class HistogramBoostingSite
         Trees = start.Trees.Count;
         double weight = 0;
         foreach (var w in _w) weight += w;
-        ValueBound = Math.Max(weight, n);
+        // With noise, a sum can exceed the rows by the noise: 40 standard deviations never happen.
+        ValueBound = Math.Max(weight, n) + 40 * (privacy?.StandardDeviation ?? 0);
     }
+
+    private readonly HistogramNoise? _privacy;
+
+    /// <summary>Whether the site adds differential-privacy noise to what it sends.</summary>
+    public bool Private => _privacy is not null;
+
+    /// <summary>Patients among the training rows (with differential privacy; 0 without).</summary>
+    public int Patients { get; }
 
     /// <summary>A bound on every number the site sends (its total example weight or its row count, the larger): sums of
     /// g = w·(p − y), of h ≤ w/4, and row counts never exceed it. With secure aggregation the coordinator sets the ring's
@@ -78,14 +109,39 @@ public sealed class HistogramBoostingSite
     /// <summary>Slots of a histogram (features × bins, missing bins included); a histogram holds 3 numbers per slot.</summary>
     public int HistogramSlots => _data.Layout.TotalSlots;
 
+    /// <summary>Slots of the histogram of <paramref name="features"/> (null: all).</summary>
+    internal int SlotsOf(int[]? features) => features is null ? HistogramSlots : features.Sum(f => _data.Layout.Cuts[f].Length + 2);
+
     /// <summary>The cuts the site bins its rows at (the federation's).</summary>
     internal IReadOnlyList<float[]> Cuts => _data.Layout.Cuts;
 
-    internal GradientTreeBooster.IHistogramSource BeginTree()
+    internal GradientTreeBooster.LocalRows BeginTree(int[]? features)
     {
         GradientTreeBooster.Gradients(_margin, _y, _w, _g, _h);
-        _rows.Reset(_g, _h, GradientTreeBooster.SampleRows(Rows, _options, Trees));
+        _rows.Reset(_g, _h, GradientTreeBooster.SampleRows(Rows, _options, Trees), _privacy is null ? null : _w, features);
         return _rows;
+    }
+
+    /// <summary>What leaves the site of one histogram (<paramref name="slots"/> slot triples, then for the root its
+    /// three sums): only the tree's <paramref name="features"/> (null: all), with noise when the site is private.</summary>
+    internal void Release(Span<double> vector, int slots, int[]? features)
+    {
+        var layout = _data.Layout;
+        if (features is not null)
+        {
+            int next = 0;
+            for (int f = 0; f < layout.Features; f++)
+            {
+                if (next < features.Length && features[next] == f) { next++; continue; }
+                vector.Slice(layout.Offset[f] * 3, (layout.Cuts[f].Length + 2) * 3).Clear();
+            }
+        }
+        if (_privacy is not { } p) return;
+        if (features is null) HistogramPrivacy.AddNoise(vector[..(slots * 3)], p.StandardDeviation, p.Gaussian);
+        else
+            foreach (int f in features)
+                HistogramPrivacy.AddNoise(vector.Slice(layout.Offset[f] * 3, (layout.Cuts[f].Length + 2) * 3), p.StandardDeviation, p.Gaussian);
+        if (vector.Length > slots * 3) HistogramPrivacy.AddNoise(vector[(slots * 3)..], p.StandardDeviation, p.Gaussian);
     }
 
     internal void EndTree(DecisionTree tree, int[] binThreshold)
@@ -131,6 +187,8 @@ public sealed class FederatedHistogramBooster
                 .FirstOrDefault(f => f >= siteCuts.Count || f >= cuts.Length || !siteCuts[f].AsSpan().SequenceEqual(cuts[f]), -1);
             if (differs >= 0) throw new ArgumentException($"site {i} bins with other cuts (feature {differs} differs from the federation's)");
         }
+        if (sites.Any(s => s.Private) && !sites.All(s => s.Private))
+            throw new ArgumentException($"sites {string.Join(", ", sites.Select((s, i) => (s, i)).Where(x => !x.s.Private).Select(x => x.i))} add no noise: differential privacy needs every site");
         if (sites.Any(s => s.Masked) && !sites.All(s => s.Masked))
             throw new ArgumentException($"sites {string.Join(", ", sites.Select((s, i) => (s, i)).Where(x => !x.s.Masked).Select(x => x.i))} do not mask: secure aggregation needs every site");
         _sites = sites;
@@ -165,8 +223,9 @@ public sealed class FederatedHistogramBooster
         var trees = new List<DecisionTree>(count);
         for (int t = 0; t < count; t++)
         {
-            var source = new Sum(this, _sites.Select(s => s.BeginTree()).ToArray());
-            var (tree, binThreshold) = grower.Grow(source);
+            var features = GradientTreeBooster.TreeFeatures(_options, _layout.Features, Model.Trees.Count + trees.Count);
+            var source = new Sum(this, _sites.Select(s => s.BeginTree(features)).ToArray(), features);
+            var (tree, binThreshold) = grower.Grow(source, features);
             foreach (var site in _sites) site.EndTree(tree, binThreshold);
             trees.Add(tree);
         }
@@ -175,19 +234,30 @@ public sealed class FederatedHistogramBooster
     }
 
     /// <summary>The federation's histograms: every site's, added in site order (or, masked, in the ring).</summary>
-    private sealed class Sum(FederatedHistogramBooster owner, GradientTreeBooster.IHistogramSource[] sources) : GradientTreeBooster.IHistogramSource
+    private sealed class Sum(FederatedHistogramBooster owner, GradientTreeBooster.LocalRows[] sources, int[]? features) : GradientTreeBooster.IHistogramSource
     {
+        // Private sites send every node's sums beside its histogram (the root's are always sent).
+        private readonly bool _totals = owner._sites[0].Private;
+        private readonly long _sentNumbers = 3L * owner._sites[0].SlotsOf(features);
         private double[] _one = [];
         private double[] _sum = [];
         private ulong[] _ring = [];
 
         public (double G, double H, double C) Root(double[] histogram) => Exchange(histogram, (site, h) => site.Root(h), root: true);
 
-        public void Split(int leaf, int newLeaf, GradientTreeBooster.Split split, bool buildLeft, double[] histogram) =>
-            Exchange(histogram, (site, h) => { site.Split(leaf, newLeaf, split, buildLeft, h); return default; }, root: false);
+        public (double G, double H, double C)? Split(int leaf, int newLeaf, GradientTreeBooster.Split split, bool buildLeft, double[] histogram)
+        {
+            var sums = Exchange(histogram, (site, h) =>
+            {
+                site.Split(leaf, newLeaf, split, buildLeft, h);
+                return _totals ? site.Totals(buildLeft ? leaf : newLeaf) : default;
+            }, root: _totals);
+            return _totals ? sums : null;
+        }
 
-        /// <summary>One exchange: every site's histogram (and, for the root, its three sums after it), summed.</summary>
-        private (double G, double H, double C) Exchange(double[] histogram, Func<GradientTreeBooster.IHistogramSource, double[], (double, double, double)> ask, bool root)
+        /// <summary>One exchange: every site's histogram (and, for the root, or every node when the sites are private,
+        /// its three sums after it), summed.</summary>
+        private (double G, double H, double C) Exchange(double[] histogram, Func<GradientTreeBooster.LocalRows, double[], (double, double, double)> ask, bool root)
         {
             int slots = histogram.Length, length = slots + (root ? 3 : 0);
             if (_one.Length != slots + 3) { _one = new double[slots + 3]; _sum = new double[slots + 3]; _ring = owner.Secure ? new ulong[slots + 3] : []; }
@@ -202,9 +272,10 @@ public sealed class FederatedHistogramBooster
                 var (g, h, c) = ask(sources[i], _one);
                 if (root) { _one[slots] = g; _one[slots + 1] = h; _one[slots + 2] = c; }
                 var vector = _one.AsSpan(0, length);
+                owner._sites[i].Release(vector, slots / 3, features);
                 if (owner.Secure) TensorPrimitives.Add(ring, owner._sites[i].Mask(vector, exchange, owner._scale), ring);
                 else TensorPrimitives.Add(sum, vector, sum);
-                owner._bytes[i] += 8L * length;
+                owner._bytes[i] += 8L * (_sentNumbers + (root ? 3 : 0));
             }
             if (owner.Secure) RingEncoding.DecodeWide(ring, owner._scale, sum);
             sum[..slots].CopyTo(histogram);

@@ -23,6 +23,11 @@ public sealed record TreeBoostingOptions
     public double MinChildHessian { get; init; } = 1e-3;
     public int MinExamplesPerLeaf { get; init; } = 20;
     public double MinSplitGain { get; init; }
+    /// <summary>Features each tree may split on, drawn afresh for every tree with <see cref="Seed"/> (0 = all). The draw
+    /// depends on the seed and the tree's number only, so every site of a federation draws the same features.</summary>
+    public int FeaturesPerTree { get; init; }
+    /// <summary>The largest |leaf value| before the learning rate (0 = no limit): −G / (H + λ) is clipped to it.</summary>
+    public double MaxLeafOutput { get; init; }
     /// <summary>Fraction of rows each tree sees (1 = all); sampled with <see cref="Seed"/>.</summary>
     public double RowSubsample { get; init; } = 1.0;
     public int Seed { get; init; }
@@ -42,6 +47,8 @@ public sealed record TreeBoostingOptions
         if (MinExamplesPerLeaf < 1) throw new ArgumentOutOfRangeException(nameof(MinExamplesPerLeaf));
         if (!(MinSplitGain >= 0)) throw new ArgumentOutOfRangeException(nameof(MinSplitGain));
         if (!(RowSubsample > 0 && RowSubsample <= 1)) throw new ArgumentOutOfRangeException(nameof(RowSubsample));
+        if (FeaturesPerTree < 0) throw new ArgumentOutOfRangeException(nameof(FeaturesPerTree));
+        if (!(MaxLeafOutput >= 0) || !double.IsFinite(MaxLeafOutput)) throw new ArgumentOutOfRangeException(nameof(MaxLeafOutput));
         if (NumberOfThreads < 1) throw new ArgumentOutOfRangeException(nameof(NumberOfThreads));
     }
 }
@@ -134,8 +141,9 @@ public static class GradientTreeBooster
         for (int t = 0; t < options.NumberOfTrees; t++)
         {
             Gradients(margin, y, w, g, h);
-            rowsOfTree.Reset(g, h, SampleRows(n, options, start.Trees.Count + t));
-            var (tree, binThreshold) = grower.Grow(rowsOfTree);
+            var features = TreeFeatures(options, columns, start.Trees.Count + t);
+            rowsOfTree.Reset(g, h, SampleRows(n, options, start.Trees.Count + t), features: features);
+            var (tree, binThreshold) = grower.Grow(rowsOfTree, features);
             trees.Add(tree);
             AddLeafValues(data, tree, binThreshold, margin, options.NumberOfThreads);
         }
@@ -168,6 +176,24 @@ public static class GradientTreeBooster
         for (int j = 0; j < n; j++) if (rng.NextDouble() < options.RowSubsample) list.Add(j);
         if (list.Count == 0) list.Add(rng.Next(n));
         return list.ToArray();
+    }
+
+    /// <summary>The features tree number <paramref name="treeIndex"/> may split on, ascending (null = all): a draw of
+    /// <see cref="TreeBoostingOptions.FeaturesPerTree"/> of them without replacement, from the seed and the tree's number.</summary>
+    internal static int[]? TreeFeatures(TreeBoostingOptions options, int features, int treeIndex)
+    {
+        int k = options.FeaturesPerTree;
+        if (k == 0 || k >= features) return null;
+        var rng = new Random(MixSeed(options.Seed, treeIndex, 0xFEA7));
+        var all = Enumerable.Range(0, features).ToArray();
+        for (int i = 0; i < k; i++)
+        {
+            int j = i + rng.Next(features - i);
+            (all[i], all[j]) = (all[j], all[i]);
+        }
+        var chosen = all[..k];
+        Array.Sort(chosen);
+        return chosen;
     }
 
     /// <summary>Deterministic seed mixing (unlike <see cref="HashCode"/>, which is randomized per process).</summary>
@@ -314,8 +340,10 @@ public static class GradientTreeBooster
 
         /// <summary>Splits leaf <paramref name="leaf"/> (left child keeps the number, right child becomes
         /// <paramref name="newLeaf"/>) and fills the histogram of the left child when <paramref name="buildLeft"/>, else
-        /// of the right one.</summary>
-        void Split(int leaf, int newLeaf, Split split, bool buildLeft, double[] histogram);
+        /// of the right one. Returns that child's sums of g, h and rows when the source sends them apart from the
+        /// histogram (noisy histograms: one noisy sum is closer than a sum over noisy bins), null when the grower
+        /// should take them from the histogram's cumulative sums.</summary>
+        (double G, double H, double C)? Split(int leaf, int newLeaf, Split split, bool buildLeft, double[] histogram);
     }
 
     /// <summary>One site's rows as a histogram source: the rows of each leaf are a range of one index array, kept
@@ -328,10 +356,15 @@ public static class GradientTreeBooster
         private double[] _g = [];
         private double[] _h = [];
 
-        /// <summary>Starts a tree on the sampled rows with their gradients and hessians.</summary>
-        public void Reset(double[] g, double[] h, int[] sample)
+        private double[]? _c;
+        private int[]? _features;
+
+        /// <summary>Starts a tree on the sampled rows with their gradients and hessians; a row counts as
+        /// <paramref name="count"/>[j] in the count slots (null: 1). Histograms cover <paramref name="features"/> only
+        /// (null: all); the other features' slots stay zero.</summary>
+        public void Reset(double[] g, double[] h, int[] sample, double[]? count = null, int[]? features = null)
         {
-            _g = g; _h = h;
+            _g = g; _h = h; _c = count; _features = features;
             Array.Copy(sample, _index, sample.Length);
             _leaves.Clear();
             _leaves.Add((0, sample.Length));
@@ -340,13 +373,19 @@ public static class GradientTreeBooster
         public (double G, double H, double C) Root(double[] histogram)
         {
             Build(0, histogram);
-            var (begin, end) = _leaves[0];
-            double G = 0, H = 0;
-            for (int k = begin; k < end; k++) { int j = _index[k]; G += _g[j]; H += _h[j]; }
-            return (G, H, end - begin);
+            return Totals(0);
         }
 
-        public void Split(int leaf, int newLeaf, Split split, bool buildLeft, double[] histogram)
+        /// <summary>The sums of g, h and the count weights over the rows of <paramref name="leaf"/>.</summary>
+        public (double G, double H, double C) Totals(int leaf)
+        {
+            var (begin, end) = _leaves[leaf];
+            double G = 0, H = 0, C = 0;
+            for (int k = begin; k < end; k++) { int j = _index[k]; G += _g[j]; H += _h[j]; C += _c?[j] ?? 1; }
+            return (G, H, C);
+        }
+
+        public (double G, double H, double C)? Split(int leaf, int newLeaf, Split split, bool buildLeft, double[] histogram)
         {
             if (newLeaf != _leaves.Count) throw new InvalidOperationException($"leaf {newLeaf} is not the next leaf ({_leaves.Count})");
             var (begin, end) = _leaves[leaf];
@@ -365,6 +404,7 @@ public static class GradientTreeBooster
             _leaves[leaf] = (begin, write);
             _leaves.Add((write, end));
             Build(buildLeft ? leaf : newLeaf, histogram);
+            return null;
         }
 
         private void Build(int leaf, double[] hist)
@@ -374,11 +414,14 @@ public static class GradientTreeBooster
             var rows = _index.AsSpan(begin, count).ToArray();
             var gg = new double[count];
             var hh = new double[count];
-            for (int k = 0; k < count; k++) { gg[k] = _g[rows[k]]; hh[k] = _h[rows[k]]; }
+            var cc = _c is null ? null : new double[count];
+            for (int k = 0; k < count; k++) { gg[k] = _g[rows[k]]; hh[k] = _h[rows[k]]; if (cc is not null) cc[k] = _c![rows[k]]; }
             int n = data.Rows;
             var layout = data.Layout;
-            Parallel.For(0, data.Features, new ParallelOptions { MaxDegreeOfParallelism = threads }, f =>
+            var features = _features;
+            Parallel.For(0, features?.Length ?? data.Features, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
             {
+                int f = features is null ? i : features[i];
                 var bins = data.Bins.AsSpan(f * n, n);
                 var hs = hist.AsSpan(layout.Offset[f] * 3, (layout.Cuts[f].Length + 2) * 3);
                 for (int k = 0; k < rows.Length; k++)
@@ -386,7 +429,7 @@ public static class GradientTreeBooster
                     int b = bins[rows[k]] * 3;
                     hs[b] += gg[k];
                     hs[b + 1] += hh[k];
-                    hs[b + 2] += 1;
+                    hs[b + 2] += cc is null ? 1 : cc[k];
                 }
             });
         }
@@ -408,8 +451,12 @@ public static class GradientTreeBooster
     {
         private readonly Stack<double[]> _pool = new();
 
-        public (DecisionTree Tree, int[] BinThreshold) Grow(IHistogramSource rows)
+        private int[]? _features;
+
+        /// <summary>Grows one tree; it splits only on <paramref name="features"/> (null = every feature).</summary>
+        public (DecisionTree Tree, int[] BinThreshold) Grow(IHistogramSource rows, int[]? features = null)
         {
+            _features = features;
             var leaves = new List<Leaf>();
             var root = new Leaf { Depth = 0 };
             root.Hist = Rent();
@@ -452,7 +499,11 @@ public static class GradientTreeBooster
                 bool buildLeft = l.C <= r.C;
                 var (small, large) = buildLeft ? (l, r) : (r, l);
                 small.Hist = Rent();
-                rows.Split(pick, newLeafId, s, buildLeft, small.Hist);
+                if (rows.Split(pick, newLeafId, s, buildLeft, small.Hist) is { } sent)
+                {
+                    (small.G, small.H, small.C) = sent;
+                    (large.G, large.H, large.C) = (parent.G - sent.G, parent.H - sent.H, parent.C - sent.C);
+                }
                 large.Hist = parent.Hist;
                 var lh = large.Hist; var sh = small.Hist;
                 for (int i = 0; i < lh.Length; i++) lh[i] -= sh[i];
@@ -465,7 +516,10 @@ public static class GradientTreeBooster
             var leafValues = new double[leaves.Count];
             for (int i = 0; i < leaves.Count; i++)
             {
-                leafValues[i] = -leaves[i].G / (leaves[i].H + options.L2Regularization) * options.LearningRate;
+                // Children of a split have H ≥ MinChildHessian already; noisy sums might not.
+                double raw = -leaves[i].G / (Math.Max(leaves[i].H, options.MinChildHessian) + options.L2Regularization);
+                if (options.MaxLeafOutput > 0) raw = Math.Clamp(raw, -options.MaxLeafOutput, options.MaxLeafOutput);
+                leafValues[i] = raw * options.LearningRate;
                 if (!double.IsFinite(leafValues[i])) leafValues[i] = 0;
                 Return(leaves[i].Hist);
             }
@@ -485,9 +539,10 @@ public static class GradientTreeBooster
         {
             if (leaf.C < 2 * options.MinExamplesPerLeaf) return Split.None;
             if (options.MaxDepth > 0 && leaf.Depth >= options.MaxDepth) return Split.None;
-            var perFeature = new Split[layout.Features];
-            Parallel.For(0, layout.Features, new ParallelOptions { MaxDegreeOfParallelism = options.NumberOfThreads },
-                f => perFeature[f] = BestSplitForFeature(leaf, f));
+            var features = _features;
+            var perFeature = new Split[features?.Length ?? layout.Features];
+            Parallel.For(0, perFeature.Length, new ParallelOptions { MaxDegreeOfParallelism = options.NumberOfThreads },
+                i => perFeature[i] = BestSplitForFeature(leaf, features is null ? i : features[i]));
             var best = Split.None;
             foreach (var s in perFeature)
                 if (s.IsValid && s.Gain > best.Gain) best = s;

@@ -106,4 +106,31 @@ public sealed class HistogramBinningTests
         e = Assert.Throws<ArgumentException>(() => HistogramBinning.MergeCuts([[new FeatureSketch([1f, float.NaN], [1, 1])]], 8));
         Assert.Contains("site 0, feature 0", e.Message);
     }
+
+    [Fact]
+    public void GridCounts_add_row_weights_into_the_grid_bins_of_present_values()
+    {
+        // Grid [0, 4) in 4 bins, plus underflow (index 0) and overflow (index 5). Two columns, three rows.
+        var grid = new ClinicalFed.Statistics.HistogramSpec(0, 4, 4);
+        float[] values = [0.5f, float.NaN, 1.5f, 3.9f, -1f, 5f];
+        var counts = HistogramBinning.GridCounts(values, 2, [1, 0.5, 2], grid);
+        Assert.Equal([2, 1, 0.5, 0, 0, 0], counts[0]);
+        Assert.Equal([0, 0, 0, 0, 0.5, 2], counts[1]);
+    }
+
+    [Fact]
+    public void GridCuts_choose_among_grid_bins_above_the_threshold()
+    {
+        var grid = new ClinicalFed.Statistics.HistogramSpec(0, 4, 4);
+        // Bins 1 ([0, 1)), 3 ([2, 3)) and the overflow clear 0.5; they stand at 0, 2 and 4 with weights 5, 3, 1.
+        double[] counts = [0, 5, 0.2, 3, 0, 1];
+        Assert.Equal([1f, 3f], HistogramBinning.GridCuts(grid, counts, threshold: 0.5, maxBins: 4));
+        // Two bins: the first value's weight 5 fills its share 9/2 at once.
+        Assert.Equal([1f], HistogramBinning.GridCuts(grid, counts, threshold: 0.5, maxBins: 2));
+        // The underflow bin stands one bin width below the grid: values −1 and 4, one cut between.
+        Assert.Equal([1.5f], HistogramBinning.GridCuts(grid, [4, 0, 0, 0, 0, 4], threshold: 0, maxBins: 8));
+        // Fewer than two bins above the threshold: no cut.
+        Assert.Empty(HistogramBinning.GridCuts(grid, [0, 9, 0, 0, 0, 0], threshold: 0, maxBins: 8));
+        Assert.Throws<ArgumentException>(() => HistogramBinning.GridCuts(grid, [1, 2], threshold: 0, maxBins: 8));
+    }
 }
