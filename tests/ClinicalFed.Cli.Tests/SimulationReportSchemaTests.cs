@@ -143,17 +143,25 @@ public sealed class SimulationReportSchemaTests
         var global = ClinicalFed.Cli.Serving.ScoringModel.Load(tmp["dp/store/federations/simulation/rounds/00000"]);
         Assert.Equal(ClinicalFed.Federation.ModelKinds.Trees, global.Kind);
 
-        // A fixed σ that would overspend is refused, naming both numbers; DP trees need histogram mode.
+        // A fixed σ that would overspend is refused, naming both numbers.
         args[args.IndexOf("--out") + 1] = tmp["over"];
         (exit, _, err) = Cli.Run([.. args, "--dp-noise", "0.5"]);
         Assert.NotEqual(0, exit);
         Assert.Contains("--dp-noise 0.5: 32 queries", err);
         Assert.Contains("more than --dp-epsilon 4", err);
+
+        // Bagging: every site grows the ensemble it uploads privately, one turn of 2 + 6 × 5 queries charged to its ledger.
         args[args.IndexOf("--tree-mode") + 1] = "bagging";
+        args[args.IndexOf("--out") + 1] = tmp["bagging"];
         args.Remove("--secure-aggregation");
         (exit, _, err) = Cli.Run([.. args]);
-        Assert.NotEqual(0, exit);
-        Assert.Contains("--dp-epsilon: needs --model logistic (DP-SGD) or trees with --tree-mode histogram", err);
+        Assert.True(exit == 0, err);
+        json = File.ReadAllText(tmp["bagging/report.json"]);
+        AssertValid(json);
+        var bagging = System.Text.Json.JsonSerializer.Deserialize<SimulationReport>(json, SimulationReport.JsonOptions)!.Privacy!;
+        Assert.Contains("grows the ensemble it uploads", bagging.Mechanisms[0]);
+        Assert.All(bagging.Sites, s => Assert.Equal((32L, 1), (s.Steps, s.Rounds)));
+        Assert.All(bagging.Sites, s => Assert.InRange(s.EpsilonSpent, 3.9, 4.0));
         (exit, _, err) = Cli.Run("simulate", "--task", "sepsis", "--site", $"{DemoSites[0]}={Path.Combine(demo, "cdm", DemoSites[0])}", "--tree-depth", "0", "--out", tmp["bad"]);
         Assert.NotEqual(0, exit);
         Assert.Contains("--tree-depth: 0 (expected 1 to 16)", err);

@@ -86,27 +86,48 @@ internal static class FederationCommand
         var dpMode = new Option<string>("--dp-site-mode") { Description = "server (the aggregator clips) or client (the sites clip; longer updates are rejected).", DefaultValueFactory = _ => "server" };
         var dpDelta = new Option<double>("--dp-site-delta") { Description = "δ of the site-level guarantee.", DefaultValueFactory = _ => 1e-5 };
         var dpTarget = new Option<double?>("--dp-site-target-epsilon") { Description = "Stop opening rounds before the site-level ε would exceed this." };
+        var treeDepth = new Option<int?>("--tree-depth") { Description = "Trees: maximum depth (default: leaves only; 4 with --dp-epsilon)." };
+        var treeFeatures = new Option<int?>("--tree-features") { Description = "Trees: features each tree may split on, drawn per tree from the seed (default all; 8 with --dp-epsilon)." };
+        var treeBins = new Option<int?>("--tree-bins") { Description = "Trees: value bins per feature, 2 to 255 (default 255; 32 with --dp-epsilon)." };
+        var dpEpsilon = new Option<double?>("--dp-epsilon") { Description = "Record-level differential privacy at every site, the patient as the unit, with this ε budget per site over the whole federation: DP-SGD (logistic) or noisy-histogram trees. σ is calibrated by each site for --rounds rounds." };
+        var dpDeltaRecord = new Option<double>("--dp-delta") { Description = "δ of every site's budget (with --dp-epsilon).", DefaultValueFactory = _ => 1e-5 };
         var secure = new Option<bool>("--secure-aggregation") { Description = "Secure aggregation in every round: sites upload only masked updates (keys, sealed shares, masked vector, reveal, each with its own ticket); the aggregator unmasks only their sum." };
         var secThreshold = new Option<int?>("--secagg-threshold") { Description = "With --secure-aggregation: the survivors needed to unmask (default: a strict majority of the round's sites)." };
         var cmd = new Command("create", "Create a federation (no sites yet): model, strategy, the sites' training settings, rounds, quorum, round length.")
-            { federation, task, model, strategy, trees, leaves, treeLr, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description, requireSignatures, dpClip, dpNoise, dpMode, dpDelta, dpTarget, secure, secThreshold };
+            { federation, task, model, strategy, trees, leaves, treeLr, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description, requireSignatures, dpClip, dpNoise, dpMode, dpDelta, dpTarget, secure, secThreshold, treeDepth, treeFeatures, treeBins, dpEpsilon, dpDeltaRecord };
         store.AddTo(cmd);
         cmd.SetAction(pr => RunAsync(async () =>
         {
             string kind = pr.GetValue(model)!;
             // An option of the other model kind would be silently ignored: refuse it, naming it.
-            Option[] otherKind = kind == ModelKinds.Trees ? [epochs, lr, l2, mu] : [trees, leaves, treeLr];
+            Option[] otherKind = kind == ModelKinds.Trees ? [epochs, lr, l2, mu] : [trees, leaves, treeLr, treeDepth, treeFeatures, treeBins];
             var given = otherKind.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
             if (given.Count > 0)
                 throw new ArgumentException($"{string.Join(", ", given)}: not an option of --model {kind} ({(kind == ModelKinds.Trees ? "those set logistic regression's training" : "those set the trees")})");
             string strategyName = pr.GetValue(strategy) ?? (kind == ModelKinds.Trees ? StrategyNames.TreeCyclic : StrategyNames.FedAvg);
+            int roundCount = pr.GetValue(rounds) ?? (strategyName == StrategyNames.TreeBagging ? 1 : 10);
+            double? epsilon = pr.GetValue(dpEpsilon);
+            bool dp = epsilon is not null;
+            // Every site is assumed to train in every round, so its σ covers them all.
+            var treeSettings = new Learning.Trees.TreeClientSettings
+            {
+                Trees = pr.GetValue(trees), Leaves = pr.GetValue(leaves), Seed = pr.GetValue(seed),
+                LearningRate = pr.GetResult(treeLr) is { Implicit: false } || !dp ? pr.GetValue(treeLr) : 0.3,
+                Depth = pr.GetValue(treeDepth) ?? (dp ? 4 : 0), FeaturesPerTree = pr.GetValue(treeFeatures) ?? (dp ? 8 : 0),
+                Bins = pr.GetValue(treeBins) ?? (dp ? 32 : Learning.Trees.TreeBoostingOptions.MaxBinsLimit),
+                DpEpsilon = epsilon, DpDelta = pr.GetValue(dpDeltaRecord), DpRounds = roundCount,
+            };
             var setup = new FederationSetup
             {
                 Federation = pr.GetValue(federation)!, Task = pr.GetValue(task)!, Model = kind, Strategy = strategyName, ProximalMu = pr.GetValue(mu),
-                Rounds = pr.GetValue(rounds) ?? (strategyName == StrategyNames.TreeBagging ? 1 : 10), Quorum = pr.GetValue(quorum), RoundSeconds = pr.GetValue(roundSeconds), Statistics = !pr.GetValue(noStatistics),
+                Rounds = roundCount, Quorum = pr.GetValue(quorum), RoundSeconds = pr.GetValue(roundSeconds), Statistics = !pr.GetValue(noStatistics),
                 Description = pr.GetValue(description) ?? "",
-                Client = new ClientTrainingSettings { LocalEpochs = pr.GetValue(epochs), LearningRate = pr.GetValue(lr), L2 = pr.GetValue(l2), Seed = pr.GetValue(seed) },
-                Trees = new Learning.Trees.TreeClientSettings { Trees = pr.GetValue(trees), Leaves = pr.GetValue(leaves), LearningRate = pr.GetValue(treeLr), Seed = pr.GetValue(seed) },
+                Client = new ClientTrainingSettings
+                {
+                    LocalEpochs = pr.GetValue(epochs), LearningRate = pr.GetValue(lr), L2 = pr.GetValue(l2), Seed = pr.GetValue(seed),
+                    DpEpsilon = epsilon, DpDelta = pr.GetValue(dpDeltaRecord), DpRounds = roundCount,
+                },
+                Trees = treeSettings,
                 SiteLevelDp = pr.GetValue(dpClip) is { } clip
                     ? new SiteLevelDpConfig { ClipNorm = clip, NoiseMultiplier = pr.GetValue(dpNoise), Mode = pr.GetValue(dpMode)!, Delta = pr.GetValue(dpDelta), TargetEpsilon = pr.GetValue(dpTarget) }
                     : null,
@@ -118,7 +139,7 @@ internal static class FederationCommand
                 SecureAggregation = pr.GetValue(secure) ? new SecureAggregationConfig { Threshold = pr.GetValue(secThreshold) } : null,
             });
             Console.WriteLine($"created federation '{config.Federation}': {config.Model.FeatureSpecId} {config.Model.FeatureSpecVersion}, {config.Model.Kind}, {config.Strategy.Name}, {config.Rounds} round(s) of {config.RoundSeconds} s, quorum {config.Quorum}"
-                + (config.SecureAggregation is null ? "" : ", secure aggregation") + (config.SiteLevelDp is null ? "" : $", site-level DP (C = {config.SiteLevelDp.ClipNorm}, z = {config.SiteLevelDp.NoiseMultiplier})"));
+                + (config.SecureAggregation is null ? "" : ", secure aggregation") + (dp ? $", record-level DP (ε = {epsilon} per site)" : "") + (config.SiteLevelDp is null ? "" : $", site-level DP (C = {config.SiteLevelDp.ClipNorm}, z = {config.SiteLevelDp.NoiseMultiplier})"));
             return 0;
         }));
         return cmd;

@@ -6,23 +6,25 @@ using ClinicalFed.Trees;
 
 namespace ClinicalFed.Cli.Simulation;
 
-/// <summary>The trees' shape from <c>simulate</c>'s options (<c>--tree-features</c>, <c>--tree-depth</c>,
-/// <c>--tree-bins</c>, <c>--tree-learning-rate</c>), with the defaults differential privacy needs when the user gave
-/// none: 8 features per tree, depth 4, 32 bins, learning rate 0.3. It applies to every tree model of the run (local,
-/// centralized, federated, personalized), so that the DP run's references differ from it by the noise alone.</summary>
-internal sealed record TreeShape(int? Features, int? Depth, int? Bins, double LearningRate)
+/// <summary>How <c>simulate</c>'s sites grow trees, from its options (<c>--leaves</c>, <c>--tree-features</c>,
+/// <c>--tree-depth</c>, <c>--tree-bins</c>, <c>--tree-learning-rate</c>, the <c>--dp-</c> options), with the defaults
+/// differential privacy needs when the user gave none: 8 features per tree, depth 4, 32 bins, learning rate 0.3. The
+/// shape applies to every tree model of the run (local, centralized, federated, personalized), so that a DP run's
+/// references differ from it by the noise alone.</summary>
+internal static class TreeSettings
 {
-    public static TreeShape From(SimulationOptions o) => o.DpTrees
-        ? new(o.TreeFeatures ?? 8, o.TreeDepth ?? 4, o.TreeBins ?? 32, o.TreeLearningRate ?? 0.3)
-        : new(o.TreeFeatures, o.TreeDepth, o.TreeBins, o.TreeLearningRate ?? new TreeClientSettings().LearningRate);
-
-    public TreeBoostingOptions Apply(TreeBoostingOptions b) => b with
-    {
-        FeaturesPerTree = Features ?? 0,
-        MaxDepth = Depth ?? 0,
-        MaxBins = Bins ?? TreeBoostingOptions.MaxBinsLimit,
-        NumberOfLeaves = Depth is { } d ? Math.Min(b.NumberOfLeaves, 1 << Math.Min(d, 20)) : b.NumberOfLeaves,
-    };
+    public static TreeClientSettings From(SimulationOptions o) => o.DpTrees
+        ? new()
+        {
+            Leaves = o.Leaves, Seed = o.Seed, LearningRate = o.TreeLearningRate ?? 0.3, Depth = o.TreeDepth ?? 4, FeaturesPerTree = o.TreeFeatures ?? 8,
+            Bins = o.TreeBins ?? 32, DpEpsilon = o.DpEpsilon, DpDelta = o.DpDelta, DpNoiseMultiplier = o.DpNoiseMultiplier, DpPatientWeight = o.DpPatientWeight,
+            DpRounds = o.TreeMode == "cyclic" ? o.Rounds : 1,
+        }
+        : new()
+        {
+            Leaves = o.Leaves, Seed = o.Seed, LearningRate = o.TreeLearningRate ?? new TreeClientSettings().LearningRate, Depth = o.TreeDepth ?? 0,
+            FeaturesPerTree = o.TreeFeatures ?? 0, Bins = o.TreeBins ?? TreeBoostingOptions.MaxBinsLimit,
+        };
 }
 
 /// <summary>
@@ -32,16 +34,13 @@ internal sealed record TreeShape(int? Features, int? Depth, int? Bins, double Le
 /// </summary>
 /// <remarks>
 /// The features are standardized with the federation's means and standard deviations before any model sees them, so
-/// one public grid (<see cref="Grid"/>, −4 to 8 standard deviations in steps of 0.05) serves every feature: each site
+/// one public grid (<see cref="PrivateTreeBoosting.Grid"/>, −4 to 8 standard deviations in steps of 0.05) serves every feature: each site
 /// sends its patient-weighted counts of present values on it with noise, and the cuts are chosen on the noisy sum
 /// (<see cref="HistogramBinning.GridCuts"/>). Those two queries are sent unmasked, so every site adds the whole noise
 /// to them; with secure aggregation the histograms of the trees carry a 1/sites share each.
 /// </remarks>
 internal sealed class PrivateHistogramTrees
 {
-    /// <summary>The public grid of the cuts query, in standard deviations of the federation's standardization.</summary>
-    public static readonly HistogramSpec Grid = new(-4, 8, 240);
-
     private readonly SimulationOptions _o;
     private readonly SecureGaussian _gaussian;
     private readonly int _sites;
@@ -62,10 +61,10 @@ internal sealed class PrivateHistogramTrees
         TreeFeatures = coordinator.FeaturesPerTree is > 0 and var k && k < features ? k : features;
         Sensitivity = HistogramPrivacy.Sensitivity(TreeFeatures, o.DpPatientWeight);
         SiteNoise = HistogramPrivacy.SiteNoise(NoiseMultiplier, Sensitivity, sites, o.SecureAggregation);
-        double sumNoise = o.SecureAggregation ? NoiseMultiplier * Sensitivity : SiteNoise * Math.Sqrt(sites);
-        // A child's hessian sums up to bins + 1 noisy slots: below twice that noise it is mostly noise.
-        MinChildHessian = 2 * Math.Sqrt(coordinator.MaxBins + 2.0) * sumNoise * HistogramPrivacy.PartBounds[1];
+        _sumNoise = o.SecureAggregation ? NoiseMultiplier * Sensitivity : SiteNoise * Math.Sqrt(sites);
     }
+
+    private readonly double _sumNoise;
 
     /// <summary>Gaussian queries at full sensitivity the run makes.</summary>
     public long Queries { get; }
@@ -85,23 +84,8 @@ internal sealed class PrivateHistogramTrees
     /// <summary>The standard deviation (in part bounds) each site adds to every number of a tree's histogram.</summary>
     public double SiteNoise { get; }
 
-    /// <summary>The smallest hessian sum a child may have: twice the noise of a sum over every bin of a feature.</summary>
-    public double MinChildHessian { get; }
-
-    /// <summary>The booster's options under differential privacy: splits need children whose hessian stands out of the
-    /// noise, and a leaf's value is clipped to ±2 before the learning rate.</summary>
-    public TreeBoostingOptions Apply(TreeBoostingOptions options) => options with
-    {
-        MinChildHessian = Math.Max(options.MinChildHessian, MinChildHessian), MaxLeafOutput = 2, MinExamplesPerLeaf = 1,
-    };
-
-    /// <summary>Row weights of a site: min(1, W / the patient's rows).</summary>
-    public double[] RowWeights(PreparedSite site)
-    {
-        var ids = new Dictionary<string, int>(StringComparer.Ordinal);
-        var groups = site.TrainPatients.Select(p => ids.TryGetValue(p, out int g) ? g : ids[p] = ids.Count).ToArray();
-        return HistogramPrivacy.PatientRowWeights(groups, ids.Count, _o.DpPatientWeight);
-    }
+    /// <summary>The booster's options under the summed histograms' noise (<see cref="PrivateTreeBoosting.UnderNoise"/>).</summary>
+    public TreeBoostingOptions Apply(TreeBoostingOptions options) => PrivateTreeBoosting.UnderNoise(options, _sumNoise);
 
     /// <summary>The site's training matrix with its patients, as <see cref="HistogramBoostingSite"/> needs it.</summary>
     public static FeatureMatrix Matrix(PreparedSite site, int columns)
@@ -111,40 +95,15 @@ internal sealed class PrivateHistogramTrees
         return new FeatureMatrix(site.TrainX, columns, site.TrainY, groupIds: groups, groupCount: ids.Count);
     }
 
-    /// <summary>The first query: every site's patient-weighted counts on <see cref="Grid"/> with noise, summed; cuts
-    /// where the sum stands three noise deviations above zero.</summary>
-    public float[][] Cuts(IReadOnlyList<PreparedSite> sites, int maxBins)
-    {
-        double sd = NoiseMultiplier * HistogramPrivacy.CountSensitivity(_features, _o.DpPatientWeight);
-        var sum = Enumerable.Range(0, _features).Select(_ => new double[Grid.TotalBins]).ToArray();
-        foreach (var site in sites)
-        {
-            var counts = HistogramBinning.GridCounts(site.TrainX, _features, RowWeights(site), Grid);
-            for (int f = 0; f < _features; f++)
-                for (int b = 0; b < Grid.TotalBins; b++) sum[f][b] += counts[f][b] + sd * _gaussian.Next();
-        }
-        double threshold = 3 * sd * Math.Sqrt(sites.Count);
-        return sum.Select(c => HistogramBinning.GridCuts(Grid, c, threshold, maxBins)).ToArray();
-    }
+    /// <summary>The first query: the cuts from every site's noisy counts on <see cref="PrivateTreeBoosting.Grid"/>.</summary>
+    public float[][] Cuts(IReadOnlyList<PreparedSite> sites, int maxBins) =>
+        PrivateTreeBoosting.NoisyCuts(sites.Select(s => (s.TrainX, PrivateTreeBoosting.RowWeights(Matrix(s, _features), _o.DpPatientWeight))).ToList(),
+            _features, NoiseMultiplier, _o.DpPatientWeight, maxBins, _gaussian);
 
-    /// <summary>The second query: every site's patient-weighted sums of labels and of weights with noise; the base
-    /// score is the log-odds of their sums (clamped into [0.5, total − 0.5] positives).</summary>
-    public TreeEnsembleModel Start(IReadOnlyList<PreparedSite> sites, IReadOnlyList<string> names)
-    {
-        double sd = NoiseMultiplier * HistogramPrivacy.CountSensitivity(2, _o.DpPatientWeight);
-        double positives = 0, total = 0;
-        foreach (var site in sites)
-        {
-            var w = RowWeights(site);
-            double p = 0, t = 0;
-            for (int r = 0; r < w.Length; r++) { t += w[r]; if (site.TrainY[r] > 0.5f) p += w[r]; }
-            positives += p + sd * _gaussian.Next();
-            total += t + sd * _gaussian.Next();
-        }
-        total = Math.Max(total, 2);
-        positives = Math.Clamp(positives, 0.5, total - 0.5);
-        return CyclicTreeBoosting.InitialModel(_features, [(positives, total)], names);
-    }
+    /// <summary>The second query: the base score from every site's noisy label and weight sums.</summary>
+    public TreeEnsembleModel Start(IReadOnlyList<PreparedSite> sites, IReadOnlyList<string> names) =>
+        PrivateTreeBoosting.BaseModel(_features, sites.Select(s => PrivateTreeBoosting.NoisyCounts(s.TrainY,
+            PrivateTreeBoosting.RowWeights(Matrix(s, _features), _o.DpPatientWeight), NoiseMultiplier, _o.DpPatientWeight, _gaussian)).ToList(), names);
 
     /// <summary>The report's privacy section.</summary>
     public PrivacyReport Report(IReadOnlyList<HistogramBoostingSite> sites, IReadOnlyList<string> names, TreeBoostingOptions coordinator) => new()

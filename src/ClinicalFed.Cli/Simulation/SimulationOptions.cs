@@ -66,8 +66,7 @@ public sealed partial record SimulationOptions
         if (DpEpsilon is { } eps)
         {
             if (!(eps > 0) || !double.IsFinite(eps)) e.Add($"--dp-epsilon: {eps} (expected a positive number)");
-            if (Model != "logistic" && !(Model == "trees" && TreeMode == "histogram"))
-                e.Add("--dp-epsilon: needs --model logistic (DP-SGD) or trees with --tree-mode histogram (noisy histograms)");
+            if (Model is not ("logistic" or "trees")) e.Add("--dp-epsilon: needs --model logistic (DP-SGD) or trees (noisy histograms)");
         }
         if (!(DpDelta > 0 && DpDelta < 1)) e.Add($"--dp-delta: {DpDelta} (expected a number in (0, 1))");
         if (!(DpClipNorm > 0) || !double.IsFinite(DpClipNorm)) e.Add($"--dp-clip: {DpClipNorm} (expected a positive number)");

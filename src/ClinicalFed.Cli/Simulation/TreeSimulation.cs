@@ -33,9 +33,8 @@ internal static class TreeSimulation
         int threads = Math.Max(1, Environment.ProcessorCount);
         var names = sites[0].Columns;
         // The site agent's settings of a tree federation (the same booster options), with simulate's --leaves.
-        var shape = TreeShape.From(o);
-        var client = new TreeClientSettings { Leaves = o.Leaves, Seed = o.Seed, LearningRate = shape.LearningRate };
-        TreeBoostingOptions Options(int trees, int seed) => shape.Apply(client.Boosting(trees, seed, threads));
+        var client = TreeSettings.From(o);
+        TreeBoostingOptions Options(int trees, int seed) => client.Boosting(trees, seed, threads);
         FeatureMatrix Matrix(PreparedSite s) => new(s.TrainX, d, s.TrainY);
         TreeEnsembleModel Start(IEnumerable<PreparedSite> ss) =>
             CyclicTreeBoosting.InitialModel(d, ss.Select(s => ((double)s.TrainY.Sum(), (double)s.TrainRows)), names.ToArray());
@@ -110,10 +109,25 @@ internal static class TreeSimulation
             }
             rounds.Add(rr);
         }
+        // Differentially private bagging and cyclic boosting: every ensemble a site uploads is grown by
+        // PrivateTreeBoosting on its own rows (noisy cuts, noisy histograms; a noisy base score where it starts from its
+        // own prevalence), each site's spending kept in a ledger of its own, as a site agent keeps it in its work folder.
+        var ledgers = client.DifferentiallyPrivate && o.TreeMode != "histogram" ? sites.Select(_ => new ClinicalFed.Privacy.PrivacyBudgetLedger(o.DpEpsilon!.Value, o.DpDelta)).ToArray() : null;
+        int cyclicTurnTrees = Math.Max(1, o.Trees / Math.Max(1, o.Rounds * sites.Count / 2));
+        double sigma = ledgers is null ? 0 : (client with { Trees = o.TreeMode == "cyclic" ? cyclicTurnTrees : o.Trees }).DpSigma();
+        var gaussian = new ClinicalFed.Privacy.SecureGaussian(System.Security.Cryptography.RandomNumberGenerator.Create());
+        TreeEnsembleModel Grow(int i, TreeEnsembleModel? start, int trees, int seed)
+        {
+            if (ledgers is null) return GradientTreeBooster.Boost(start!, Matrix(sites[i]), Options(trees, seed));
+            long queries = PrivateTreeBoosting.Queries(trees, client.Depth, baseScore: start is null);
+            ledgers[i].Spend(1, sigma, queries, sites[i].Name);
+            return PrivateTreeBoosting.Boost(start, PrivateHistogramTrees.Matrix(sites[i], d), Options(trees, seed), o.DpPatientWeight, sigma, gaussian, names);
+        }
         if (o.TreeMode == "bagging")
         {
-            // One-shot: every site uploads its own ensemble (the local-only models), merged by example count.
-            (global, long total) = StoreRound(sites.Select((s, i) => (s, local[i])).ToList());
+            // One-shot: every site uploads its own ensemble (the local-only models, or with DP private ones), merged by example count.
+            var uploads = ledgers is null ? local : sites.Select((_, i) => Grow(i, null, o.Trees, o.Seed + i)).ToArray();
+            (global, long total) = StoreRound(sites.Select((s, i) => (s, uploads[i])).ToList());
             Record(1, global, total, sw.Elapsed.TotalSeconds);
         }
         else if (o.TreeMode == "histogram")
@@ -138,7 +152,7 @@ internal static class TreeSimulation
             {
                 coordinator = dp.Apply(coordinator);
                 cuts = dp.Cuts(sites, coordinator.MaxBins);
-                sketchBytes = sites.Select(_ => 8L * d * PrivateHistogramTrees.Grid.TotalBins + 16).ToArray();
+                sketchBytes = sites.Select(_ => 8L * d * PrivateTreeBoosting.Grid.TotalBins + 16).ToArray();
                 start = dp.Start(sites, names);
             }
             var parts = sites.Select((s, i) => dp is null
@@ -191,7 +205,9 @@ internal static class TreeSimulation
             // Each turn adds trees fitted to the current ensemble's residuals; the trees per turn are chosen so the
             // whole federation grows about as many trees as a local model. A turn is a round of the store whose one
             // site uploads the whole ensemble it grew.
-            int perTurn = Math.Max(1, o.Trees / Math.Max(1, o.Rounds * sites.Count / 2));
+            // With DP the first turn starts from its site's noisy prevalence, as a site agent's does (the pooled
+            // prevalence would be a query of every site's labels).
+            TreeEnsembleModel? current = ledgers is null ? Start(sites) : null;
             global = Start(sites);
             for (int r = 0; r < o.Rounds; r++)
             {
@@ -199,8 +215,9 @@ internal static class TreeSimulation
                 long roundBytes = 0;
                 for (int i = 0; i < sites.Count; i++)
                 {
-                    var grown = GradientTreeBooster.Boost(global, Matrix(sites[i]), Options(perTurn, o.Seed + 1000 * r + i));
+                    var grown = Grow(i, current, cyclicTurnTrees, o.Seed + 1000 * r + i);
                     (global, long b) = StoreRound([(sites[i], grown)]);
+                    current = global;
                     roundBytes += b;
                     progress?.Invoke($"cyclic round {r + 1}/{o.Rounds}", (i + 1.0) / sites.Count);
                 }
@@ -226,6 +243,7 @@ internal static class TreeSimulation
                 ExampleCount = sites.Sum(s => (long)s.TrainRows), CreatedAt = time.GetUtcNow(),
             }, model)).GetAwaiter().GetResult();
         }
+        if (ledgers is not null) privacy = PrivateLocalTreesReport(o, client, sites, ledgers, sigma);
         seconds["federated"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
         sw.Restart();
         int lastRound = storeRounds - 1;
@@ -274,9 +292,9 @@ internal static class TreeSimulation
         var notes = new List<string>
         {
             "Every model trains on each site's training patients minus its validation patients (about 1 in 6); the validation patients only choose the personalization.",
-            $"Trees: the project's second-order histogram booster, {Options(1, 0).NumberOfLeaves} leaves, learning rate {shape.LearningRate}" +
-            (shape.Depth is { } depth ? $", depth at most {depth}" : "") + (shape.Bins is { } bins ? $", {bins} bins per feature" : "") +
-            (shape.Features is { } perTree ? $", {perTree} features drawn per tree" : "") + $"; local-only and centralized {o.Trees} trees; " +
+            $"Trees: the project's second-order histogram booster, {Options(1, 0).NumberOfLeaves} leaves, learning rate {client.LearningRate}" +
+            (client.Depth > 0 ? $", depth at most {client.Depth}" : "") + (client.Bins != TreeBoostingOptions.MaxBinsLimit ? $", {client.Bins} bins per feature" : "") +
+            (client.FeaturesPerTree > 0 ? $", {client.FeaturesPerTree} features drawn per tree" : "") + $"; local-only and centralized {o.Trees} trees; " +
             o.TreeMode switch
             {
                 "bagging" => "bagging merges the sites' local ensembles weighted by example count (one exchange).",
@@ -299,4 +317,31 @@ internal static class TreeSimulation
             " and writes the global ensemble as a tree-ensemble model file, which the sites read back; personalized ensembles are written as LightGBM model text.");
         return new SimulationRunner.RunResult(results, rounds, new BytesUploaded { Total = bytesPerSite.Values.Sum(), PerSite = bytesPerSite }, notes, privacy);
     }
+
+    /// <summary>The privacy section of DP bagging or cyclic boosting: each site's ledger.</summary>
+    private static PrivacyReport PrivateLocalTreesReport(SimulationOptions o, TreeClientSettings client, IReadOnlyList<PreparedSite> sites,
+        ClinicalFed.Privacy.PrivacyBudgetLedger[] ledgers, double sigma) => new()
+    {
+        Unit = "patient",
+        Mechanisms =
+        [
+            $"{ClinicalFed.Privacy.PrivacyMechanisms.HistogramGaussian}: each site grows the ensemble it uploads on its own rows with differentially private boosting: every row of a patient " +
+            $"with n rows weighs min(1, {o.DpPatientWeight}/n); the bin cuts come from noisy counts on a public grid, the base score (where a site starts from its own prevalence) " +
+            $"from noisy sums, and every histogram and node sum of its trees (depth {client.Depth}, {client.FeaturesPerTree} features per tree) gets Gaussian noise of σ times its " +
+            "sensitivity from a cryptographic generator; Rényi DP accounting of every query of every turn (Gaussian mechanism, no subsampling), converted to (ε, δ) as Balle et al. 2020.",
+        ],
+        AggregatorView = "The aggregator sees each site's ensembles; they are (ε, δ)-differentially private with respect to any one patient of that site at the ε listed per site, " +
+            "so the merged and grown global ensembles, and anything computed from them, are too.",
+        Sites = sites.Select((s, i) => new SitePrivacyReport
+        {
+            Name = s.Name, EpsilonSpent = Math.Round(ledgers[i].EpsilonSpent, 6), EpsilonBudget = o.DpEpsilon, Delta = o.DpDelta, NoiseMultiplier = Math.Round(sigma, 6),
+            ClipNorm = o.DpPatientWeight, SamplingRate = 1, Steps = ledgers[i].Steps, Rounds = ledgers[i].Rounds, Patients = s.TrainPatients.Distinct().Count(),
+        }).ToList(),
+        Notes =
+        [
+            "clip_norm is the patient weight cap W and steps the number of Gaussian queries; sampling_rate 1: every row takes part in every query (no amplification is claimed).",
+            "The local-only, centralized and personalized models are non-private references with the same tree shape: they are trained without noise and never leave the simulation; only what the sites upload is private.",
+            "The federated statistics agreed before training (imputation medians, standardization means and standard deviations) are shared aggregates outside this guarantee.",
+        ],
+    };
 }

@@ -80,13 +80,40 @@ public sealed partial class SiteAgent
             start = own;
         }
 
-        var grown = GradientTreeBooster.Boost(start, new FeatureMatrix(prepared.TrainX, d, prepared.TrainY), settings.Boosting(settings.Trees, seed, Threads));
+        TreeEnsembleModel grown;
+        Privacy.UpdatePrivacy? privacy = null;
+        if (settings.DifferentiallyPrivate)
+        {
+            // Differentially private trees: the ledger in the work folder refuses (throws) a turn that would exceed the
+            // site's budget, before training and therefore before any upload. A turn that starts from the site's own
+            // prevalence measures it with noise (one more query) instead of counting it.
+            var privateStart = start == own ? null : start;
+            long queries = settings.DpQueriesPerTurn(baseScore: privateStart is null);
+            double sigma = settings.DpSigma();
+            string ledgerPath = Path.Combine(Path.GetFullPath(_o.WorkDirectory), Privacy.PrivacyBudgetLedger.FileName);
+            var ledger = Privacy.PrivacyBudgetLedger.LoadOrCreate(ledgerPath, settings.DpEpsilon!.Value, settings.DpDelta);
+            var spend = ledger.Spend(1, sigma, queries, _o.Site);
+            ledger.Save(ledgerPath);
+            grown = PrivateTreeBoosting.Boost(privateStart, PrivateHistogramTrees.Matrix(prepared, d), settings.Boosting(settings.Trees, seed, Threads),
+                settings.DpPatientWeight, sigma, new Privacy.SecureGaussian(System.Security.Cryptography.RandomNumberGenerator.Create()), prepared.Columns.ToArray());
+            privacy = new Privacy.UpdatePrivacy
+            {
+                Mechanism = Privacy.PrivacyMechanisms.HistogramGaussian, EpsilonRound = spend.EpsilonRound, EpsilonTotal = spend.EpsilonTotal, Delta = settings.DpDelta,
+                NoiseMultiplier = sigma, ClipNorm = settings.DpPatientWeight, SamplingRate = 1, Steps = queries,
+            };
+            _log($"round {manifest.Round}: differentially private trees spent ε = {spend.EpsilonRound:0.###} this round, {spend.EpsilonTotal:0.###} in total of {ledger.EpsilonBudget:0.###} (δ = {settings.DpDelta:G3}, σ = {sigma:0.###}, {queries} queries)");
+        }
+        else
+        {
+            grown = GradientTreeBooster.Boost(start, new FeatureMatrix(prepared.TrainX, d, prepared.TrainY), settings.Boosting(settings.Trees, seed, Threads));
+        }
         if (manifest.Strategy.Name == StrategyNames.TreeBagging) _ownEnsemble = grown;
         var header = new UpdateHeader
         {
             Federation = manifest.Federation, Round = manifest.Round, Site = _o.Site, ExampleCount = prepared.TrainRows,
             ParameterKind = ParameterKinds.Full, Dimension = d, CreatedAt = _time.GetUtcNow(),
             LocalMetrics = new Dictionary<string, double>(StringComparer.Ordinal) { ["trees_added"] = grown.Trees.Count - start.Trees.Count },
+            Privacy = privacy,
         };
         header = Privacy.Signing.UpdateSignature.Sign(header, grown, _signingKey!);
         if (!await UploadOnceAsync(manifest.Round, () => _uploader.UploadTreeUpdateAsync(header, grown, cancellationToken)).ConfigureAwait(false)) return;

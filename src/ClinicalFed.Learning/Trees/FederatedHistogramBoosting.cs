@@ -53,7 +53,7 @@ public sealed class HistogramBoostingSite
             if (matrix.Weights is not null) throw new ArgumentException("differential privacy sets the row weights itself (one patient's rows weigh at most the cap); the matrix must not bring its own");
             if (!(privacy.StandardDeviation >= 0) || !double.IsFinite(privacy.StandardDeviation)) throw new ArgumentException($"noise standard deviation {privacy.StandardDeviation} must be finite and >= 0");
             if (options.RowSubsample < 1) throw new ArgumentException("differential privacy here takes every row in every tree (row subsampling is not accounted)");
-            patientWeights = HistogramPrivacy.PatientRowWeights(rowIds.Select(r => matrix.GroupIds[r]).ToArray(), matrix.GroupCount, privacy.PatientWeightCap);
+            patientWeights = PrivateTreeBoosting.RowWeights(matrix, privacy.PatientWeightCap);
             Patients = rowIds.Select(r => matrix.GroupIds[r]).Distinct().Count();
         }
         _privacy = privacy;

@@ -15,6 +15,10 @@ public sealed record TreeClientSettings
     public const string LeavesKey = "client_leaves";
     public const string LearningRateKey = "client_tree_learning_rate";
     public const string MinExamplesPerLeafKey = "client_min_examples_per_leaf";
+    public const string DepthKey = "client_tree_depth";
+    public const string FeaturesPerTreeKey = "client_tree_features";
+    public const string BinsKey = "client_tree_bins";
+    public const string DpPatientWeightKey = "client_dp_patient_weight";
 
     /// <summary>Bagging: the trees of each site's ensemble; cyclic: the trees a site adds in each of its turns.</summary>
     public int Trees { get; init; } = 100;
@@ -22,6 +26,34 @@ public sealed record TreeClientSettings
     public double LearningRate { get; init; } = 0.1;
     public int MinExamplesPerLeaf { get; init; } = 50;
     public int Seed { get; init; } = 1;
+    /// <summary>Maximum depth of a tree (0: limited by <see cref="Leaves"/> only).</summary>
+    public int Depth { get; init; }
+    /// <summary>Features each tree may split on, drawn per tree from the seed (0: all).</summary>
+    public int FeaturesPerTree { get; init; }
+    /// <summary>Value bins per feature (2 to 255).</summary>
+    public int Bins { get; init; } = TreeBoostingOptions.MaxBinsLimit;
+
+    /// <summary>Differentially private trees (the patient as the unit, <see cref="PrivateTreeBoosting"/>): each site's
+    /// ε budget over the whole federation (null: no DP). Uses the <c>client_dp_</c> keys of logistic regression.</summary>
+    public double? DpEpsilon { get; init; }
+    public double DpDelta { get; init; } = 1e-5;
+    /// <summary>σ; null: calibrated so that <see cref="DpRounds"/> turns spend the budget.</summary>
+    public double? DpNoiseMultiplier { get; init; }
+    /// <summary>W: a patient's rows weigh at most W together.</summary>
+    public double DpPatientWeight { get; init; } = 1;
+    /// <summary>Turns (rounds in which it trains) each site plans its budget for: 1 for bagging.</summary>
+    public int DpRounds { get; init; } = 1;
+
+    public bool DifferentiallyPrivate => DpEpsilon is not null;
+
+    /// <summary>Queries of one site's turn: the cuts, (depth + 1) per tree, and the base score in its first turn
+    /// when it starts from its own prevalence.</summary>
+    public long DpQueriesPerTurn(bool baseScore) => PrivateTreeBoosting.Queries(Trees, Depth, baseScore);
+
+    /// <summary>σ of every query: <see cref="DpNoiseMultiplier"/>, or the smallest that keeps <see cref="DpRounds"/>
+    /// turns (the first with a base score) within (ε, δ).</summary>
+    public double DpSigma() => DpNoiseMultiplier ?? Privacy.HistogramPrivacy.Calibrate(DpEpsilon ?? throw new InvalidOperationException("not differentially private"), DpDelta,
+        DpQueriesPerTurn(baseScore: true) + (DpRounds - 1) * DpQueriesPerTurn(baseScore: false));
 
     /// <summary>Every problem at once (empty when valid), each naming its option key.</summary>
     public IReadOnlyList<string> Validate()
@@ -31,18 +63,46 @@ public sealed record TreeClientSettings
         if (Leaves is < 2 or > 1024) p.Add($"'{LeavesKey}' is {Leaves}; expected 2 to 1024");
         if (!(LearningRate > 0 && LearningRate <= 1)) p.Add($"'{LearningRateKey}' is {LearningRate}; expected a number in (0, 1]");
         if (MinExamplesPerLeaf is < 1 or > 1_000_000) p.Add($"'{MinExamplesPerLeafKey}' is {MinExamplesPerLeaf}; expected 1 to 1000000");
+        if (Depth is < 0 or > 16) p.Add($"'{DepthKey}' is {Depth}; expected 0 (leaves only) to 16");
+        if (FeaturesPerTree < 0) p.Add($"'{FeaturesPerTreeKey}' is {FeaturesPerTree}; expected 0 (all) or more");
+        if (Bins is < 2 or > TreeBoostingOptions.MaxBinsLimit) p.Add($"'{BinsKey}' is {Bins}; expected 2 to {TreeBoostingOptions.MaxBinsLimit}");
+        if (DpEpsilon is { } eps)
+        {
+            if (!(eps > 0) || !double.IsFinite(eps)) p.Add($"'{ClientTrainingSettings.DpEpsilonKey}' is {eps}; it must be a positive number");
+            if (Depth < 1) p.Add($"'{DepthKey}' is {Depth}; differentially private trees need a depth (each tree costs depth + 1 queries)");
+        }
+        if (!(DpDelta > 0 && DpDelta < 1)) p.Add($"'{ClientTrainingSettings.DpDeltaKey}' is {DpDelta}; expected a number in (0, 1)");
+        if (DpNoiseMultiplier is { } nm && (!(nm > 0) || !double.IsFinite(nm))) p.Add($"'{ClientTrainingSettings.DpNoiseMultiplierKey}' is {nm}; it must be a positive number");
+        if (!(DpPatientWeight > 0) || !double.IsFinite(DpPatientWeight)) p.Add($"'{DpPatientWeightKey}' is {DpPatientWeight}; it must be a positive number");
+        if (DpRounds is < 1 or > 100_000) p.Add($"'{ClientTrainingSettings.DpRoundsKey}' is {DpRounds}; expected 1 to 100000");
         return p;
     }
 
     /// <summary>The <c>client_</c> options to put in a strategy spec.</summary>
-    public IReadOnlyDictionary<string, JsonElement> ToClientOptions() => new Dictionary<string, JsonElement>(StringComparer.Ordinal)
+    /// <remarks>The shape keys appear when they differ from their defaults, the <c>client_dp_</c> keys with DP.</remarks>
+    public IReadOnlyDictionary<string, JsonElement> ToClientOptions()
     {
-        [TreesKey] = JsonSerializer.SerializeToElement(Trees),
-        [LeavesKey] = JsonSerializer.SerializeToElement(Leaves),
-        [LearningRateKey] = JsonSerializer.SerializeToElement(LearningRate),
-        [MinExamplesPerLeafKey] = JsonSerializer.SerializeToElement(MinExamplesPerLeaf),
-        [ClientTrainingSettings.SeedKey] = JsonSerializer.SerializeToElement(Seed),
-    };
+        var o = new Dictionary<string, JsonElement>(StringComparer.Ordinal)
+        {
+            [TreesKey] = JsonSerializer.SerializeToElement(Trees),
+            [LeavesKey] = JsonSerializer.SerializeToElement(Leaves),
+            [LearningRateKey] = JsonSerializer.SerializeToElement(LearningRate),
+            [MinExamplesPerLeafKey] = JsonSerializer.SerializeToElement(MinExamplesPerLeaf),
+            [ClientTrainingSettings.SeedKey] = JsonSerializer.SerializeToElement(Seed),
+        };
+        if (Depth != 0) o[DepthKey] = JsonSerializer.SerializeToElement(Depth);
+        if (FeaturesPerTree != 0) o[FeaturesPerTreeKey] = JsonSerializer.SerializeToElement(FeaturesPerTree);
+        if (Bins != TreeBoostingOptions.MaxBinsLimit) o[BinsKey] = JsonSerializer.SerializeToElement(Bins);
+        if (DpEpsilon is { } eps)
+        {
+            o[ClientTrainingSettings.DpEpsilonKey] = JsonSerializer.SerializeToElement(eps);
+            o[ClientTrainingSettings.DpDeltaKey] = JsonSerializer.SerializeToElement(DpDelta);
+            o[DpPatientWeightKey] = JsonSerializer.SerializeToElement(DpPatientWeight);
+            o[ClientTrainingSettings.DpRoundsKey] = JsonSerializer.SerializeToElement(DpRounds);
+            if (DpNoiseMultiplier is { } nm) o[ClientTrainingSettings.DpNoiseMultiplierKey] = JsonSerializer.SerializeToElement(nm);
+        }
+        return o;
+    }
 
     /// <summary>Reads the settings from a round's strategy spec (defaults for absent keys); throws listing every problem.</summary>
     public static TreeClientSettings From(StrategySpec strategy)
@@ -58,6 +118,14 @@ public sealed record TreeClientSettings
             LearningRate = ClientTrainingSettings.ReadDouble(o, LearningRateKey, d.LearningRate, problems),
             MinExamplesPerLeaf = ClientTrainingSettings.ReadInt(o, MinExamplesPerLeafKey, d.MinExamplesPerLeaf, problems),
             Seed = ClientTrainingSettings.ReadInt(o, ClientTrainingSettings.SeedKey, d.Seed, problems),
+            Depth = ClientTrainingSettings.ReadInt(o, DepthKey, d.Depth, problems),
+            FeaturesPerTree = ClientTrainingSettings.ReadInt(o, FeaturesPerTreeKey, d.FeaturesPerTree, problems),
+            Bins = ClientTrainingSettings.ReadInt(o, BinsKey, d.Bins, problems),
+            DpEpsilon = o.ContainsKey(ClientTrainingSettings.DpEpsilonKey) ? ClientTrainingSettings.ReadDouble(o, ClientTrainingSettings.DpEpsilonKey, 0, problems) : null,
+            DpDelta = ClientTrainingSettings.ReadDouble(o, ClientTrainingSettings.DpDeltaKey, d.DpDelta, problems),
+            DpNoiseMultiplier = o.ContainsKey(ClientTrainingSettings.DpNoiseMultiplierKey) ? ClientTrainingSettings.ReadDouble(o, ClientTrainingSettings.DpNoiseMultiplierKey, 0, problems) : null,
+            DpPatientWeight = ClientTrainingSettings.ReadDouble(o, DpPatientWeightKey, d.DpPatientWeight, problems),
+            DpRounds = ClientTrainingSettings.ReadInt(o, ClientTrainingSettings.DpRoundsKey, d.DpRounds, problems),
         };
         problems.AddRange(settings.Validate());
         if (problems.Count > 0) throw new FederationDataException("strategy.options", problems);
@@ -71,7 +139,7 @@ public sealed record TreeClientSettings
     /// </summary>
     public TreeBoostingOptions Boosting(int trees, int seed, int threads) => new()
     {
-        NumberOfTrees = trees, NumberOfLeaves = Leaves, LearningRate = LearningRate, MinExamplesPerLeaf = MinExamplesPerLeaf,
-        L2Regularization = 1.0, Seed = seed, NumberOfThreads = Math.Max(1, threads),
+        NumberOfTrees = trees, NumberOfLeaves = Depth > 0 ? Math.Min(Leaves, 1 << Depth) : Leaves, LearningRate = LearningRate, MinExamplesPerLeaf = MinExamplesPerLeaf,
+        L2Regularization = 1.0, Seed = seed, NumberOfThreads = Math.Max(1, threads), MaxDepth = Depth, FeaturesPerTree = FeaturesPerTree, MaxBins = Bins,
     };
 }

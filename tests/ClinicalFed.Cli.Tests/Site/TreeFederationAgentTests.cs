@@ -121,4 +121,46 @@ public sealed class TreeFederationAgentTests(ThreeSitesFixture data) : IClassFix
             Assert.NotNull(r.Auroc["personalized"]);
         }
     }
+
+    /// <summary>
+    /// Differentially private tree-bagging through the agents: each site grows its ensemble privately, its ledger in
+    /// the work folder charges the turn before training, the update header declares what it cost, and a site whose
+    /// ledger has no room left refuses to train.
+    /// </summary>
+    [Fact]
+    public async Task Private_bagging_agents_charge_their_ledgers_and_declare_the_cost()
+    {
+        using var tmp = new TempDir();
+        var store = new LocalFolderStore(tmp["store"]);
+        var settings = Small with { Depth = 3, FeaturesPerTree = 4, Bins = 16, DpEpsilon = 5, DpRounds = 1 };
+        var federation = new AgentFederation(store, Fed, "sepsis", data.Sources, tmp.Path)
+        {
+            Rounds = 1, Configure = s => s with { Model = ModelKinds.Trees, Strategy = StrategyNames.TreeBagging, Trees = settings },
+        };
+        var reports = await federation.RunAsync();
+        var manifest = (await store.GetManifestAsync(Fed, 0))!;
+        Assert.Equal(settings, TreeClientSettings.From(manifest.Strategy));
+
+        // One turn: the base score, the cuts and 4 levels of each of 6 trees.
+        long queries = 2 + 6 * 4;
+        double sigma = settings.DpSigma();
+        foreach (var r in reports)
+        {
+            Assert.Equal([0], r.RoundsTrained);
+            await using var update = (await store.OpenUpdateAsync(Fed, 0, r.Site))!;
+            var (header, ensemble) = ClinicalFed.Federation.UpdateFile.ReadTreeEnsemble(update);
+            var cost = header.Privacy!;
+            Assert.Equal(ClinicalFed.Privacy.PrivacyMechanisms.HistogramGaussian, cost.Mechanism);
+            Assert.Equal((queries, 1.0, 1.0), (cost.Steps, cost.SamplingRate, cost.ClipNorm));
+            Assert.Equal(sigma, cost.NoiseMultiplier, 12);
+            Assert.InRange(cost.EpsilonTotal, 4.9, 5.0);
+            Assert.Equal(cost.EpsilonRound, cost.EpsilonTotal, 12);
+            Assert.Equal(6, ensemble.Trees.Count);
+            Assert.All(ensemble.Trees, t => Assert.True(t.LeafCount <= 8));
+            var ledger = ClinicalFed.Privacy.PrivacyBudgetLedger.LoadOrCreate(Path.Combine(federation.WorkDirectory(r.Site), ClinicalFed.Privacy.PrivacyBudgetLedger.FileName), 5, 1e-5);
+            Assert.Equal((queries, 1), (ledger.Steps, ledger.Rounds));
+            // The budget is spent: one more turn at this σ does not fit.
+            Assert.Throws<ClinicalFed.Privacy.PrivacyBudgetExceededException>(() => ledger.EnsureCanSpend(1, sigma, queries, r.Site));
+        }
+    }
 }

@@ -8,10 +8,9 @@ namespace ClinicalFed.Learning.Tests.Trees;
 
 public sealed class PrivateHistogramBoostingTests
 {
-    private static readonly TreeEnsembleModel Start = TreeEnsembleModel.Constant(TreeTestData.Features, -0.4, TreeTestData.Names);
+    private static readonly TreeEnsembleModel Start = TreeTestData.HistogramStart;
 
-    private static float[][] Cuts(int maxBins, params FeatureTable[] sites) =>
-        HistogramBinning.MergeCuts(sites.Select(s => (IReadOnlyList<FeatureSketch>)HistogramBinning.SketchColumns(s.Values, s.Columns)).ToList(), maxBins);
+    private static float[][] Cuts(int maxBins, params FeatureTable[] sites) => TreeTestData.MergedCuts(maxBins, sites);
 
     private static HistogramNoise Noise(double sd, double cap = 1) => new(cap, sd, new SecureGaussian(RandomNumberGenerator.Create()));
 

@@ -44,6 +44,13 @@ internal static class TreeTestData
         return new FeatureTable(header, keys, labels, values);
     }
 
+    /// <summary>The ensemble the histogram federation tests start from: a constant margin of −0.4.</summary>
+    public static readonly TreeEnsembleModel HistogramStart = TreeEnsembleModel.Constant(Features, -0.4, Names);
+
+    /// <summary>The federation's cuts merged from every site's sketches, as a histogram federation agrees them.</summary>
+    public static float[][] MergedCuts(int maxBins, params FeatureTable[] sites) =>
+        HistogramBinning.MergeCuts(sites.Select(s => (IReadOnlyList<FeatureSketch>)HistogramBinning.SketchColumns(s.Values, s.Columns)).ToList(), maxBins);
+
     public static FeatureTable Pool(params FeatureTable[] tables) =>
         Table("pooled", tables.SelectMany(t => t.Values).ToArray(), tables.SelectMany(t => t.Labels).ToArray());
 
