@@ -23,7 +23,7 @@ internal static class SimulateCommand
         var seed = new Option<int>("--seed") { Description = "Seed of every random choice.", DefaultValueFactory = _ => 1 };
         var trees = new Option<int>("--trees") { Description = "Trees of the local-only and centralized ensembles (the federation grows about as many).", DefaultValueFactory = _ => 100 };
         var leaves = new Option<int>("--leaves") { Description = "Leaves per tree.", DefaultValueFactory = _ => 31 };
-        var dpEpsilon = new Option<double?>("--dp-epsilon") { Description = "Record-level DP-SGD at every site with this ε budget (the patient is the unit: Poisson sampling, clipping and noise per patient); σ is calibrated per site from its patients, --dp-batch and epochs × rounds." };
+        var dpEpsilon = new Option<double?>("--dp-epsilon") { Description = "Record-level differential privacy at every site with this ε budget, the patient as the unit. Logistic: DP-SGD (Poisson sampling, clipping and noise per patient; σ calibrated per site from its patients, --dp-batch and epochs × rounds). Trees: noisy histograms (see --dp-patient-weight, --tree-depth)." };
         var dpDelta = new Option<double>("--dp-delta") { Description = "δ of every site's budget (with --dp-epsilon).", DefaultValueFactory = _ => 1e-5 };
         var dpClip = new Option<double>("--dp-clip") { Description = "Per-patient gradient clipping norm C (with --dp-epsilon).", DefaultValueFactory = _ => 1.0 };
         var dpBatch = new Option<int>("--dp-batch") { Description = "Expected patients per DP-SGD batch (with --dp-epsilon).", DefaultValueFactory = _ => 1024 };

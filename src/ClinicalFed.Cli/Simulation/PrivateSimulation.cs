@@ -70,6 +70,7 @@ internal sealed class PrivateSimulation
             Notes =
             [
                 "The local-only, centralized and personalized models are non-private references: they are trained without DP and never leave the simulation; only the federated model is private.",
+                "The federated statistics agreed before training (imputation medians, standardization means and standard deviations) are shared aggregates outside this guarantee.",
             ],
         };
     }

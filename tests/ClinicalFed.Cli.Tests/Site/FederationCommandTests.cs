@@ -96,6 +96,23 @@ public sealed class FederationCommandTests
         Assert.True(bagging.Exit == 0, bagging.Err);
         Assert.Equal(1, (await new LocalFolderStore(store).GetFederationAsync("bagged"))!.Value.Config.Rounds);
 
+        // Differentially private trees: the DP shape unless given, and the budget in the client_dp_ keys.
+        var dp = Cli.Run("federation", "create", "--store", store, "--federation", "private", "--task", "sepsis", "--model", "trees",
+            "--strategy", "tree-bagging", "--trees", "20", "--dp-epsilon", "3", "--tree-bins", "16");
+        Assert.True(dp.Exit == 0, dp.Err);
+        Assert.Contains("record-level DP (ε = 3 per site)", dp.Out);
+        var settings = Learning.Trees.TreeClientSettings.From((await new LocalFolderStore(store).GetFederationAsync("private"))!.Value.Config.Strategy);
+        Assert.Equal((3.0, 1e-5, 1, 4, 8, 16, 0.3), (settings.DpEpsilon!.Value, settings.DpDelta, settings.DpRounds, settings.Depth, settings.FeaturesPerTree, settings.Bins, settings.LearningRate));
+        // Logistic regression: the same option sets DP-SGD.
+        Assert.Equal(0, Cli.Run("federation", "create", "--store", store, "--federation", "private-lr", "--task", "sepsis", "--rounds", "5", "--dp-epsilon", "2").Exit);
+        var lr = Learning.ClientTrainingSettings.From((await new LocalFolderStore(store).GetFederationAsync("private-lr"))!.Value.Config.Strategy);
+        Assert.Equal((2.0, 5), (lr.DpEpsilon!.Value, lr.DpRounds));
+        var shapeForLogistic = Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--tree-depth", "3");
+        Assert.Contains("--tree-depth: not an option of --model logistic", shapeForLogistic.Err);
+        var noDepth = Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--model", "trees", "--dp-epsilon", "3", "--tree-depth", "0");
+        Assert.Equal(2, noDepth.Exit);
+        Assert.Contains("'client_tree_depth' is 0; differentially private trees need a depth", noDepth.Err);
+
         // Every problem at once, and nothing created.
         var bad = Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--model", "trees",
             "--strategy", "tree-bagging", "--rounds", "3", "--trees", "0", "--dp-site-clip", "1");

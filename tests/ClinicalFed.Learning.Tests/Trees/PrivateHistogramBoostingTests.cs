@@ -169,4 +169,46 @@ public sealed class PrivateHistogramBoostingTests
         Assert.Contains(leaves, v => Math.Abs(Math.Abs(v) - 0.05) < 1e-12);
         Assert.Throws<ArgumentOutOfRangeException>(() => GradientTreeBooster.Boost(Start, site, options with { MaxLeafOutput = -1 }));
     }
+
+    [Fact]
+    public void One_site_boosts_its_own_rows_privately_within_the_shape_it_was_given()
+    {
+        var site = TreeTestData.Site("A", 2000, seed: 661, missingRate: 0.2);
+        var options = new TreeBoostingOptions { NumberOfTrees = 5, NumberOfLeaves = 8, MaxDepth = 3, MaxBins = 16, FeaturesPerTree = 4, LearningRate = 0.3, Seed = 3 };
+        var model = PrivateTreeBoosting.Boost(null, Patients(site, 2), options, cap: 1, noiseMultiplier: 2, new SecureGaussian(RandomNumberGenerator.Create()), TreeTestData.Names);
+        Assert.Equal(5, model.Trees.Count);
+        for (int t = 0; t < 5; t++)
+        {
+            var tree = model.Trees[t];
+            Assert.True(tree.LeafCount <= 8);
+            Assert.All(tree.LeafValue.ToArray(), v => Assert.InRange(Math.Abs(v), 0, 0.3 * PrivateTreeBoosting.MaxLeafOutput + 1e-12));
+            Assert.All(tree.SplitFeature.ToArray(), f => Assert.Contains(f, GradientTreeBooster.TreeFeatures(options, 8, t)!));
+        }
+        // The base score is the noisy prevalence's log-odds: near the site's own (1,000 patients; noise σ·√2 ≈ 2.8 on each sum).
+        double prevalence = site.Labels.Average(y => (double)y);
+        Assert.InRange(model.BaseScore, Math.Log(prevalence / (1 - prevalence)) - 0.1, Math.Log(prevalence / (1 - prevalence)) + 0.1);
+        Assert.Contains("needs a maximum depth", Assert.Throws<ArgumentException>(() =>
+            PrivateTreeBoosting.Boost(null, Patients(site, 2), options with { MaxDepth = 0 }, 1, 2, new SecureGaussian(RandomNumberGenerator.Create()))).Message);
+    }
+
+    [Fact]
+    public void A_turn_costs_the_cuts_and_depth_plus_one_queries_per_tree_and_sigma_covers_the_planned_turns()
+    {
+        Assert.Equal(102, PrivateTreeBoosting.Queries(trees: 20, maxDepth: 4, baseScore: true));
+        Assert.Equal(101, PrivateTreeBoosting.Queries(trees: 20, maxDepth: 4, baseScore: false));
+        var settings = new TreeClientSettings { Trees = 6, Depth = 3, DpEpsilon = 4, DpRounds = 3 };
+        Assert.Empty(settings.Validate());
+        // Three turns: the first with a base score (2 + 24), the others without (1 + 24).
+        double sigma = settings.DpSigma();
+        Assert.Equal(HistogramPrivacy.Calibrate(4, 1e-5, 26 + 2 * 25), sigma, 12);
+        Assert.Equal(0.7, (settings with { DpNoiseMultiplier = 0.7 }).DpSigma());
+        // The settings travel in a manifest and come back whole.
+        var back = TreeClientSettings.From(ClinicalFed.Federation.StrategySpec.From(new ClinicalFed.Federation.TreeBaggingOptions(), settings.ToClientOptions()));
+        Assert.Equal(settings, back);
+        Assert.False(new TreeClientSettings().ToClientOptions().ContainsKey(TreeClientSettings.DepthKey));
+        var problems = (settings with { Depth = 0, Bins = 1, DpPatientWeight = 0 }).Validate();
+        Assert.Contains(problems, p => p.Contains("differentially private trees need a depth", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("'client_tree_bins' is 1", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("'client_dp_patient_weight' is 0", StringComparison.Ordinal));
+    }
 }
