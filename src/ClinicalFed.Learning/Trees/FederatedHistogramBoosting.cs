@@ -158,7 +158,10 @@ public sealed class HistogramBoostingSite
 /// smaller one). Leaf values come from the summed g and h. With the same cuts, the trees are those of boosting the
 /// pooled rows, up to the order of floating-point additions: the federation gets the centralized model without
 /// moving a row. The price is traffic: one histogram per site per split. When the sites mask their histograms
-/// (<see cref="HistogramBoostingSite.MaskWith"/>), the coordinator adds ring vectors and reads only the sum.
+/// (<see cref="HistogramBoostingSite.MaskWith"/>), the coordinator adds ring vectors and reads only the sum. When they
+/// are private (<see cref="HistogramNoise"/>), every site sends each node's sums beside its histogram, noisy like it,
+/// and the grower takes a child's sums from them rather than from a cumulative sum over noisy bins. With
+/// <see cref="TreeBoostingOptions.FeaturesPerTree"/>, only the tree's features are asked for (and counted in the bytes).
 /// </summary>
 public sealed class FederatedHistogramBooster
 {
