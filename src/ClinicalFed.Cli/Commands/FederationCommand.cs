@@ -91,10 +91,11 @@ internal static class FederationCommand
         var treeBins = new Option<int?>("--tree-bins") { Description = "Trees: value bins per feature, 2 to 255 (default 255; 32 with --dp-epsilon)." };
         var dpEpsilon = new Option<double?>("--dp-epsilon") { Description = "Record-level differential privacy at every site, the patient as the unit, with this ε budget per site over the whole federation: DP-SGD (logistic) or noisy-histogram trees. σ is calibrated by each site for --rounds rounds." };
         var dpDeltaRecord = new Option<double>("--dp-delta") { Description = "δ of every site's budget (with --dp-epsilon).", DefaultValueFactory = _ => 1e-5 };
+        var dpRounds = new Option<int?>("--dp-rounds") { Description = "With --dp-epsilon: the rounds each site trains, which its σ is calibrated for (default --rounds; in tree-cyclic a site trains one round in every pass over the sites)." };
         var secure = new Option<bool>("--secure-aggregation") { Description = "Secure aggregation in every round: sites upload only masked updates (keys, sealed shares, masked vector, reveal, each with its own ticket); the aggregator unmasks only their sum." };
         var secThreshold = new Option<int?>("--secagg-threshold") { Description = "With --secure-aggregation: the survivors needed to unmask (default: a strict majority of the round's sites)." };
         var cmd = new Command("create", "Create a federation (no sites yet): model, strategy, the sites' training settings, rounds, quorum, round length.")
-            { federation, task, model, strategy, trees, leaves, treeLr, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description, requireSignatures, dpClip, dpNoise, dpMode, dpDelta, dpTarget, secure, secThreshold, treeDepth, treeFeatures, treeBins, dpEpsilon, dpDeltaRecord };
+            { federation, task, model, strategy, trees, leaves, treeLr, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description, requireSignatures, dpClip, dpNoise, dpMode, dpDelta, dpTarget, secure, secThreshold, treeDepth, treeFeatures, treeBins, dpEpsilon, dpDeltaRecord, dpRounds };
         store.AddTo(cmd);
         cmd.SetAction(pr => RunAsync(async () =>
         {
@@ -108,14 +109,16 @@ internal static class FederationCommand
             int roundCount = pr.GetValue(rounds) ?? (strategyName == StrategyNames.TreeBagging ? 1 : 10);
             double? epsilon = pr.GetValue(dpEpsilon);
             bool dp = epsilon is not null;
-            // Every site is assumed to train in every round, so its σ covers them all.
+            // Unless told otherwise, every site is assumed to train in every round, so its σ covers them all.
+            int planned = pr.GetValue(dpRounds) ?? roundCount;
+            if (pr.GetValue(dpRounds) is not null && !dp) throw new ArgumentException("--dp-rounds needs --dp-epsilon");
             var treeSettings = new Learning.Trees.TreeClientSettings
             {
                 Trees = pr.GetValue(trees), Leaves = pr.GetValue(leaves), Seed = pr.GetValue(seed),
                 LearningRate = pr.GetResult(treeLr) is { Implicit: false } || !dp ? pr.GetValue(treeLr) : 0.3,
                 Depth = pr.GetValue(treeDepth) ?? (dp ? 4 : 0), FeaturesPerTree = pr.GetValue(treeFeatures) ?? (dp ? 8 : 0),
                 Bins = pr.GetValue(treeBins) ?? (dp ? 32 : Learning.Trees.TreeBoostingOptions.MaxBinsLimit),
-                DpEpsilon = epsilon, DpDelta = pr.GetValue(dpDeltaRecord), DpRounds = roundCount,
+                DpEpsilon = epsilon, DpDelta = pr.GetValue(dpDeltaRecord), DpRounds = planned,
             };
             var setup = new FederationSetup
             {
@@ -125,7 +128,7 @@ internal static class FederationCommand
                 Client = new ClientTrainingSettings
                 {
                     LocalEpochs = pr.GetValue(epochs), LearningRate = pr.GetValue(lr), L2 = pr.GetValue(l2), Seed = pr.GetValue(seed),
-                    DpEpsilon = epsilon, DpDelta = pr.GetValue(dpDeltaRecord), DpRounds = roundCount,
+                    DpEpsilon = epsilon, DpDelta = pr.GetValue(dpDeltaRecord), DpRounds = planned,
                 },
                 Trees = treeSettings,
                 SiteLevelDp = pr.GetValue(dpClip) is { } clip

@@ -103,6 +103,11 @@ public sealed class FederationCommandTests
         Assert.Contains("record-level DP (ε = 3 per site)", dp.Out);
         var settings = Learning.Trees.TreeClientSettings.From((await new LocalFolderStore(store).GetFederationAsync("private"))!.Value.Config.Strategy);
         Assert.Equal((3.0, 1e-5, 1, 4, 8, 16, 0.3), (settings.DpEpsilon!.Value, settings.DpDelta, settings.DpRounds, settings.Depth, settings.FeaturesPerTree, settings.Bins, settings.LearningRate));
+        // Cyclic over 3 sites for 9 rounds: each site trains 3 of them, and says so.
+        Assert.Equal(0, Cli.Run("federation", "create", "--store", store, "--federation", "private-cyclic", "--task", "sepsis", "--model", "trees",
+            "--rounds", "9", "--dp-epsilon", "3", "--dp-rounds", "3").Exit);
+        Assert.Equal(3, Learning.Trees.TreeClientSettings.From((await new LocalFolderStore(store).GetFederationAsync("private-cyclic"))!.Value.Config.Strategy).DpRounds);
+        Assert.Contains("--dp-rounds needs --dp-epsilon", Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--dp-rounds", "3").Err);
         // Logistic regression: the same option sets DP-SGD.
         Assert.Equal(0, Cli.Run("federation", "create", "--store", store, "--federation", "private-lr", "--task", "sepsis", "--rounds", "5", "--dp-epsilon", "2").Exit);
         var lr = Learning.ClientTrainingSettings.From((await new LocalFolderStore(store).GetFederationAsync("private-lr"))!.Value.Config.Strategy);
