@@ -98,6 +98,18 @@ public sealed class SimulationReportSchemaTests
         Assert.True(File.Exists(Path.Combine(roundDir, "personalized", DemoSites[0] + ".cfm")));
 
         Assert.NotEmpty(Schema.Validate(Mutate(json, "tree_mode", "\"boosting\"")));
+        Assert.Empty(report.Rejected);
+
+        // A site sending noise is left out at its first histogram, and the report says why.
+        var attacked = new List<string>(args) { "--attack", $"noise:{DemoSites[2]}" };
+        attacked[attacked.IndexOf("--out") + 1] = tmp["attacked"];
+        (exit, _, err) = Cli.Run([.. attacked]);
+        Assert.True(exit == 0, err);
+        json = File.ReadAllText(tmp["attacked/report.json"]);
+        AssertValid(json);
+        var rejected = Assert.Single(System.Text.Json.JsonSerializer.Deserialize<SimulationReport>(json, SimulationReport.JsonOptions)!.Rejected);
+        Assert.Equal((1, DemoSites[2]), (rejected.Round, rejected.Site));
+        Assert.Contains("is not a whole number", rejected.Reason);
         // More checkpoints than trees is refused when the options are built.
         args[args.IndexOf("--trees") + 1] = "1";
         args[args.IndexOf("--out") + 1] = tmp["few"];

@@ -113,7 +113,8 @@ public sealed partial record SimulationOptions
             if (SiteAttack.Parse(a, e) is { } attack && !names.Contains(attack.Site))
                 e.Add($"--attack {a}: no site named '{attack.Site}' (sites: {string.Join(", ", names)})");
         }
-        if (Attacks.Count > 0 && !federated) e.Add("--attack: needs --model logistic");
+        if (Attacks.Count > 0 && !federated && !(Model == "trees" && TreeMode == "histogram" && DpEpsilon is null))
+            e.Add("--attack: needs --model logistic, or trees with --tree-mode histogram without --dp-epsilon (noisy histograms cannot be checked)");
         if (Attacks.Select(a => a.Split(':').ElementAtOrDefault(1)).GroupBy(s => s).Any(g => g.Count() > 1)) e.Add("--attack: one attack per site");
         if (Contribution is not (ContributionScoring.Exact or ContributionScoring.Sampled or "off")) e.Add($"--contribution: '{Contribution}' (expected exact, sampled or off)");
         if (DownweightContributors && Contribution == "off") e.Add("--downweight-contributors: needs --contribution exact or sampled");
@@ -226,7 +227,7 @@ public sealed partial record SimulationOptions
 /// <summary>The command-line options behind <see cref="SimulationOptions"/>' experiment settings.</summary>
 internal static class SimulateExperimentOptions
 {
-    private static readonly Option<string[]> Attack = new("--attack") { Description = "KIND:SITE[:FACTOR]: the site is malicious. KIND: signflip (sends −4Δ), scale (10Δ), labelflip (trains on 1 − y), noise (Gaussian Δ, σ 1), freerider (sends the global model back), labelshuffle. The report then also shows the clean run and FedAvg under the same attack.", AllowMultipleArgumentsPerToken = true };
+    private static readonly Option<string[]> Attack = new("--attack") { Description = "KIND:SITE[:FACTOR]: the site is malicious. KIND: signflip (sends −4Δ), scale (10Δ), labelflip (trains on 1 − y), noise (Gaussian Δ, σ 1), freerider (sends the global model back), labelshuffle. The report then also shows the clean run and FedAvg under the same attack. With --tree-mode histogram the attacker tampers with its histograms instead (signflip −FACTOR·g, scale FACTOR·g and h, noise on every number, freerider zeros) and the coordinator leaves out a site whose histogram fails its checks.", AllowMultipleArgumentsPerToken = true };
     private static readonly Option<bool> NoCompare = new("--no-attack-comparison") { Description = "With --attack: skip the clean and FedAvg comparison runs." };
     private static readonly Option<string> Contribution = new("--contribution") { Description = "Contribution scoring by federated evaluation: exact (Shapley over every coalition, each round), sampled (Monte-Carlo permutations) or off.", DefaultValueFactory = _ => ContributionScoring.Exact };
     private static readonly Option<bool> Downweight = new("--downweight-contributors") { Description = "From round 3, leave out (weight 0) every site whose summed Shapley value is negative." };

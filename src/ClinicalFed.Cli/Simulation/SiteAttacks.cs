@@ -102,6 +102,30 @@ public sealed record SiteAttack(string Kind, string Site, double Factor)
         TensorPrimitives.Add(global, delta, honest);
     }
 
+    /// <summary>
+    /// What the attacker does to a histogram it sends in histogram-mode boosting (slot triples of sums of g, h and rows,
+    /// then possibly the node's three sums), in place: signflip sends −FACTOR·g, scale FACTOR·g and FACTOR·h, noise
+    /// N(0, FACTOR²) on every number, freerider zeros; the label attacks changed its training instead.
+    /// </summary>
+    public void ApplyToHistogram(Span<double> histogram, Random random)
+    {
+        switch (Kind)
+        {
+            case AttackKinds.SignFlip:
+                for (int i = 0; i < histogram.Length; i += 3) histogram[i] *= -Factor;
+                break;
+            case AttackKinds.Scale:
+                for (int i = 0; i + 1 < histogram.Length; i += 3) { histogram[i] *= Factor; histogram[i + 1] *= Factor; }
+                break;
+            case AttackKinds.Noise:
+                for (int i = 0; i < histogram.Length; i++) histogram[i] += Factor * Gaussian(random);
+                break;
+            case AttackKinds.FreeRider:
+                histogram.Clear();
+                break;
+        }
+    }
+
     private static double Gaussian(Random random)
     {
         double u1 = 1.0 - random.NextDouble();

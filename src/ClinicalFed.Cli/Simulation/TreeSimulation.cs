@@ -41,6 +41,8 @@ internal static class TreeSimulation
         float[] Predict(TreeEnsembleModel m, float[] x) => m.ScoreRows(x, d, threads).Select(z => (float)(1 / (1 + Math.Exp(-z)))).ToArray();
 
         PrivacyReport? privacy = null;
+        IReadOnlyList<RejectedReport> rejected = [];
+        var attacks = o.ParsedAttacks().ToDictionary(a => a.Site, StringComparer.Ordinal);
         var sw = Stopwatch.StartNew();
         var local = new TreeEnsembleModel[sites.Count];
         for (int i = 0; i < sites.Count; i++)
@@ -155,11 +157,21 @@ internal static class TreeSimulation
                 sketchBytes = sites.Select(_ => 8L * d * PrivateTreeBoosting.Grid.TotalBins + 16).ToArray();
                 start = dp.Start(sites, names);
             }
+            // A malicious site (--attack): trains on changed labels, or tampers with what it sends. The coordinator
+            // checks every histogram it can read and leaves out a site whose histogram fails.
+            FeatureMatrix SiteMatrix(PreparedSite s, int i) => attacks.TryGetValue(s.Name, out var a) && a.ChangesLabels
+                ? new FeatureMatrix(s.TrainX, d, a.TrainingLabels(s.TrainY, o.Seed + 7919 * (i + 1))) : Matrix(s);
             var parts = sites.Select((s, i) => dp is null
-                ? new HistogramBoostingSite(start, Matrix(s), cuts, Options(o.Trees, o.Seed + i))
+                ? new HistogramBoostingSite(start, SiteMatrix(s, i), cuts, Options(o.Trees, o.Seed + i))
                 : new HistogramBoostingSite(start, PrivateHistogramTrees.Matrix(s, d), cuts, dp.Apply(Options(o.Trees, o.Seed + i)),
                     new HistogramNoise(o.DpPatientWeight, dp.SiteNoise, new ClinicalFed.Privacy.SecureGaussian(System.Security.Cryptography.RandomNumberGenerator.Create())))).ToList();
             privacy = dp?.Report(parts, sites.Select(s => s.Name).ToList(), coordinator);
+            for (int i = 0; i < sites.Count; i++)
+                if (attacks.TryGetValue(sites[i].Name, out var attack) && !attack.ChangesLabels)
+                {
+                    var random = new Random(o.Seed + 104729 * (i + 1));
+                    parts[i].Tamper = v => attack.ApplyToHistogram(v, random);
+                }
             // Secure aggregation: every site makes an ECDH key and the public keys go round (through the coordinator, as
             // in the serverless set-up); each site then masks its histograms so that only their sum can be read.
             var keys = o.SecureAggregation ? sites.Select(_ => PairwiseKeys.Create()).ToArray() : [];
@@ -192,6 +204,9 @@ internal static class TreeSimulation
                 }
                 global = booster.Model;
                 WriteHistogramRound(global, opened);
+                // A rejected site's round is the checkpoint whose trees were growing when it failed.
+                rejected = booster.Rejected.Select(r => new RejectedReport(
+                    Enumerable.Range(0, o.Rounds).First(k => r.Tree < (long)o.Trees * (k + 1) / o.Rounds) + 1, sites[r.Site].Name, r.Reason)).ToList();
             }
             finally
             {
@@ -315,7 +330,13 @@ internal static class TreeSimulation
             : "Site ensembles travel through the store as update files whose payload is ClinicalFed's compact ensemble encoding (tree-ensemble); bytes_uploaded counts those files. " +
             (o.TreeMode == "bagging" ? "The round aggregator merges them (strategy tree-bagging)" : "Each cyclic turn is a round of the store in which the site uploads the whole ensemble it grew (strategy tree-cyclic)") +
             " and writes the global ensemble as a tree-ensemble model file, which the sites read back; personalized ensembles are written as LightGBM model text.");
-        return new SimulationRunner.RunResult(results, rounds, new BytesUploaded { Total = bytesPerSite.Values.Sum(), PerSite = bytesPerSite }, notes, privacy);
+        if (attacks.Count > 0)
+            notes.Add($"Attacks: {string.Join(", ", attacks.Values.Select(a => $"{a.Kind} at {a.Site}"))}. The coordinator checks every histogram before adding it (whole row counts, hessian and gradient sums within what the rows allow, " +
+                $"every feature covering the same rows, no more rows than declared) and leaves out a site whose histogram fails; {rejected.Count} site(s) were left out (see rejected). No comparison runs are made in histogram mode.");
+        return new SimulationRunner.RunResult(results, rounds, new BytesUploaded { Total = bytesPerSite.Values.Sum(), PerSite = bytesPerSite }, notes, privacy)
+        {
+            Extras = new SimulationExtras { Rejected = rejected },
+        };
     }
 
     /// <summary>The privacy section of DP bagging or cyclic boosting: each site's ledger.</summary>

@@ -77,6 +77,14 @@ public sealed class HistogramBoostingSite
 
     private readonly HistogramNoise? _privacy;
 
+    /// <summary>The largest weight of one of the site's rows (1 unless the matrix brings weights), which the site
+    /// declares with its row count: the coordinator checks its histograms against both.</summary>
+    public double MaxRowWeight => _w.Length == 0 ? 0 : _w.Max();
+
+    /// <summary>Simulation of a malicious or broken site: applied to everything the site sends, after it is made
+    /// (null: an honest site).</summary>
+    public Action<Span<double>>? Tamper { get; set; }
+
     /// <summary>Whether the site adds differential-privacy noise to what it sends.</summary>
     public bool Private => _privacy is not null;
 
@@ -136,12 +144,15 @@ public sealed class HistogramBoostingSite
                 vector.Slice(layout.Offset[f] * 3, (layout.Cuts[f].Length + 2) * 3).Clear();
             }
         }
-        if (_privacy is not { } p) return;
-        if (features is null) HistogramPrivacy.AddNoise(vector[..(slots * 3)], p.StandardDeviation, p.Gaussian);
-        else
-            foreach (int f in features)
-                HistogramPrivacy.AddNoise(vector.Slice(layout.Offset[f] * 3, (layout.Cuts[f].Length + 2) * 3), p.StandardDeviation, p.Gaussian);
-        if (vector.Length > slots * 3) HistogramPrivacy.AddNoise(vector[(slots * 3)..], p.StandardDeviation, p.Gaussian);
+        if (_privacy is { } p)
+        {
+            if (features is null) HistogramPrivacy.AddNoise(vector[..(slots * 3)], p.StandardDeviation, p.Gaussian);
+            else
+                foreach (int f in features)
+                    HistogramPrivacy.AddNoise(vector.Slice(layout.Offset[f] * 3, (layout.Cuts[f].Length + 2) * 3), p.StandardDeviation, p.Gaussian);
+            if (vector.Length > slots * 3) HistogramPrivacy.AddNoise(vector[(slots * 3)..], p.StandardDeviation, p.Gaussian);
+        }
+        Tamper?.Invoke(vector);
     }
 
     internal void EndTree(DecisionTree tree, int[] binThreshold)
@@ -195,6 +206,7 @@ public sealed class FederatedHistogramBooster
         if (sites.Any(s => s.Masked) && !sites.All(s => s.Masked))
             throw new ArgumentException($"sites {string.Join(", ", sites.Select((s, i) => (s, i)).Where(x => !x.s.Masked).Select(x => x.i))} do not mask: secure aggregation needs every site");
         _sites = sites;
+        _active = Enumerable.Range(0, sites.Count).ToList();
         _options = options;
         _bytes = new long[sites.Count];
         Secure = sites[0].Masked;
@@ -218,6 +230,20 @@ public sealed class FederatedHistogramBooster
     /// <summary>Histogram exchanges so far (each site sent one histogram in each).</summary>
     public long Histograms { get; private set; }
 
+    private readonly List<int> _active;
+    private readonly List<(int Tree, int Site, string Reason)> _rejected = [];
+
+    /// <summary>Sites still taking part (indices into the sites given).</summary>
+    public IReadOnlyList<int> ActiveSites => _active;
+
+    /// <summary>Sites the coordinator excluded, with the tree (0-based, in the whole ensemble) during which one of
+    /// their histograms failed the checks of <see cref="HistogramChecks"/>, and why.</summary>
+    public IReadOnlyList<(int Tree, int Site, string Reason)> Rejected => _rejected;
+
+    /// <summary>Whether the coordinator checks every site's histogram before adding it: when it can read them (neither
+    /// masked nor noisy).</summary>
+    public bool Validates => !Secure && !_sites[0].Private;
+
     /// <summary>Grows <paramref name="count"/> more trees.</summary>
     public TreeEnsembleModel AddTrees(int count)
     {
@@ -227,17 +253,41 @@ public sealed class FederatedHistogramBooster
         for (int t = 0; t < count; t++)
         {
             var features = GradientTreeBooster.TreeFeatures(_options, _layout.Features, Model.Trees.Count + trees.Count);
-            var source = new Sum(this, _sites.Select(s => s.BeginTree(features)).ToArray(), features);
-            var (tree, binThreshold) = grower.Grow(source, features);
-            foreach (var site in _sites) site.EndTree(tree, binThreshold);
-            trees.Add(tree);
+            while (true)
+            {
+                int[] active = [.. _active];
+                var source = new Sum(this, active.Select(i => _sites[i].BeginTree(features)).ToArray(), features, active);
+                DecisionTree tree;
+                int[] binThreshold;
+                try
+                {
+                    (tree, binThreshold) = grower.Grow(source, features);
+                }
+                catch (RejectedHistogramException e)
+                {
+                    // The site is out from here on; the tree starts again without it (no site has applied it yet).
+                    _rejected.Add((Model.Trees.Count + trees.Count, e.Site, e.Reason));
+                    _active.Remove(e.Site);
+                    if (_active.Count == 0) throw new InvalidOperationException($"every site was rejected (the last: site {e.Site}, {e.Reason})");
+                    continue;
+                }
+                foreach (int i in active) _sites[i].EndTree(tree, binThreshold);
+                trees.Add(tree);
+                break;
+            }
         }
         Model = Model.Append(trees);
         return Model;
     }
 
     /// <summary>The federation's histograms: every site's, added in site order (or, masked, in the ring).</summary>
-    private sealed class Sum(FederatedHistogramBooster owner, GradientTreeBooster.LocalRows[] sources, int[]? features) : GradientTreeBooster.IHistogramSource
+    private sealed class RejectedHistogramException(int site, string reason) : Exception(reason)
+    {
+        public int Site { get; } = site;
+        public string Reason { get; } = reason;
+    }
+
+    private sealed class Sum(FederatedHistogramBooster owner, GradientTreeBooster.LocalRows[] sources, int[]? features, int[] active) : GradientTreeBooster.IHistogramSource
     {
         // Private sites send every node's sums beside its histogram (the root's are always sent).
         private readonly bool _totals = owner._sites[0].Private;
@@ -269,21 +319,77 @@ public sealed class FederatedHistogramBooster
             var ring = owner.Secure ? _ring.AsSpan(0, length) : default;
             ring.Clear();
             int exchange = checked((int)owner.Histograms);
-            for (int i = 0; i < sources.Length; i++)
+            for (int k = 0; k < sources.Length; k++)
             {
+                int i = active[k];
+                var site = owner._sites[i];
                 Array.Clear(_one);
-                var (g, h, c) = ask(sources[i], _one);
+                var (g, h, c) = ask(sources[k], _one);
                 if (root) { _one[slots] = g; _one[slots + 1] = h; _one[slots + 2] = c; }
                 var vector = _one.AsSpan(0, length);
-                owner._sites[i].Release(vector, slots / 3, features);
-                if (owner.Secure) TensorPrimitives.Add(ring, owner._sites[i].Mask(vector, exchange, owner._scale), ring);
-                else TensorPrimitives.Add(sum, vector, sum);
+                site.Release(vector, slots / 3, features);
                 owner._bytes[i] += 8L * (_sentNumbers + (root ? 3 : 0));
+                if (owner.Validates && HistogramChecks.Problem(vector, owner._layout, features, hasSums: root, site.MaxRowWeight, site.Rows) is { } problem)
+                    throw new RejectedHistogramException(i, problem);
+                if (owner.Secure) TensorPrimitives.Add(ring, site.Mask(vector, exchange, owner._scale), ring);
+                else TensorPrimitives.Add(sum, vector, sum);
             }
             if (owner.Secure) RingEncoding.DecodeWide(ring, owner._scale, sum);
             sum[..slots].CopyTo(histogram);
             owner.Histograms++;
             return root ? (sum[slots], sum[slots + 1], sum[slots + 2]) : default;
         }
+    }
+}
+
+/// <summary>
+/// What a coordinator that can read a site's histogram checks before adding it: every number finite; per bin a row
+/// count that is a whole number ≥ 0, a hessian sum in [0, count · w/4] and a gradient sum within ±count · w (g = w·(p − y)
+/// and h = w·p(1 − p) for row weights ≤ w, the largest the site declared); every feature of the tree covering the
+/// same rows (equal counts, and equal sums of g and h up to rounding); the node's own sums, when sent, equal to those;
+/// and no more rows than the site declared. A broken or malicious site fails them by sending noise, inconsistent or
+/// inflated histograms; a site that trains honestly on wrong labels passes them.
+/// </summary>
+internal static class HistogramChecks
+{
+    public static string? Problem(ReadOnlySpan<double> vector, GradientTreeBooster.BinLayout layout, int[]? features, bool hasSums, double maxWeight, int rows)
+    {
+        for (int i = 0; i < vector.Length; i++)
+            if (!double.IsFinite(vector[i])) return $"number {i} of its histogram is {vector[i]}";
+        double w = Math.Max(maxWeight, 0);
+        (double G, double H, double C)? first = null;
+        int firstFeature = -1;
+        int count = features?.Length ?? layout.Features;
+        for (int n = 0; n < count; n++)
+        {
+            int f = features is null ? n : features[n];
+            var hs = vector.Slice(layout.Offset[f] * 3, (layout.Cuts[f].Length + 2) * 3);
+            double G = 0, H = 0, C = 0;
+            for (int b = 0; b < hs.Length; b += 3)
+            {
+                double g = hs[b], h = hs[b + 1], c = hs[b + 2];
+                if (c < 0 || Math.Abs(c - Math.Round(c)) > 1e-6) return $"feature {f}, bin {b / 3}: row count {c} is not a whole number >= 0";
+                double slack = 1e-9 * (1 + c * w);
+                if (h < -slack || h > c * w / 4 + slack) return $"feature {f}, bin {b / 3}: hessian sum {h:G6} outside [0, {c * w / 4:G6}] for {c} rows";
+                if (Math.Abs(g) > c * w + slack) return $"feature {f}, bin {b / 3}: gradient sum {g:G6} larger than {c} rows allow ({c * w:G6})";
+                G += g; H += h; C += c;
+            }
+            if (first is not { } t) { first = (G, H, C); firstFeature = f; continue; }
+            double tol = 1e-7 * (1 + t.C * w);
+            if (Math.Abs(C - t.C) > 0.5 || Math.Abs(G - t.G) > tol || Math.Abs(H - t.H) > tol)
+                return $"feature {f}'s histogram covers other rows than feature {firstFeature}'s (rows {C} vs {t.C}, gradient sums {G:G6} vs {t.G:G6})";
+        }
+        if (first is { } totals)
+        {
+            if (totals.C > rows + 0.5) return $"{totals.C} rows in one node, more than the {rows} it declared";
+            if (hasSums)
+            {
+                int at = vector.Length - 3;
+                double tol = 1e-7 * (1 + totals.C * w);
+                if (Math.Abs(vector[at + 2] - totals.C) > 0.5 || Math.Abs(vector[at] - totals.G) > tol || Math.Abs(vector[at + 1] - totals.H) > tol)
+                    return $"the node's sums ({vector[at]:G6}, {vector[at + 1]:G6}, {vector[at + 2]}) differ from its histogram's ({totals.G:G6}, {totals.H:G6}, {totals.C})";
+            }
+        }
+        return null;
     }
 }

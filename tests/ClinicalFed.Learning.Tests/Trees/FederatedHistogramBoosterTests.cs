@@ -63,6 +63,8 @@ public sealed class FederatedHistogramBoosterTests
         long expected = 8L * (options.NumberOfTrees * (3L * slots + 3) + splits * 3L * slots);
         Assert.All(booster.BytesPerSite, bytes => Assert.Equal(expected, bytes));
         Assert.Equal(options.NumberOfTrees + splits, booster.Histograms);
+        Assert.True(booster.Validates);
+        Assert.Empty(booster.Rejected); // honest histograms pass every check
     }
 
     [Fact]
@@ -143,5 +145,62 @@ public sealed class FederatedHistogramBoosterTests
 
         Assert.Contains("3 features have cuts", Assert.Throws<ArgumentException>(() =>
             new HistogramBoostingSite(Start, FeatureMatrix.FromTable(a), cuts[..3], options)).Message);
+    }
+
+    [Theory]
+    [InlineData("counts", "is not a whole number")]
+    [InlineData("gradients", "larger than")]
+    [InlineData("hessians", "outside [0,")]
+    [InlineData("one feature", "covers other rows than feature")]
+    [InlineData("more rows", "more than the 400 it declared")]
+    [InlineData("node sums", "the node's sums")]
+    [InlineData("infinite", "number 1 of its histogram is")]
+    public void The_coordinator_leaves_out_a_site_whose_histogram_fails_a_check_and_grows_the_others_trees(string tamper, string reason)
+    {
+        FeatureTable[] sites =
+        [
+            TreeTestData.Site("A", 700, seed: 551, missingRate: 0.2),
+            TreeTestData.Site("B", 500, seed: 552, shift: 0.5, siteEffect: 0.8),
+            TreeTestData.Site("C", 400, seed: 553, missingRate: 0.3),
+        ];
+        var options = new TreeBoostingOptions { NumberOfTrees = 4, NumberOfLeaves = 8, MaxBins = 16 };
+        var cuts = Cuts(16, sites);
+        var (expected, _) = Federate(options, cuts, sites[0], sites[1]);
+        var parts = sites.Select((s, i) => new HistogramBoostingSite(Start, FeatureMatrix.FromTable(s), cuts, options with { Seed = options.Seed + i })).ToList();
+        int featureZero = 3 * (cuts[0].Length + 2);
+        parts[2].Tamper = tamper switch
+        {
+            "counts" => v => v[2] += 0.5,
+            "gradients" => v => { for (int i = 0; i < v.Length; i += 3) v[i] *= 50; },
+            "hessians" => v => { for (int i = 1; i < v.Length; i += 3) v[i] = -v[i] - 1; },
+            // Feature 0's histogram of twice the rows: every bin is plausible on its own.
+            "one feature" => v => { for (int i = 0; i < featureZero; i++) v[i] *= 2; },
+            // Every number doubled: consistent, but twice the rows the site has.
+            "more rows" => v => { for (int i = 0; i < v.Length; i++) v[i] *= 2; },
+            "node sums" => v => v[^3] += 5,
+            "infinite" => v => v[1] = double.PositiveInfinity,
+            _ => throw new ArgumentOutOfRangeException(nameof(tamper)),
+        };
+        var booster = new FederatedHistogramBooster(Start, parts, cuts, options);
+        var model = booster.AddTrees(4);
+        var (tree, site, why) = Assert.Single(booster.Rejected);
+        Assert.Equal((0, 2), (tree, site));
+        Assert.Contains(reason, why);
+        Assert.Equal([0, 1], booster.ActiveSites);
+        // The site failed the first exchange of the first tree: the federation grew the other two sites' trees.
+        Assert.True(expected.StructurallyEquals(model));
+    }
+
+    [Fact]
+    public void A_site_that_trains_on_flipped_labels_passes_the_checks()
+    {
+        var honest = TreeTestData.Site("A", 600, seed: 561);
+        var other = TreeTestData.Site("B", 600, seed: 562);
+        var flipped = TreeTestData.Table("B", other.Values, other.Labels.Select(y => 1f - y).ToArray());
+        var options = new TreeBoostingOptions { NumberOfTrees = 3, NumberOfLeaves = 6, MaxBins = 16 };
+        var cuts = Cuts(16, honest, other);
+        var booster = new FederatedHistogramBooster(Start, new[] { honest, flipped }.Select(s => new HistogramBoostingSite(Start, FeatureMatrix.FromTable(s), cuts, options)).ToList(), cuts, options);
+        booster.AddTrees(3);
+        Assert.Empty(booster.Rejected);
     }
 }
