@@ -85,12 +85,7 @@ public sealed class FederatedHistogramBoosterTests
     [Fact]
     public void Masked_histograms_grow_the_trees_of_plain_ones()
     {
-        FeatureTable[] sites =
-        [
-            TreeTestData.Site("A", 800, seed: 541, missingRate: 0.2),
-            TreeTestData.Site("B", 500, seed: 542, shift: 0.5, siteEffect: 0.8),
-            TreeTestData.Site("C", 300, seed: 543, missingRate: 0.3),
-        ];
+        var sites = TreeTestData.NonIidSites(541, 800, 500, 300);
         var options = new TreeBoostingOptions { NumberOfTrees = 6, NumberOfLeaves = 10, MaxBins = 32 };
         var cuts = Cuts(32, sites);
         var (plain, plainBooster) = Federate(options, cuts, sites);
@@ -157,12 +152,7 @@ public sealed class FederatedHistogramBoosterTests
     [InlineData("infinite", "number 1 of its histogram is")]
     public void The_coordinator_leaves_out_a_site_whose_histogram_fails_a_check_and_grows_the_others_trees(string tamper, string reason)
     {
-        FeatureTable[] sites =
-        [
-            TreeTestData.Site("A", 700, seed: 551, missingRate: 0.2),
-            TreeTestData.Site("B", 500, seed: 552, shift: 0.5, siteEffect: 0.8),
-            TreeTestData.Site("C", 400, seed: 553, missingRate: 0.3),
-        ];
+        var sites = TreeTestData.NonIidSites(551, 700, 500, 400);
         var options = new TreeBoostingOptions { NumberOfTrees = 4, NumberOfLeaves = 8, MaxBins = 16 };
         var cuts = Cuts(16, sites);
         var (expected, _) = Federate(options, cuts, sites[0], sites[1]);

@@ -35,12 +35,7 @@ public sealed class PrivateHistogramBoostingTests
     {
         // One row per patient and a cap of 1: every row weighs 1, as without privacy. Zero noise: the only difference
         // left is that a child's sums come from the sites instead of the histogram's cumulative sums.
-        FeatureTable[] sites =
-        [
-            TreeTestData.Site("A", 700, seed: 601, missingRate: 0.2),
-            TreeTestData.Site("B", 500, seed: 602, shift: 0.5, siteEffect: 0.8),
-            TreeTestData.Site("C", 300, seed: 603, missingRate: 0.3),
-        ];
+        var sites = TreeTestData.NonIidSites(601, 700, 500, 300);
         var options = new TreeBoostingOptions { NumberOfTrees = 6, NumberOfLeaves = 8, MaxDepth = 4, MaxBins = 32 };
         var cuts = Cuts(32, sites);
         var plain = new FederatedHistogramBooster(Start, sites.Select(s => new HistogramBoostingSite(Start, FeatureMatrix.FromTable(s), cuts, options)).ToList(), cuts, options);

@@ -44,6 +44,15 @@ internal static class TreeTestData
         return new FeatureTable(header, keys, labels, values);
     }
 
+    /// <summary>Three non-IID sites: A with missing values, B shifted with a site effect, C with more missing values;
+    /// seeds <paramref name="seed"/>, + 1 and + 2.</summary>
+    public static FeatureTable[] NonIidSites(int seed, int rowsA, int rowsB, int rowsC) =>
+    [
+        Site("A", rowsA, seed, missingRate: 0.2),
+        Site("B", rowsB, seed + 1, shift: 0.5, siteEffect: 0.8),
+        Site("C", rowsC, seed + 2, missingRate: 0.3),
+    ];
+
     /// <summary>The ensemble the histogram federation tests start from: a constant margin of −0.4.</summary>
     public static readonly TreeEnsembleModel HistogramStart = TreeEnsembleModel.Constant(Features, -0.4, Names);
 
