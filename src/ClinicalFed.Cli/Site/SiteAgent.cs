@@ -101,7 +101,18 @@ public sealed record SiteAgentReport
     [JsonPropertyName("roc")] public IReadOnlyDictionary<string, double[][]> Roc { get; init; } = new Dictionary<string, double[][]>();
     /// <summary>Calibration bins of the final global and personalized models.</summary>
     [JsonPropertyName("calibration")] public IReadOnlyDictionary<string, Simulation.CalibrationBin[]> Calibration { get; init; } = new Dictionary<string, Simulation.CalibrationBin[]>();
+    /// <summary>What the site's record-level differential privacy spent (its ledger; null without DP).</summary>
+    [JsonPropertyName("privacy")] public SitePrivacySpent? Privacy { get; init; }
 }
+
+/// <summary>A site's privacy ledger in its report: ε spent of its budget, at δ, over rounds and steps (DP-SGD steps or
+/// the Gaussian queries of private trees).</summary>
+public sealed record SitePrivacySpent(
+    [property: JsonPropertyName("epsilon_spent")] double EpsilonSpent,
+    [property: JsonPropertyName("epsilon_budget")] double EpsilonBudget,
+    [property: JsonPropertyName("delta")] double Delta,
+    [property: JsonPropertyName("rounds")] int Rounds,
+    [property: JsonPropertyName("steps")] long Steps);
 
 /// <summary>A round's global model on the site's test split (null: the split has one class only).</summary>
 public sealed record RoundAuroc([property: JsonPropertyName("round")] int Round, [property: JsonPropertyName("auroc")] double? Auroc);
@@ -437,6 +448,9 @@ public sealed partial class SiteAgent
             AurocPerRound = perRound,
             Roc = evaluated.ToDictionary(kv => kv.Key, kv => SimulationRunner.Roc(kv.Value.Full)),
             Calibration = evaluated.ToDictionary(kv => kv.Key, kv => SimulationRunner.Calibration(kv.Value.Full)),
+            Privacy = Privacy.PrivacyBudgetLedger.Load(Path.Combine(Path.GetFullPath(_o.WorkDirectory), Privacy.PrivacyBudgetLedger.FileName)) is { } ledger
+                ? new SitePrivacySpent(Math.Round(ledger.EpsilonSpent, 6), ledger.EpsilonBudget, ledger.Delta, ledger.Rounds, ledger.Steps)
+                : null,
         };
         var path = Path.Combine(Path.GetFullPath(_o.WorkDirectory), "site-report.json");
         Commands.StatsCommand.WriteAtomically(path, System.Text.Json.JsonSerializer.Serialize(report, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));

@@ -20,6 +20,9 @@ public static class SiteReportHtml
         sb.Append($"<p>Trained in round(s) {HtmlReport.E(r.RoundsTrained.Count == 0 ? "none" : string.Join(", ", r.RoundsTrained))} of the federation, which ended after round {r.FinalRound}; " +
                   $"{r.TrainRows:N0} training rows. Metrics on this site's protocol test split: {r.TestRows:N0} rows, {r.TestPositives:N0} positive. " +
                   "Only model parameters left the site; this report stays in its work folder.</p>");
+        if (r.Privacy is { } p)
+            sb.Append(FormattableString.Invariant($"<p>Differential privacy, the patient as the unit: ε = {p.EpsilonSpent:0.###} spent of this site's budget of {p.EpsilonBudget:0.###} (δ = {p.Delta:G3}), ") +
+                      FormattableString.Invariant($"over {p.Rounds} round(s) and {p.Steps:N0} noisy steps or queries, from the ledger in the work folder.</p>"));
         sb.Append("<table><tr><th>model</th><th>AUROC</th><th>AUPRC</th></tr>");
         foreach (var name in r.Auroc.Keys)
             sb.Append($"<tr><td>{HtmlReport.E(name)}</td><td>{F(r.Auroc[name])}</td><td>{F(r.Auprc.GetValueOrDefault(name))}</td></tr>");

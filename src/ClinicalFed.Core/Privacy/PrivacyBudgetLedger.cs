@@ -80,16 +80,24 @@ public sealed class PrivacyBudgetLedger
     public static PrivacyBudgetLedger LoadOrCreate(string path, double epsilonBudget, double delta)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (!File.Exists(path)) return new PrivacyBudgetLedger(epsilonBudget, delta);
+        if (Load(path) is not { } ledger) return new PrivacyBudgetLedger(epsilonBudget, delta);
+        if (Math.Abs(ledger.EpsilonBudget - epsilonBudget) > 1e-12 || Math.Abs(ledger.Delta - delta) > 1e-15)
+        {
+            throw new InvalidDataException(
+                $"{path}: the ledger was opened with ε = {ledger.EpsilonBudget}, δ = {ledger.Delta}, not ε = {epsilonBudget}, δ = {delta}; a site's budget cannot change once spending has started.");
+        }
+
+        return ledger;
+    }
+
+    /// <summary>The ledger stored at <paramref name="path"/> as it is (null when there is none): what a site has spent.</summary>
+    public static PrivacyBudgetLedger? Load(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path)) return null;
         var state = JsonSerializer.Deserialize<LedgerState>(File.ReadAllText(path))
                     ?? throw new InvalidDataException($"{path}: not a privacy ledger");
         if (state.Orders.Length != state.Rdp.Length || state.Orders.Length == 0) throw new InvalidDataException($"{path}: orders and rdp differ in length");
-        if (Math.Abs(state.EpsilonBudget - epsilonBudget) > 1e-12 || Math.Abs(state.Delta - delta) > 1e-15)
-        {
-            throw new InvalidDataException(
-                $"{path}: the ledger was opened with ε = {state.EpsilonBudget}, δ = {state.Delta}, not ε = {epsilonBudget}, δ = {delta}; a site's budget cannot change once spending has started.");
-        }
-
         var ledger = new PrivacyBudgetLedger(state.EpsilonBudget, state.Delta, state.Orders) { Steps = state.Steps, Rounds = state.Rounds };
         state.Rdp.CopyTo(ledger._rdp, 0);
         return ledger;

@@ -161,6 +161,11 @@ public sealed class TreeFederationAgentTests(ThreeSitesFixture data) : IClassFix
             Assert.Equal((queries, 1), (ledger.Steps, ledger.Rounds));
             // The budget is spent: one more turn at this σ does not fit.
             Assert.Throws<ClinicalFed.Privacy.PrivacyBudgetExceededException>(() => ledger.EnsureCanSpend(1, sigma, queries, r.Site));
+            // The site's own report says what it spent.
+            FederationHarness.AssertSiteReport(federation.WorkDirectory(r.Site), r);
+            Assert.Equal(Math.Round(cost.EpsilonTotal, 6), r.Privacy!.EpsilonSpent); // rounded to 6 digits in the report
+            Assert.Equal((5.0, 1, queries), (r.Privacy.EpsilonBudget, r.Privacy.Rounds, r.Privacy.Steps));
+            Assert.Contains("Differential privacy, the patient as the unit", File.ReadAllText(Path.Combine(federation.WorkDirectory(r.Site), "site-report.html")));
         }
     }
 }
