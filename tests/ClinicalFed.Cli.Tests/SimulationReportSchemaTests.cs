@@ -100,6 +100,23 @@ public sealed class SimulationReportSchemaTests
         Assert.NotEmpty(Schema.Validate(Mutate(json, "tree_mode", "\"boosting\"")));
         Assert.Empty(report.Rejected);
 
+        Assert.Null(report.Contribution); // off by default for trees
+
+        // Contribution: one ensemble per coalition of the three sites, scored by federated validation AUROC.
+        var scored = new List<string>(args) { "--contribution", "exact" };
+        scored[scored.IndexOf("--out") + 1] = tmp["scored"];
+        (exit, _, err) = Cli.Run([.. scored]);
+        Assert.True(exit == 0, err);
+        json = File.ReadAllText(tmp["scored/report.json"]);
+        AssertValid(json);
+        var withContribution = System.Text.Json.JsonSerializer.Deserialize<SimulationReport>(json, SimulationReport.JsonOptions)!;
+        var contribution = withContribution.Contribution!;
+        Assert.Equal(8, contribution.CoalitionsEvaluated);
+        Assert.Equal([1, 2, 3], contribution.Sites.Select(c => c.Rank).Order());
+        // Efficient values add up to u(all) − u(none): the federation's validation AUROC above the base score's 0.5.
+        Assert.InRange(contribution.Sites.Sum(c => c.Shapley), 0.01, 0.5);
+        Assert.True(withContribution.Seconds.ContainsKey("contribution_scoring"));
+
         // A site sending noise is left out at its first histogram, and the report says why.
         var attacked = new List<string>(args) { "--attack", $"noise:{DemoSites[2]}" };
         attacked[attacked.IndexOf("--out") + 1] = tmp["attacked"];

@@ -106,18 +106,47 @@ internal sealed class ContributionScoring
         }
     }
 
-    /// <summary>Federated evaluation: each site's validation AUROC, weighted by its validation rows.</summary>
-    private double ValidationAuroc(LinearWeights w)
+    private double ValidationAuroc(LinearWeights w) => ValidationAuroc(_sites, x => SimulationRunner.Predict(w, x, _width));
+
+    /// <summary>Federated evaluation: each site's validation AUROC of <paramref name="predict"/> (validation rows to
+    /// probabilities), weighted by its validation rows; only the metric leaves a site.</summary>
+    internal static double ValidationAuroc(IReadOnlyList<PreparedSite> sites, Func<float[], float[]> predict)
     {
         double sum = 0, weight = 0;
-        foreach (var s in _sites)
+        foreach (var s in sites)
         {
             if (!s.ValidationY.Any(y => y == 1) || !s.ValidationY.Any(y => y == 0)) continue;
-            sum += Metrics.Auroc(SimulationRunner.Predict(w, s.ValidationX, _width), s.ValidationY) * s.ValidationY.Length;
+            sum += Metrics.Auroc(predict(s.ValidationX), s.ValidationY) * s.ValidationY.Length;
             weight += s.ValidationY.Length;
         }
 
         return weight > 0 ? sum / weight : 0.5;
+    }
+
+    /// <summary>
+    /// Contribution when a coalition's model is a whole run of its own (histogram-mode trees: the coalition's sites
+    /// boost an ensemble together): exact Shapley over every coalition (Monte-Carlo permutations with
+    /// <paramref name="method"/> sampled or above <see cref="ContributionMath.MaxExactSites"/> sites) and leave-one-out,
+    /// each coalition's <paramref name="utility"/> asked once.
+    /// </summary>
+    internal static ContributionReport ForWholeRuns(IReadOnlyList<PreparedSite> sites, string method, int permutations, int seed, Func<int, double> utility, string methodText, string utilityText)
+    {
+        var known = new Dictionary<int, double>();
+        double U(int mask) => known.TryGetValue(mask, out double u) ? u : known[mask] = utility(mask);
+        bool exact = method == Exact && sites.Count <= ContributionMath.MaxExactSites;
+        var phi = exact ? ContributionMath.ExactShapley(sites.Count, U) : ContributionMath.SampledShapley(sites.Count, U, permutations, new Random(seed));
+        var loo = ContributionMath.LeaveOneOut(sites.Count, U);
+        var ranking = ContributionMath.Ranking(phi);
+        return new ContributionReport
+        {
+            Method = exact ? methodText : $"Monte-Carlo Shapley, {permutations} permutations ({methodText})",
+            Utility = utilityText,
+            CoalitionsEvaluated = known.Count,
+            Sites = sites.Select((s, i) => new SiteContribution
+            {
+                Name = s.Name, Shapley = Math.Round(phi[i], 6), LeaveOneOut = Math.Round(loo[i], 6), Rank = Array.IndexOf(ranking, i) + 1,
+            }).ToList(),
+        };
     }
 
     /// <summary>A site's Shapley value summed over the rounds scored so far.</summary>

@@ -116,8 +116,8 @@ internal static class FederatedLoop
         Register(fed, uploaders);
         foreach (var (region, members) in regions) Register(RegionFederation(fed, region), members);
 
-        var contribution = variant.Primary && o.Contribution != "off" && regions.Count == 0 && !o.SecureAggregation
-            ? new ContributionScoring(sites, d, o.Contribution, o.ContributionPermutations, o.Seed + 31) : null;
+        var contribution = variant.Primary && o.ContributionMethod != "off" && regions.Count == 0 && !o.SecureAggregation
+            ? new ContributionScoring(sites, d, o.ContributionMethod, o.ContributionPermutations, o.Seed + 31) : null;
         var absent = o.ParsedAbsent();
         var participationRandom = new Random(o.Seed + 101);
         double maxFlatDiff = 0;

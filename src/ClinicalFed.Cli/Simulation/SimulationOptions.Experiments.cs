@@ -12,7 +12,11 @@ public sealed partial record SimulationOptions
     /// <summary>With attacks: also run the clean federation and FedAvg under the same attacks, for the report's comparison.</summary>
     public bool CompareAttacks { get; init; } = true;
     /// <summary><c>--contribution exact|sampled|off</c>.</summary>
-    public string Contribution { get; init; } = ContributionScoring.Exact;
+    public string? Contribution { get; init; }
+
+    /// <summary>The contribution scoring in force: <see cref="Contribution"/>, or by default exact for logistic
+    /// regression and off for trees (a tree coalition is a whole boosting run of its own).</summary>
+    public string ContributionMethod => Contribution ?? (Model == "logistic" ? ContributionScoring.Exact : "off");
     public int ContributionPermutations { get; init; } = 20;
     /// <summary><c>--downweight-contributors</c>: leave out sites whose summed Shapley value is negative (from round 3).</summary>
     public bool DownweightContributors { get; init; }
@@ -116,8 +120,15 @@ public sealed partial record SimulationOptions
         if (Attacks.Count > 0 && !federated && !(Model == "trees" && TreeMode == "histogram" && DpEpsilon is null))
             e.Add("--attack: needs --model logistic, or trees with --tree-mode histogram without --dp-epsilon (noisy histograms cannot be checked)");
         if (Attacks.Select(a => a.Split(':').ElementAtOrDefault(1)).GroupBy(s => s).Any(g => g.Count() > 1)) e.Add("--attack: one attack per site");
-        if (Contribution is not (ContributionScoring.Exact or ContributionScoring.Sampled or "off")) e.Add($"--contribution: '{Contribution}' (expected exact, sampled or off)");
-        if (DownweightContributors && Contribution == "off") e.Add("--downweight-contributors: needs --contribution exact or sampled");
+        if (Contribution is not (null or ContributionScoring.Exact or ContributionScoring.Sampled or "off")) e.Add($"--contribution: '{Contribution}' (expected exact, sampled or off)");
+        if (DownweightContributors && ContributionMethod == "off") e.Add("--downweight-contributors: needs --contribution exact or sampled");
+        if (Model == "trees" && ContributionMethod != "off")
+        {
+            if (TreeMode != "histogram") e.Add("--contribution with trees: needs --tree-mode histogram (each coalition of sites boosts its own ensemble)");
+            if (DpEpsilon is not null) e.Add("--contribution with trees: not combined with --dp-epsilon (every coalition's run would spend more of the sites' budgets)");
+            if (SecureAggregation) e.Add("--contribution with trees: not combined with --secure-aggregation");
+            if (DownweightContributors) e.Add("--downweight-contributors: logistic only");
+        }
         if (ContributionPermutations is < 1 or > 10_000) e.Add($"--contribution-permutations: {ContributionPermutations} (expected 1 to 10000)");
         if (Participation is { } k && (k < 1 || k > names.Count)) e.Add($"--participation: {k} (expected 1 to the {names.Count} sites)");
         ParseAbsent(e);
@@ -229,7 +240,7 @@ internal static class SimulateExperimentOptions
 {
     private static readonly Option<string[]> Attack = new("--attack") { Description = "KIND:SITE[:FACTOR]: the site is malicious. KIND: signflip (sends −4Δ), scale (10Δ), labelflip (trains on 1 − y), noise (Gaussian Δ, σ 1), freerider (sends the global model back), labelshuffle. The report then also shows the clean run and FedAvg under the same attack. With --tree-mode histogram the attacker tampers with its histograms instead (signflip −FACTOR·g, scale FACTOR·g and h, noise on every number, freerider zeros) and the coordinator leaves out a site whose histogram fails its checks.", AllowMultipleArgumentsPerToken = true };
     private static readonly Option<bool> NoCompare = new("--no-attack-comparison") { Description = "With --attack: skip the clean and FedAvg comparison runs." };
-    private static readonly Option<string> Contribution = new("--contribution") { Description = "Contribution scoring by federated evaluation: exact (Shapley over every coalition, each round), sampled (Monte-Carlo permutations) or off.", DefaultValueFactory = _ => ContributionScoring.Exact };
+    private static readonly Option<string?> Contribution = new("--contribution") { Description = "Contribution scoring by federated evaluation: exact (Shapley over every coalition, each round), sampled (Monte-Carlo permutations) or off. Default: exact for logistic regression, off for trees (with --tree-mode histogram, exact or sampled boosts one ensemble per coalition of sites)." };
     private static readonly Option<bool> Downweight = new("--downweight-contributors") { Description = "From round 3, leave out (weight 0) every site whose summed Shapley value is negative." };
     private static readonly Option<int> Permutations = new("--contribution-permutations") { Description = "Permutations per round with --contribution sampled.", DefaultValueFactory = _ => 20 };
     private static readonly Option<int?> Participation = new("--participation") { Description = "K: K of the n sites take part in each round, drawn with the seed (k-of-n rounds)." };
@@ -257,7 +268,7 @@ internal static class SimulateExperimentOptions
 
     public static SimulationOptions Apply(ParseResult pr, SimulationOptions o) => o with
     {
-        Attacks = pr.GetValue(Attack) ?? [], CompareAttacks = !pr.GetValue(NoCompare), Contribution = pr.GetValue(Contribution)!,
+        Attacks = pr.GetValue(Attack) ?? [], CompareAttacks = !pr.GetValue(NoCompare), Contribution = pr.GetValue(Contribution),
         ContributionPermutations = pr.GetValue(Permutations), DownweightContributors = pr.GetValue(Downweight), Participation = pr.GetValue(Participation), Absent = pr.GetValue(Absent) ?? [],
         Regions = pr.GetValue(Region) ?? [], AsyncBuffer = pr.GetValue(AsyncBuffer), Slow = pr.GetValue(Slow) ?? [], TargetAuroc = pr.GetValue(Target), Compress = pr.GetValue(Compress),
         StrategyOptionValues = pr.GetValue(StrategyOption) ?? [],

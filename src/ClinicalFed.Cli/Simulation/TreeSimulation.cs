@@ -42,6 +42,8 @@ internal static class TreeSimulation
 
         PrivacyReport? privacy = null;
         IReadOnlyList<RejectedReport> rejected = [];
+        ContributionReport? contribution = null;
+        double contributionSeconds = 0;
         var attacks = o.ParsedAttacks().ToDictionary(a => a.Site, StringComparer.Ordinal);
         var sw = Stopwatch.StartNew();
         var local = new TreeEnsembleModel[sites.Count];
@@ -204,6 +206,30 @@ internal static class TreeSimulation
                 }
                 global = booster.Model;
                 WriteHistogramRound(global, opened);
+                if (o.ContributionMethod != "off")
+                {
+                    // Contribution: every coalition of sites boosts its own ensemble with the federation's cuts and start
+                    // (an attacker behaving as it did), and every site scores it on its validation patients.
+                    var contributionWatch = Stopwatch.StartNew();
+                    int all = (1 << sites.Count) - 1, done = 0;
+                    var final = global;
+                    double Coalition(int mask)
+                    {
+                        TreeEnsembleModel model = mask == all ? final : start;
+                        if (mask != 0 && mask != all)
+                        {
+                            var members = Enumerable.Range(0, sites.Count).Where(i => (mask & (1 << i)) != 0).ToList();
+                            var memberParts = members.Select(i => new HistogramBoostingSite(start, SiteMatrix(sites[i], i), cuts, Options(o.Trees, o.Seed + i)) { Tamper = parts[i].Tamper }).ToList();
+                            model = new FederatedHistogramBooster(start, memberParts, cuts, coordinator).AddTrees(o.Trees);
+                        }
+                        progress?.Invoke("contribution (one ensemble per coalition)", Math.Min(1, ++done / (double)(1 << sites.Count)));
+                        return ContributionScoring.ValidationAuroc(sites, x => Predict(model, x));
+                    }
+                    contribution = ContributionScoring.ForWholeRuns(sites, o.ContributionMethod, o.ContributionPermutations, o.Seed + 31, Coalition,
+                        $"exact Shapley over every coalition of sites, each boosting its own ensemble of {o.Trees} trees with the federation's cuts",
+                        "validation-size-weighted mean of the sites' validation AUROC (federated evaluation: only metrics leave the sites) of the coalition's ensemble; the empty coalition is the base score");
+                    contributionSeconds = contributionWatch.Elapsed.TotalSeconds;
+                }
                 // A rejected site's round is the checkpoint whose trees were growing when it failed.
                 rejected = booster.Rejected.Select(r => new RejectedReport(
                     Enumerable.Range(0, o.Rounds).First(k => r.Tree < (long)o.Trees * (k + 1) / o.Rounds) + 1, sites[r.Site].Name, r.Reason)).ToList();
@@ -259,7 +285,8 @@ internal static class TreeSimulation
             }, model)).GetAwaiter().GetResult();
         }
         if (ledgers is not null) privacy = PrivateLocalTreesReport(o, client, sites, ledgers, sigma);
-        seconds["federated"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
+        seconds["federated"] = Math.Round(sw.Elapsed.TotalSeconds - contributionSeconds, 2);
+        if (contribution is not null) seconds["contribution_scoring"] = Math.Round(contributionSeconds, 2);
         sw.Restart();
         int lastRound = storeRounds - 1;
         // Personalized models in the store: LightGBM model text, which ML.NET loads through LightGbm(Stream) as a normal model.
@@ -335,7 +362,7 @@ internal static class TreeSimulation
                 $"every feature covering the same rows, no more rows than declared) and leaves out a site whose histogram fails; {rejected.Count} site(s) were left out (see rejected). No comparison runs are made in histogram mode.");
         return new SimulationRunner.RunResult(results, rounds, new BytesUploaded { Total = bytesPerSite.Values.Sum(), PerSite = bytesPerSite }, notes, privacy)
         {
-            Extras = new SimulationExtras { Rejected = rejected },
+            Extras = new SimulationExtras { Rejected = rejected, Contribution = contribution },
         };
     }
 
