@@ -118,15 +118,19 @@ public sealed class SimulationReportSchemaTests
         Assert.True(withContribution.Seconds.ContainsKey("contribution_scoring"));
 
         // A site sending noise is left out at its first histogram, and the report says why.
-        var attacked = new List<string>(args) { "--attack", $"noise:{DemoSites[2]}" };
+        var attacked = new List<string>(args) { "--attack", $"noise:{DemoSites[2]}", "--contribution", "exact" };
         attacked[attacked.IndexOf("--out") + 1] = tmp["attacked"];
         (exit, _, err) = Cli.Run([.. attacked]);
         Assert.True(exit == 0, err);
         json = File.ReadAllText(tmp["attacked/report.json"]);
         AssertValid(json);
-        var rejected = Assert.Single(System.Text.Json.JsonSerializer.Deserialize<SimulationReport>(json, SimulationReport.JsonOptions)!.Rejected);
+        var attackedReport = System.Text.Json.JsonSerializer.Deserialize<SimulationReport>(json, SimulationReport.JsonOptions)!;
+        var rejected = Assert.Single(attackedReport.Rejected);
         Assert.Equal((1, DemoSites[2]), (rejected.Round, rejected.Site));
         Assert.Contains("is not a whole number", rejected.Reason);
+        // It is rejected in every coalition too (alone, none is left to grow trees): it contributed nothing.
+        var nothing = attackedReport.Contribution!.Sites.Single(c => c.Name == DemoSites[2]);
+        Assert.Equal((0.0, 0.0), (nothing.Shapley, nothing.LeaveOneOut));
         // More checkpoints than trees is refused when the options are built.
         args[args.IndexOf("--trees") + 1] = "1";
         args[args.IndexOf("--out") + 1] = tmp["few"];

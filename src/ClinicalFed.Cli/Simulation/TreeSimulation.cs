@@ -220,7 +220,14 @@ internal static class TreeSimulation
                         {
                             var members = Enumerable.Range(0, sites.Count).Where(i => (mask & (1 << i)) != 0).ToList();
                             var memberParts = members.Select(i => new HistogramBoostingSite(start, SiteMatrix(sites[i], i), cuts, Options(o.Trees, o.Seed + i)) { Tamper = parts[i].Tamper }).ToList();
-                            model = new FederatedHistogramBooster(start, memberParts, cuts, coordinator).AddTrees(o.Trees);
+                            try
+                            {
+                                model = new FederatedHistogramBooster(start, memberParts, cuts, coordinator).AddTrees(o.Trees);
+                            }
+                            catch (FederatedHistogramBooster.AllSitesRejectedException)
+                            {
+                                model = start; // a coalition of rejected sites grows nothing
+                            }
                         }
                         progress?.Invoke("contribution (one ensemble per coalition)", Math.Min(1, ++done / (double)(1 << sites.Count)));
                         return ContributionScoring.ValidationAuroc(sites, x => Predict(model, x));

@@ -268,7 +268,7 @@ public sealed class FederatedHistogramBooster
                     // The site is out from here on; the tree starts again without it (no site has applied it yet).
                     _rejected.Add((Model.Trees.Count + trees.Count, e.Site, e.Reason));
                     _active.Remove(e.Site);
-                    if (_active.Count == 0) throw new InvalidOperationException($"every site was rejected (the last: site {e.Site}, {e.Reason})");
+                    if (_active.Count == 0) throw new AllSitesRejectedException($"every site was rejected (the last: site {e.Site}, {e.Reason})");
                     continue;
                 }
                 foreach (int i in active) _sites[i].EndTree(tree, binThreshold);
@@ -281,6 +281,9 @@ public sealed class FederatedHistogramBooster
     }
 
     /// <summary>The federation's histograms: every site's, added in site order (or, masked, in the ring).</summary>
+    /// <summary>Thrown by <see cref="AddTrees"/> when the checks have left no site to grow trees with.</summary>
+    public sealed class AllSitesRejectedException(string message) : InvalidOperationException(message);
+
     private sealed class RejectedHistogramException(int site, string reason) : Exception(reason)
     {
         public int Site { get; } = site;

@@ -179,6 +179,10 @@ public sealed class FederatedHistogramBoosterTests
         Assert.Equal([0, 1], booster.ActiveSites);
         // The site failed the first exchange of the first tree: the federation grew the other two sites' trees.
         Assert.True(expected.StructurallyEquals(model));
+
+        // Alone, it leaves no site to grow trees with.
+        var alone = new HistogramBoostingSite(Start, FeatureMatrix.FromTable(sites[2]), cuts, options) { Tamper = parts[2].Tamper };
+        Assert.Throws<FederatedHistogramBooster.AllSitesRejectedException>(() => new FederatedHistogramBooster(Start, [alone], cuts, options).AddTrees(1));
     }
 
     [Fact]
