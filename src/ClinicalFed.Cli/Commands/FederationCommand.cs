@@ -112,12 +112,10 @@ internal static class FederationCommand
             // Unless told otherwise, every site is assumed to train in every round, so its σ covers them all.
             int planned = pr.GetValue(dpRounds) ?? roundCount;
             if (pr.GetValue(dpRounds) is not null && !dp) throw new ArgumentException("--dp-rounds needs --dp-epsilon");
-            var treeSettings = new Learning.Trees.TreeClientSettings
+            var treeSettings = Learning.Trees.TreeClientSettings.Shaped(dp, pr.GetValue(treeDepth), pr.GetValue(treeFeatures), pr.GetValue(treeBins),
+                pr.GetResult(treeLr) is { Implicit: false } ? pr.GetValue(treeLr) : null) with
             {
                 Trees = pr.GetValue(trees), Leaves = pr.GetValue(leaves), Seed = pr.GetValue(seed),
-                LearningRate = pr.GetResult(treeLr) is { Implicit: false } || !dp ? pr.GetValue(treeLr) : 0.3,
-                Depth = pr.GetValue(treeDepth) ?? (dp ? 4 : 0), FeaturesPerTree = pr.GetValue(treeFeatures) ?? (dp ? 8 : 0),
-                Bins = pr.GetValue(treeBins) ?? (dp ? 32 : Learning.Trees.TreeBoostingOptions.MaxBinsLimit),
                 DpEpsilon = epsilon, DpDelta = pr.GetValue(dpDeltaRecord), DpRounds = planned,
             };
             var setup = new FederationSetup

@@ -8,22 +8,17 @@ namespace ClinicalFed.Cli.Simulation;
 
 /// <summary>How <c>simulate</c>'s sites grow trees, from its options (<c>--leaves</c>, <c>--tree-features</c>,
 /// <c>--tree-depth</c>, <c>--tree-bins</c>, <c>--tree-learning-rate</c>, the <c>--dp-</c> options), with the defaults
-/// differential privacy needs when the user gave none: 8 features per tree, depth 4, 32 bins, learning rate 0.3. The
+/// differential privacy needs when the user gave none (<see cref="TreeClientSettings.Shaped"/>). The
 /// shape applies to every tree model of the run (local, centralized, federated, personalized), so that a DP run's
 /// references differ from it by the noise alone.</summary>
 internal static class TreeSettings
 {
-    public static TreeClientSettings From(SimulationOptions o) => o.DpTrees
-        ? new()
+    public static TreeClientSettings From(SimulationOptions o) =>
+        TreeClientSettings.Shaped(o.DpTrees, o.TreeDepth, o.TreeFeatures, o.TreeBins, o.TreeLearningRate) with
         {
-            Leaves = o.Leaves, Seed = o.Seed, LearningRate = o.TreeLearningRate ?? 0.3, Depth = o.TreeDepth ?? 4, FeaturesPerTree = o.TreeFeatures ?? 8,
-            Bins = o.TreeBins ?? 32, DpEpsilon = o.DpEpsilon, DpDelta = o.DpDelta, DpNoiseMultiplier = o.DpNoiseMultiplier, DpPatientWeight = o.DpPatientWeight,
-            DpRounds = o.TreeMode == "cyclic" ? o.Rounds : 1,
-        }
-        : new()
-        {
-            Leaves = o.Leaves, Seed = o.Seed, LearningRate = o.TreeLearningRate ?? new TreeClientSettings().LearningRate, Depth = o.TreeDepth ?? 0,
-            FeaturesPerTree = o.TreeFeatures ?? 0, Bins = o.TreeBins ?? TreeBoostingOptions.MaxBinsLimit,
+            Leaves = o.Leaves, Seed = o.Seed,
+            DpEpsilon = o.DpTrees ? o.DpEpsilon : null, DpDelta = o.DpDelta, DpNoiseMultiplier = o.DpTrees ? o.DpNoiseMultiplier : null,
+            DpPatientWeight = o.DpPatientWeight, DpRounds = o.TreeMode == "cyclic" ? o.Rounds : 1,
         };
 }
 
@@ -46,12 +41,16 @@ internal sealed class PrivateHistogramTrees
     private readonly int _sites;
     private readonly int _features;
 
-    public PrivateHistogramTrees(SimulationOptions o, TreeBoostingOptions coordinator, int features, int sites, SecureGaussian gaussian)
+    public PrivateHistogramTrees(SimulationOptions o, TreeBoostingOptions coordinator, IReadOnlyList<PreparedSite> siteData, int features, SecureGaussian gaussian)
     {
+        int sites = siteData.Count;
         _o = o;
         _gaussian = gaussian;
         _sites = sites;
         _features = features;
+        // Each site's training rows with their patients (the privacy unit), and its rows' weights min(1, W / rows).
+        _matrices = siteData.Select(s => ClientTraining.GroupedMatrix(s.TrainX, features, s.TrainY, s.TrainPatients)).ToArray();
+        _weights = _matrices.Select(m => PrivateTreeBoosting.RowWeights(m, o.DpPatientWeight)).ToArray();
         double budget = o.DpEpsilon ?? throw new ArgumentException("DP trees need --dp-epsilon");
         Queries = HistogramPrivacy.Queries(o.Trees, coordinator.MaxDepth);
         NoiseMultiplier = o.DpNoiseMultiplier ?? HistogramPrivacy.Calibrate(budget, o.DpDelta, Queries);
@@ -65,6 +64,8 @@ internal sealed class PrivateHistogramTrees
     }
 
     private readonly double _sumNoise;
+    private readonly FeatureMatrix[] _matrices;
+    private readonly double[][] _weights;
 
     /// <summary>Gaussian queries at full sensitivity the run makes.</summary>
     public long Queries { get; }
@@ -87,23 +88,16 @@ internal sealed class PrivateHistogramTrees
     /// <summary>The booster's options under the summed histograms' noise (<see cref="PrivateTreeBoosting.UnderNoise"/>).</summary>
     public TreeBoostingOptions Apply(TreeBoostingOptions options) => PrivateTreeBoosting.UnderNoise(options, _sumNoise);
 
-    /// <summary>The site's training matrix with its patients, as <see cref="HistogramBoostingSite"/> needs it.</summary>
-    public static FeatureMatrix Matrix(PreparedSite site, int columns)
-    {
-        var ids = new Dictionary<string, int>(StringComparer.Ordinal);
-        var groups = site.TrainPatients.Select(p => ids.TryGetValue(p, out int g) ? g : ids[p] = ids.Count).ToArray();
-        return new FeatureMatrix(site.TrainX, columns, site.TrainY, groupIds: groups, groupCount: ids.Count);
-    }
+    /// <summary>Site <paramref name="site"/>'s training matrix with its patients, as <see cref="HistogramBoostingSite"/> needs it.</summary>
+    public FeatureMatrix Matrix(int site) => _matrices[site];
 
     /// <summary>The first query: the cuts from every site's noisy counts on <see cref="PrivateTreeBoosting.Grid"/>.</summary>
-    public float[][] Cuts(IReadOnlyList<PreparedSite> sites, int maxBins) =>
-        PrivateTreeBoosting.NoisyCuts(sites.Select(s => (s.TrainX, PrivateTreeBoosting.RowWeights(Matrix(s, _features), _o.DpPatientWeight))).ToList(),
-            _features, NoiseMultiplier, _o.DpPatientWeight, maxBins, _gaussian);
+    public float[][] Cuts(int maxBins) =>
+        PrivateTreeBoosting.NoisyCuts(_matrices.Select((m, i) => (m.Values, _weights[i])).ToList(), _features, NoiseMultiplier, _o.DpPatientWeight, maxBins, _gaussian);
 
     /// <summary>The second query: the base score from every site's noisy label and weight sums.</summary>
-    public TreeEnsembleModel Start(IReadOnlyList<PreparedSite> sites, IReadOnlyList<string> names) =>
-        PrivateTreeBoosting.BaseModel(_features, sites.Select(s => PrivateTreeBoosting.NoisyCounts(s.TrainY,
-            PrivateTreeBoosting.RowWeights(Matrix(s, _features), _o.DpPatientWeight), NoiseMultiplier, _o.DpPatientWeight, _gaussian)).ToList(), names);
+    public TreeEnsembleModel Start(IReadOnlyList<string> names) =>
+        PrivateTreeBoosting.BaseModel(_features, _matrices.Select((m, i) => PrivateTreeBoosting.NoisyCounts(m.Labels, _weights[i], NoiseMultiplier, _o.DpPatientWeight, _gaussian)).ToList(), names);
 
     /// <summary>The report's privacy section.</summary>
     public PrivacyReport Report(IReadOnlyList<HistogramBoostingSite> sites, IReadOnlyList<string> names, TreeBoostingOptions coordinator) => new()

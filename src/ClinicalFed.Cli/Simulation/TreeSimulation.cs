@@ -120,12 +120,13 @@ internal static class TreeSimulation
         int cyclicTurnTrees = Math.Max(1, o.Trees / Math.Max(1, o.Rounds * sites.Count / 2));
         double sigma = ledgers is null ? 0 : (client with { Trees = o.TreeMode == "cyclic" ? cyclicTurnTrees : o.Trees }).DpSigma();
         var gaussian = new ClinicalFed.Privacy.SecureGaussian(System.Security.Cryptography.RandomNumberGenerator.Create());
+        var grouped = ledgers is null ? null : sites.Select(s => ClientTraining.GroupedMatrix(s.TrainX, d, s.TrainY, s.TrainPatients)).ToArray();
         TreeEnsembleModel Grow(int i, TreeEnsembleModel? start, int trees, int seed)
         {
             if (ledgers is null) return GradientTreeBooster.Boost(start!, Matrix(sites[i]), Options(trees, seed));
             long queries = PrivateTreeBoosting.Queries(trees, client.Depth, baseScore: start is null);
             ledgers[i].Spend(1, sigma, queries, sites[i].Name);
-            return PrivateTreeBoosting.Boost(start, PrivateHistogramTrees.Matrix(sites[i], d), Options(trees, seed), o.DpPatientWeight, sigma, gaussian, names);
+            return PrivateTreeBoosting.Boost(start, grouped![i], Options(trees, seed), o.DpPatientWeight, sigma, gaussian, names);
         }
         if (o.TreeMode == "bagging")
         {
@@ -141,7 +142,7 @@ internal static class TreeSimulation
             // With differential privacy the cuts come from noisy counts on a public grid and the base score from noisy
             // sums instead (PrivateHistogramTrees), and every histogram a site sends carries noise.
             var coordinator = Options(o.Trees, o.Seed);
-            var dp = o.DpTrees ? new PrivateHistogramTrees(o, coordinator, d, sites.Count, new ClinicalFed.Privacy.SecureGaussian(System.Security.Cryptography.RandomNumberGenerator.Create())) : null;
+            var dp = o.DpTrees ? new PrivateHistogramTrees(o, coordinator, sites, d, new ClinicalFed.Privacy.SecureGaussian(System.Security.Cryptography.RandomNumberGenerator.Create())) : null;
             float[][] cuts;
             long[] sketchBytes;
             TreeEnsembleModel start;
@@ -155,9 +156,9 @@ internal static class TreeSimulation
             else
             {
                 coordinator = dp.Apply(coordinator);
-                cuts = dp.Cuts(sites, coordinator.MaxBins);
+                cuts = dp.Cuts(coordinator.MaxBins);
                 sketchBytes = sites.Select(_ => 8L * d * PrivateTreeBoosting.Grid.TotalBins + 16).ToArray();
-                start = dp.Start(sites, names);
+                start = dp.Start(names);
             }
             // A malicious site (--attack): trains on changed labels, or tampers with what it sends. The coordinator
             // checks every histogram it can read and leaves out a site whose histogram fails.
@@ -165,7 +166,7 @@ internal static class TreeSimulation
                 ? new FeatureMatrix(s.TrainX, d, a.TrainingLabels(s.TrainY, o.Seed + 7919 * (i + 1))) : Matrix(s);
             var parts = sites.Select((s, i) => dp is null
                 ? new HistogramBoostingSite(start, SiteMatrix(s, i), cuts, Options(o.Trees, o.Seed + i))
-                : new HistogramBoostingSite(start, PrivateHistogramTrees.Matrix(s, d), cuts, dp.Apply(Options(o.Trees, o.Seed + i)),
+                : new HistogramBoostingSite(start, dp.Matrix(i), cuts, dp.Apply(Options(o.Trees, o.Seed + i)),
                     new HistogramNoise(o.DpPatientWeight, dp.SiteNoise, new ClinicalFed.Privacy.SecureGaussian(System.Security.Cryptography.RandomNumberGenerator.Create())))).ToList();
             privacy = dp?.Report(parts, sites.Select(s => s.Name).ToList(), coordinator);
             for (int i = 0; i < sites.Count; i++)

@@ -94,7 +94,7 @@ public sealed partial class SiteAgent
             var ledger = Privacy.PrivacyBudgetLedger.LoadOrCreate(ledgerPath, settings.DpEpsilon!.Value, settings.DpDelta);
             var spend = ledger.Spend(1, sigma, queries, _o.Site);
             ledger.Save(ledgerPath);
-            grown = PrivateTreeBoosting.Boost(privateStart, PrivateHistogramTrees.Matrix(prepared, d), settings.Boosting(settings.Trees, seed, Threads),
+            grown = PrivateTreeBoosting.Boost(privateStart, ClientTraining.GroupedMatrix(prepared.TrainX, d, prepared.TrainY, prepared.TrainPatients), settings.Boosting(settings.Trees, seed, Threads),
                 settings.DpPatientWeight, sigma, new Privacy.SecureGaussian(System.Security.Cryptography.RandomNumberGenerator.Create()), prepared.Columns.ToArray());
             privacy = new Privacy.UpdatePrivacy
             {

@@ -117,9 +117,6 @@ public sealed class HistogramBoostingSite
     /// <summary>Slots of a histogram (features × bins, missing bins included); a histogram holds 3 numbers per slot.</summary>
     public int HistogramSlots => _data.Layout.TotalSlots;
 
-    /// <summary>Slots of the histogram of <paramref name="features"/> (null: all).</summary>
-    internal int SlotsOf(int[]? features) => features is null ? HistogramSlots : features.Sum(f => _data.Layout.Cuts[f].Length + 2);
-
     /// <summary>The cuts the site bins its rows at (the federation's).</summary>
     internal IReadOnlyList<float[]> Cuts => _data.Layout.Cuts;
 
@@ -130,28 +127,11 @@ public sealed class HistogramBoostingSite
         return _rows;
     }
 
-    /// <summary>What leaves the site of one histogram (<paramref name="slots"/> slot triples, then for the root its
-    /// three sums): only the tree's <paramref name="features"/> (null: all), with noise when the site is private.</summary>
-    internal void Release(Span<double> vector, int slots, int[]? features)
+    /// <summary>What leaves the site of one exchange: the tree's features' slots (g, h, count triples) and, when sent,
+    /// the node's three sums, packed in <paramref name="vector"/>; the site adds its noise to every number when private.</summary>
+    internal void Release(Span<double> vector)
     {
-        var layout = _data.Layout;
-        if (features is not null)
-        {
-            int next = 0;
-            for (int f = 0; f < layout.Features; f++)
-            {
-                if (next < features.Length && features[next] == f) { next++; continue; }
-                vector.Slice(layout.Offset[f] * 3, (layout.Cuts[f].Length + 2) * 3).Clear();
-            }
-        }
-        if (_privacy is { } p)
-        {
-            if (features is null) HistogramPrivacy.AddNoise(vector[..(slots * 3)], p.StandardDeviation, p.Gaussian);
-            else
-                foreach (int f in features)
-                    HistogramPrivacy.AddNoise(vector.Slice(layout.Offset[f] * 3, (layout.Cuts[f].Length + 2) * 3), p.StandardDeviation, p.Gaussian);
-            if (vector.Length > slots * 3) HistogramPrivacy.AddNoise(vector[(slots * 3)..], p.StandardDeviation, p.Gaussian);
-        }
+        if (_privacy is { } p) HistogramPrivacy.AddNoise(vector, p.StandardDeviation, p.Gaussian);
         Tamper?.Invoke(vector);
     }
 
@@ -223,8 +203,8 @@ public sealed class FederatedHistogramBooster
     /// <summary>The ensemble grown so far.</summary>
     public TreeEnsembleModel Model { get; private set; }
 
-    /// <summary>Bytes each site has sent: 8 per number (float64 sums of g and h, and row counts), 3 numbers per slot per
-    /// histogram, plus the three root sums per tree.</summary>
+    /// <summary>Bytes each site has sent: 8 per number (float64 sums of g and h, and row counts); per exchange 3 numbers
+    /// per slot of the tree's features, plus the node's three sums for the root (for every node when private).</summary>
     public IReadOnlyList<long> BytesPerSite => _bytes;
 
     /// <summary>Histogram exchanges so far (each site sent one histogram in each).</summary>
@@ -280,7 +260,6 @@ public sealed class FederatedHistogramBooster
         return Model;
     }
 
-    /// <summary>The federation's histograms: every site's, added in site order (or, masked, in the ring).</summary>
     /// <summary>Thrown by <see cref="AddTrees"/> when the checks have left no site to grow trees with.</summary>
     public sealed class AllSitesRejectedException(string message) : InvalidOperationException(message);
 
@@ -290,16 +269,43 @@ public sealed class FederatedHistogramBooster
         public string Reason { get; } = reason;
     }
 
-    private sealed class Sum(FederatedHistogramBooster owner, GradientTreeBooster.LocalRows[] sources, int[]? features, int[] active) : GradientTreeBooster.IHistogramSource
+    /// <summary>
+    /// The federation's histograms for one tree: every site's, added in site order (or, masked, in the ring). What a
+    /// site sends is packed: the slots of the tree's features only, then, for the root (or every node when the sites
+    /// are private), the node's three sums. The sum is unpacked into the grower's full-layout histogram.
+    /// </summary>
+    private sealed class Sum : GradientTreeBooster.IHistogramSource
     {
+        private readonly FederatedHistogramBooster _owner;
+        private readonly GradientTreeBooster.LocalRows[] _sources;
+        private readonly int[] _active;
+        private readonly int[] _features;
+        private readonly int[] _slotsPerFeature;
+        private readonly (int Offset, int Length)[] _segments;
+        private readonly int _packed;
         // Private sites send every node's sums beside its histogram (the root's are always sent).
-        private readonly bool _totals = owner._sites[0].Private;
-        private readonly long _sentNumbers = 3L * owner._sites[0].SlotsOf(features);
-        private double[] _one = [];
-        private double[] _sum = [];
-        private ulong[] _ring = [];
+        private readonly bool _totals;
+        private readonly double[] _full, _vector, _sum;
+        private readonly ulong[] _ring;
 
-        public (double G, double H, double C) Root(double[] histogram) => Exchange(histogram, (site, h) => site.Root(h), root: true);
+        public Sum(FederatedHistogramBooster owner, GradientTreeBooster.LocalRows[] sources, int[]? features, int[] active)
+        {
+            var layout = owner._layout;
+            _owner = owner;
+            _sources = sources;
+            _active = active;
+            _features = features ?? Enumerable.Range(0, layout.Features).ToArray();
+            _slotsPerFeature = _features.Select(f => layout.Cuts[f].Length + 2).ToArray();
+            _segments = _features.Select((f, n) => (layout.Offset[f] * 3, _slotsPerFeature[n] * 3)).ToArray();
+            _packed = _segments.Sum(x => x.Length);
+            _totals = owner._sites[0].Private;
+            _full = new double[layout.TotalSlots * 3];
+            _vector = new double[_packed + 3];
+            _sum = new double[_packed + 3];
+            _ring = owner.Secure ? new ulong[_packed + 3] : [];
+        }
+
+        public (double G, double H, double C) Root(double[] histogram) => Exchange(histogram, (site, h) => site.Root(h), withSums: true);
 
         public (double G, double H, double C)? Split(int leaf, int newLeaf, GradientTreeBooster.Split split, bool buildLeft, double[] histogram)
         {
@@ -307,40 +313,43 @@ public sealed class FederatedHistogramBooster
             {
                 site.Split(leaf, newLeaf, split, buildLeft, h);
                 return _totals ? site.Totals(buildLeft ? leaf : newLeaf) : default;
-            }, root: _totals);
+            }, withSums: _totals);
             return _totals ? sums : null;
         }
 
-        /// <summary>One exchange: every site's histogram (and, for the root, or every node when the sites are private,
-        /// its three sums after it), summed.</summary>
-        private (double G, double H, double C) Exchange(double[] histogram, Func<GradientTreeBooster.LocalRows, double[], (double, double, double)> ask, bool root)
+        /// <summary>One exchange: every site's packed histogram (and sums), checked when readable, summed, unpacked.</summary>
+        private (double G, double H, double C) Exchange(double[] histogram, Func<GradientTreeBooster.LocalRows, double[], (double, double, double)> ask, bool withSums)
         {
-            int slots = histogram.Length, length = slots + (root ? 3 : 0);
-            if (_one.Length != slots + 3) { _one = new double[slots + 3]; _sum = new double[slots + 3]; _ring = owner.Secure ? new ulong[slots + 3] : []; }
+            var owner = _owner;
+            int length = _packed + (withSums ? 3 : 0);
             var sum = _sum.AsSpan(0, length);
             sum.Clear();
             var ring = owner.Secure ? _ring.AsSpan(0, length) : default;
             ring.Clear();
             int exchange = checked((int)owner.Histograms);
-            for (int k = 0; k < sources.Length; k++)
+            for (int k = 0; k < _sources.Length; k++)
             {
-                int i = active[k];
+                int i = _active[k];
                 var site = owner._sites[i];
-                Array.Clear(_one);
-                var (g, h, c) = ask(sources[k], _one);
-                if (root) { _one[slots] = g; _one[slots + 1] = h; _one[slots + 2] = c; }
-                var vector = _one.AsSpan(0, length);
-                site.Release(vector, slots / 3, features);
-                owner._bytes[i] += 8L * (_sentNumbers + (root ? 3 : 0));
-                if (owner.Validates && HistogramChecks.Problem(vector, owner._layout, features, hasSums: root, site.MaxRowWeight, site.Rows) is { } problem)
+                // The site's rows fill the tree's features' slots of a full-layout histogram; it sends them packed.
+                foreach (var (offset, len) in _segments) _full.AsSpan(offset, len).Clear();
+                var (g, h, c) = ask(_sources[k], _full);
+                var vector = _vector.AsSpan(0, length);
+                int at = 0;
+                foreach (var (offset, len) in _segments) { _full.AsSpan(offset, len).CopyTo(vector[at..]); at += len; }
+                if (withSums) (vector[at], vector[at + 1], vector[at + 2]) = (g, h, c);
+                site.Release(vector);
+                owner._bytes[i] += 8L * length;
+                if (owner.Validates && HistogramChecks.Problem(vector, _features, _slotsPerFeature, withSums, site.MaxRowWeight, site.Rows) is { } problem)
                     throw new RejectedHistogramException(i, problem);
                 if (owner.Secure) TensorPrimitives.Add(ring, site.Mask(vector, exchange, owner._scale), ring);
                 else TensorPrimitives.Add(sum, vector, sum);
             }
             if (owner.Secure) RingEncoding.DecodeWide(ring, owner._scale, sum);
-            sum[..slots].CopyTo(histogram);
+            int from = 0;
+            foreach (var (offset, len) in _segments) { sum.Slice(from, len).CopyTo(histogram.AsSpan(offset, len)); from += len; }
             owner.Histograms++;
-            return root ? (sum[slots], sum[slots + 1], sum[slots + 2]) : default;
+            return withSums ? (sum[_packed], sum[_packed + 1], sum[_packed + 2]) : default;
         }
     }
 }
@@ -355,18 +364,21 @@ public sealed class FederatedHistogramBooster
 /// </summary>
 internal static class HistogramChecks
 {
-    public static string? Problem(ReadOnlySpan<double> vector, GradientTreeBooster.BinLayout layout, int[]? features, bool hasSums, double maxWeight, int rows)
+    /// <param name="vector">What the site sent: the slots of <paramref name="features"/> in order
+    /// (<paramref name="slotsPerFeature"/> each), then the node's three sums when <paramref name="hasSums"/>.</param>
+    public static string? Problem(ReadOnlySpan<double> vector, IReadOnlyList<int> features, IReadOnlyList<int> slotsPerFeature, bool hasSums, double maxWeight, int rows)
     {
         for (int i = 0; i < vector.Length; i++)
             if (!double.IsFinite(vector[i])) return $"number {i} of its histogram is {vector[i]}";
         double w = Math.Max(maxWeight, 0);
         (double G, double H, double C)? first = null;
         int firstFeature = -1;
-        int count = features?.Length ?? layout.Features;
-        for (int n = 0; n < count; n++)
+        int offset = 0;
+        for (int n = 0; n < features.Count; n++)
         {
-            int f = features is null ? n : features[n];
-            var hs = vector.Slice(layout.Offset[f] * 3, (layout.Cuts[f].Length + 2) * 3);
+            int f = features[n];
+            var hs = vector.Slice(offset, slotsPerFeature[n] * 3);
+            offset += hs.Length;
             double G = 0, H = 0, C = 0;
             for (int b = 0; b < hs.Length; b += 3)
             {

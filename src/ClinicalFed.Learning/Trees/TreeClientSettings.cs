@@ -46,6 +46,19 @@ public sealed record TreeClientSettings
 
     public bool DifferentiallyPrivate => DpEpsilon is not null;
 
+    /// <summary>
+    /// The trees' shape from the choices given, the rest defaulted: for differentially private trees depth 4, 8 features
+    /// drawn per tree, 32 bins and learning rate 0.3 (few queries per tree, and little noise in each); otherwise leaves
+    /// only, every feature, 255 bins and learning rate 0.1. <c>simulate</c> and <c>federation create</c> start from it.
+    /// </summary>
+    public static TreeClientSettings Shaped(bool privately, int? depth, int? featuresPerTree, int? bins, double? learningRate) => new()
+    {
+        Depth = depth ?? (privately ? 4 : 0),
+        FeaturesPerTree = featuresPerTree ?? (privately ? 8 : 0),
+        Bins = bins ?? (privately ? 32 : TreeBoostingOptions.MaxBinsLimit),
+        LearningRate = learningRate ?? (privately ? 0.3 : new TreeClientSettings().LearningRate),
+    };
+
     /// <summary>Queries of one site's turn: the cuts, (depth + 1) per tree, and the base score in its first turn
     /// when it starts from its own prevalence.</summary>
     public long DpQueriesPerTurn(bool baseScore) => PrivateTreeBoosting.Queries(Trees, Depth, baseScore);
