@@ -125,10 +125,16 @@ public sealed class FederationExperimentsSimulationTests
         Assert.Equal(["attacked", "clean", "fedavg-attacked"], runs.Keys.Order());
         Assert.Equal(0, runs["fedavg-attacked"].GetProperty("rejected").GetInt32()); // plain FedAvg has no norm bound
 
-        // Round 0 dense at 8 bits (the warm-up), then top-10 % (indices and values): (0.26 + 2 x ~0.13) / 3 of float32.
+        // Round 0 dense at 8 bits (the warm-up), then top-10 % (indices and values), then dense at 4 bits:
+        // (0.26 + ~0.13 + ~0.13) / 3 of float32.
         var compression = report.GetProperty("compression");
         Assert.Equal("topk:0.1", compression.GetProperty("encoding").GetString());
+        Assert.Equal("int4", compression.GetProperty("final_round_encoding").GetString());
         Assert.InRange(compression.GetProperty("payload_ratio").GetDouble(), 0.10, 0.19);
+        var rounds = compression.GetProperty("rounds").EnumerateArray().ToList();
+        Assert.Equal(["int8", "topk", "int4"], rounds.Select(r => r.GetProperty("encoding").GetString()));
+        Assert.Equal(compression.GetProperty("payload_bytes").GetInt64(), rounds.Sum(r => r.GetProperty("payload_bytes").GetInt64()));
+        Assert.All(rounds, r => Assert.InRange(r.GetProperty("uncompressed_mean_auroc").GetDouble(), 0.5, 1));
         Assert.True(compression.GetProperty("file_bytes").GetInt64() < compression.GetProperty("uncompressed_file_bytes").GetInt64());
         var update = await new LocalFolderStore(tmp["robust/store"]).OpenUpdateAsync("simulation", 1, "academic_micu"); // round 0 is the dense warm-up
         await using (update!)
@@ -136,6 +142,8 @@ public sealed class FederationExperimentsSimulationTests
             var header = ClinicalFed.Federation.UpdateFile.ReadHeader(update!);
             Assert.Equal(("topk", "delta"), (header.PayloadEncoding, header.ParameterKind));
         }
+        var last = await new LocalFolderStore(tmp["robust/store"]).OpenUpdateAsync("simulation", 2, "academic_micu");
+        await using (last!) Assert.Equal("int4", ClinicalFed.Federation.UpdateFile.ReadHeader(last!).PayloadEncoding);
     }
 
     [Theory]

@@ -291,7 +291,7 @@ public sealed class SimulationReportSchemaTests
         Assert.Equal(
             new HashSet<Type> { typeof(SimulationReport), typeof(SiteResult), typeof(BaselineMetrics), typeof(PersonalizationChoice), typeof(CalibrationBin), typeof(RoundResult), typeof(BytesUploaded), typeof(PrivacyReport), typeof(SitePrivacyReport),
                 typeof(RejectedReport), typeof(ContributionReport), typeof(SiteContribution), typeof(RobustnessReport), typeof(RobustnessRun), typeof(HierarchyReport),
-                typeof(AsyncReport), typeof(ScheduleResult), typeof(TimelinePoint), typeof(CompressionReport), typeof(SiteLevelPrivacyReport), typeof(ExcludedContributor) },
+                typeof(AsyncReport), typeof(ScheduleResult), typeof(TimelinePoint), typeof(CompressionReport), typeof(CompressedRoundReport), typeof(SiteLevelPrivacyReport), typeof(ExcludedContributor) },
             visited);
         Assert.Equal(StrategyNames.All.Concat(StrategyNames.Trees).Append(TreeSimulation.HistogramStrategy).ToHashSet(), Strings(root.GetProperty("properties").GetProperty("strategy").GetProperty("enum")).ToHashSet());
         Assert.Equal(new SimulationReport { Task = "sepsis", Model = "logistic", Strategy = "fedavg", FeatureSpec = "x 1", Sites = [], Rounds = [], BytesUploaded = new(), Seconds = new Dictionary<string, double>() }.FormatVersion,

@@ -38,6 +38,8 @@ internal sealed class FederationOutcome
     /// <summary>Payload bytes the sites sent, and what the same updates take as float32.</summary>
     public long PayloadBytes { get; set; }
     public long Float32PayloadBytes { get; set; }
+    /// <summary>With compression: each round's encoding and payload bytes.</summary>
+    public List<CompressedRound> CompressedRounds { get; } = [];
     public List<RejectedReport> Rejected { get; } = [];
     public ContributionReport? Contribution { get; set; }
     public HierarchyReport? Hierarchy { get; set; }
@@ -156,7 +158,8 @@ internal static class FederatedLoop
             store.PutManifestAsync(manifest).GetAwaiter().GetResult();
             foreach (var (region, members) in regions) store.PutManifestAsync(Manifest(RegionFederation(fed, region), members, members.Count)).GetAwaiter().GetResult();
 
-            long roundBytes = 0;
+            long roundBytes = 0, roundPayload = 0;
+            string? roundEncoding = null;
             var secureInputs = new List<Storage.SecureAggregation.SecureSiteInput>();
             var uploaded = new List<(int Site, float[] Parameters, long Examples)>();
             foreach (int i in participants)
@@ -182,10 +185,9 @@ internal static class FederatedLoop
                 outcome.Float32PayloadBytes += 4L * parameters.Length;
                 if (variant.Compression is { } configured)
                 {
-                    // Top-k warms up with one dense round (8-bit quantized), as Deep Gradient Compression (Lin et al.
-                    // 2018) warms up its sparsity: from a zero model every coordinate moves at once, which top-k and its
-                    // error feedback would otherwise spread over many rounds.
-                    var compression = configured.Encoding == UpdatePayloadEncodings.TopK && r == 0 ? new Compression.CompressionSpec(UpdatePayloadEncodings.Int8, 1, ErrorFeedback: false) { RefitEpochs = 0 } : configured;
+                    // Top-k: a dense 8-bit warm-up round, top-k in between, a dense final round (CompressionSpec.ForRound).
+                    var compression = configured.ForRound(r, o.Rounds);
+                    roundEncoding = compression.Encoding;
                     // The site sends its delta compressed (top-k with error feedback); the aggregator decodes it.
                     var delta = new float[parameters.Length];
                     System.Numerics.Tensors.TensorPrimitives.Subtract(parameters, globalVector, delta);
@@ -207,6 +209,7 @@ internal static class FederatedLoop
                     store.PutUpdateAsync(target, r, sites[i].Name, file).GetAwaiter().GetResult();
                     outcome.BytesPerSite[sites[i].Name] += file.Length;
                     outcome.PayloadBytes += payload.Length;
+                    roundPayload += payload.Length;
                     roundBytes += file.Length;
                     progress?.Invoke($"round {r + 1}/{o.Rounds}{label}", (uploaded.Count + 0.0) / (participants.Count + 1));
                     continue;
@@ -297,6 +300,7 @@ internal static class FederatedLoop
                 rr.Auprc[s.Name] = auprc;
             }
             outcome.Rounds.Add(rr);
+            if (roundEncoding is not null) outcome.CompressedRounds.Add(new CompressedRound(r + 1, roundEncoding, roundPayload));
             progress?.Invoke($"round {r + 1}/{o.Rounds}{label}", 1);
         }
 

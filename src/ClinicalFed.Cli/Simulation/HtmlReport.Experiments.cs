@@ -59,6 +59,20 @@ public static partial class HtmlReport
             sb.Append("<table><tr><th>site</th><th>compressed</th><th>float32</th></tr>");
             foreach (var (site, auroc) in z.Auroc) sb.Append($"<tr><td>{E(site)}</td><td>{F(auroc, "F4")}</td><td>{F(z.UncompressedAuroc[site], "F4")}</td></tr>");
             sb.Append("</table>");
+            if (z.Rounds.Count > 0)
+            {
+                sb.Append("<table><tr><th>round</th><th>encoding</th><th>payload bytes</th><th>mean AUROC</th><th>float32 mean AUROC</th></tr>");
+                foreach (var round in z.Rounds)
+                    sb.Append($"<tr><td>{round.Round}</td><td>{E(round.Encoding)}</td><td>{round.PayloadBytes:N0}</td><td>{(round.MeanAuroc is { } m ? F(m, "F4") : "")}</td><td>{(round.UncompressedMeanAuroc is { } u ? F(u, "F4") : "")}</td></tr>");
+                sb.Append("</table><div class=\"plots\">");
+                var series = new List<(string, (double X, double Y)[])>
+                {
+                    ("compressed", z.Rounds.Where(x => x.MeanAuroc is not null).Select(x => ((double)x.Round, x.MeanAuroc!.Value)).ToArray()),
+                    ("float32", z.Rounds.Where(x => x.UncompressedMeanAuroc is not null).Select(x => ((double)x.Round, x.UncompressedMeanAuroc!.Value)).ToArray()),
+                };
+                sb.Append(Figure(LinePlot(series, "round", "mean test AUROC", 1, Math.Max(2, z.Rounds.Count), null, null, diagonal: false, markers: true), "Mean test AUROC per round, compressed and float32"));
+                sb.Append("</div>");
+            }
         }
 
         if (r.Async is { } a)

@@ -43,6 +43,8 @@ public sealed record CompressionReport
     [JsonPropertyName("error_feedback_decay")] public double? ErrorFeedbackDecay { get; init; }
     /// <summary>Top-k: epochs of the refit of the chosen coordinates (0: none; null for quantization).</summary>
     [JsonPropertyName("refit_epochs")] public int? RefitEpochs { get; init; }
+    /// <summary>Top-k: the dense encoding of the last round (null: top-k to the end, and for quantization).</summary>
+    [JsonPropertyName("final_round_encoding")] public string? FinalRoundEncoding { get; init; }
     /// <summary>Payload bytes the sites sent (compressed), over the whole federation.</summary>
     [JsonPropertyName("payload_bytes")] public long PayloadBytes { get; init; }
     /// <summary>What the same updates take as float32 payloads.</summary>
@@ -55,6 +57,14 @@ public sealed record CompressionReport
     [JsonPropertyName("uncompressed_auroc")] public required IReadOnlyDictionary<string, double> UncompressedAuroc { get; init; }
     /// <summary>Largest |compressed − uncompressed| final test AUROC over the sites.</summary>
     [JsonPropertyName("max_abs_auroc_diff")] public double MaxAbsAurocDiff { get; init; }
+    /// <summary>Per round: the encoding the sites used, their payload bytes, and the mean test AUROC of both runs.</summary>
+    [JsonPropertyName("rounds")] public required IReadOnlyList<CompressedRoundReport> Rounds { get; init; }
+
+    private static double? MeanAuroc(IReadOnlyList<RoundResult> rounds, int round)
+    {
+        var values = rounds.FirstOrDefault(x => x.Round == round)?.Auroc.Values.Where(double.IsFinite).ToList();
+        return values is { Count: > 0 } ? Math.Round(values.Average(), 6) : null;
+    }
 
     internal static CompressionReport Build(Compression.CompressionSpec spec, FederationOutcome compressed, FederationOutcome plain)
     {
@@ -66,13 +76,33 @@ public sealed record CompressionReport
             Encoding = spec.ToString(),
             ErrorFeedbackDecay = spec.Encoding == UpdatePayloadEncodings.TopK && spec.ErrorFeedback ? spec.FeedbackDecay : null,
             RefitEpochs = spec.Encoding == UpdatePayloadEncodings.TopK ? spec.RefitEpochs : null,
+            FinalRoundEncoding = spec.Encoding == UpdatePayloadEncodings.TopK ? spec.FinalEncoding : null,
             PayloadBytes = compressed.PayloadBytes, Float32PayloadBytes = compressed.Float32PayloadBytes,
             PayloadRatio = Math.Round((double)compressed.PayloadBytes / compressed.Float32PayloadBytes, 4),
             FileBytes = compressed.BytesPerSite.Values.Sum(), UncompressedFileBytes = plain.BytesPerSite.Values.Sum(),
             Auroc = a, UncompressedAuroc = b, MaxAbsAurocDiff = diffs.Count > 0 ? Math.Round(diffs.Max(), 6) : double.NaN,
+            Rounds = compressed.CompressedRounds.Select(c => new CompressedRoundReport
+            {
+                Round = c.Round, Encoding = c.Encoding, PayloadBytes = c.PayloadBytes,
+                MeanAuroc = MeanAuroc(compressed.Rounds, c.Round), UncompressedMeanAuroc = MeanAuroc(plain.Rounds, c.Round),
+            }).ToList(),
         };
     }
 }
+
+/// <summary>One round of a compressed run (<c>compression.rounds</c>).</summary>
+public sealed record CompressedRoundReport
+{
+    [JsonPropertyName("round")] public int Round { get; init; }
+    /// <summary>int8, int4 or topk: top-k runs warm up with an 8-bit round and end with a dense round (CompressionSpec.ForRound).</summary>
+    [JsonPropertyName("encoding")] public required string Encoding { get; init; }
+    [JsonPropertyName("payload_bytes")] public long PayloadBytes { get; init; }
+    [JsonPropertyName("mean_auroc")] public double? MeanAuroc { get; init; }
+    [JsonPropertyName("uncompressed_mean_auroc")] public double? UncompressedMeanAuroc { get; init; }
+}
+
+/// <summary>One round of a compressed run as the federated loop saw it.</summary>
+internal sealed record CompressedRound(int Round, string Encoding, long PayloadBytes);
 
 /// <summary>Builds the <c>robustness</c> section from the clean, attacked and FedAvg-attacked runs.</summary>
 internal static class RobustnessComparison

@@ -259,7 +259,7 @@ internal static class SimulateExperimentOptions
     private static readonly Option<int?> TreeBins = new("--tree-bins") { Description = "Trees: value bins per feature, 2 to 255 (default 255; 32 with --dp-epsilon)." };
     private static readonly Option<double?> TreeLearningRate = new("--tree-learning-rate") { Description = "Trees: learning rate (shrinkage) of every tree (default 0.1; 0.3 with --dp-epsilon)." };
     private static readonly Option<double> DpPatientWeight = new("--dp-patient-weight") { Description = "DP trees: every row of a patient with n rows weighs min(1, W/n), so a patient's rows weigh at most W together.", DefaultValueFactory = _ => 1.0 };
-    private static readonly Option<string?> Compress = new("--compress") { Description = "int8 or int4 (quantized deltas, stochastic rounding) or topk:F (the fraction F of largest coordinates: error feedback decayed by 0.6 and a 2-epoch refit of the chosen coordinates; tune with :noef, :decay=G, :refit=N). The first top-k round is a dense 8-bit warm-up. The report then also shows the uncompressed run." };
+    private static readonly Option<string?> Compress = new("--compress") { Description = "int8 or int4 (quantized deltas, stochastic rounding) or topk:F (the fraction F of largest coordinates: error feedback decayed by 0.6 and a 2-epoch refit of the chosen coordinates; tune with :noef, :decay=G, :refit=N). Top-k runs begin with a dense 8-bit warm-up round and end with a dense 4-bit round (:final=int8, or :final=topk for top-k to the end). The report then also shows the uncompressed run." };
 
     public static void AddTo(Command command)
     {

@@ -211,5 +211,34 @@ public sealed class UpdateCodecTests
         Assert.Contains("'zip' is not an option", errors[^1], StringComparison.Ordinal);
         Assert.Contains("'refit=x': the refit epochs N must be a whole number", errors[^2], StringComparison.Ordinal);
         Assert.Contains("'decay=2': the decay G must be", errors[^3], StringComparison.Ordinal);
+
+        errors.Clear();
+        Assert.Equal("int4", CompressionSpec.Parse("topk:0.1", errors)!.FinalEncoding);
+        Assert.Equal("int8", CompressionSpec.Parse("topk:0.1:final=int8", errors)!.FinalEncoding);
+        Assert.Equal("topk:0.1:final=int8", CompressionSpec.Parse("topk:0.1:final=int8", errors)!.ToString());
+        var sparseToTheEnd = CompressionSpec.Parse("topk:0.1:final=topk", errors)!;
+        Assert.Null(sparseToTheEnd.FinalEncoding);
+        Assert.Equal(sparseToTheEnd, CompressionSpec.Parse(sparseToTheEnd.ToString(), errors));
+        Assert.Null(CompressionSpec.Parse("int8", errors)!.FinalEncoding);
+        Assert.Empty(errors);
+        Assert.Null(CompressionSpec.Parse("topk:0.1:final=zip", errors));
+        Assert.Contains("'final=zip': the final round's encoding must be int4, int8 or topk", Assert.Single(errors), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Top_k_warms_up_dense_in_the_first_round_and_ends_dense_in_the_last()
+    {
+        var spec = new CompressionSpec(UpdatePayloadEncodings.TopK, 0.1);
+        var schedule = Enumerable.Range(0, 4).Select(r => spec.ForRound(r, 4)).ToList();
+        Assert.Equal(["int8", "topk", "topk", "int4"], schedule.Select(s => s.Encoding));
+        Assert.Same(spec, schedule[1]);
+        Assert.All(new[] { schedule[0], schedule[3] }, dense => Assert.Equal((1.0, false, 0), (dense.Fraction, dense.ErrorFeedback, dense.RefitEpochs)));
+        Assert.Equal(["int8", "topk", "int8"], Enumerable.Range(0, 3).Select(r => (spec with { FinalEncoding = "int8" }).ForRound(r, 3).Encoding));
+        Assert.Equal(["int8", "topk", "topk"], Enumerable.Range(0, 3).Select(r => (spec with { FinalEncoding = null }).ForRound(r, 3).Encoding));
+        Assert.Equal("int8", spec.ForRound(0, 1).Encoding); // one round: the warm-up
+        var int4 = new CompressionSpec(UpdatePayloadEncodings.Int4, 1, ErrorFeedback: false);
+        Assert.Same(int4, int4.ForRound(0, 3));
+        Assert.Same(int4, int4.ForRound(2, 3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => spec.ForRound(3, 3));
     }
 }
