@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using ClinicalFed.Compression;
 using ClinicalFed.Federation;
 using ClinicalFed.Privacy;
 
@@ -25,6 +26,7 @@ public sealed record ClientTrainingSettings
     public const string DpNoiseMultiplierKey = "client_dp_noise_multiplier";
     public const string DpRoundsKey = "client_dp_rounds";
     public const string DpPatientGradientKey = "client_dp_patient_gradient";
+    public const string CompressKey = FederationConfig.ClientCompressKey;
 
     public int LocalEpochs { get; init; } = 1;
     public int BatchSize { get; init; } = 256;
@@ -52,6 +54,17 @@ public sealed record ClientTrainingSettings
     /// </summary>
     public string DpPatientGradient { get; init; } = "mean";
 
+    /// <summary>
+    /// How the sites compress their updates, as <c>--compress</c> takes it (<c>int8</c>, <c>int4</c>, <c>topk:F</c> with
+    /// its options; null: float32). Each site then uploads its delta from the global model compressed
+    /// (<see cref="CompressionSpec.ForRound"/> gives the round's encoding), keeping its top-k remainder in
+    /// its work folder.
+    /// </summary>
+    public string? Compress { get; init; }
+
+    /// <summary>The parsed <see cref="Compress"/> (null when absent or invalid; <see cref="Validate"/> reports why).</summary>
+    public CompressionSpec? Compression => Compress is null ? null : CompressionSpec.Parse(Compress, []);
+
     /// <summary>True when the sites train with DP-SGD.</summary>
     public bool DifferentiallyPrivate => DpEpsilon is not null;
 
@@ -70,6 +83,13 @@ public sealed record ClientTrainingSettings
         if (DpNoiseMultiplier is { } nm && (!(nm > 0) || !double.IsFinite(nm))) p.Add($"'{DpNoiseMultiplierKey}' is {nm}; it must be a positive number");
         if (DpRounds is < 1 or > 100_000) p.Add($"'{DpRoundsKey}' is {DpRounds}; expected 1 to 100000");
         if (DpPatientGradient is not ("mean" or "sum")) p.Add($"'{DpPatientGradientKey}' is '{DpPatientGradient}'; expected mean or sum");
+        if (Compress is not null)
+        {
+            var errors = new List<string>();
+            CompressionSpec.Parse(Compress, errors);
+            p.AddRange(errors.Select(e => $"'{CompressKey}': {e}"));
+        }
+
         return p;
     }
 
@@ -93,6 +113,8 @@ public sealed record ClientTrainingSettings
             if (DpNoiseMultiplier is { } nm) o[DpNoiseMultiplierKey] = JsonSerializer.SerializeToElement(nm);
             if (DpPatientGradient != "mean") o[DpPatientGradientKey] = JsonSerializer.SerializeToElement(DpPatientGradient);
         }
+
+        if (Compress is not null) o[CompressKey] = JsonSerializer.SerializeToElement(Compress);
 
         return o;
     }
@@ -118,6 +140,7 @@ public sealed record ClientTrainingSettings
             DpNoiseMultiplier = o.ContainsKey(DpNoiseMultiplierKey) ? ReadDouble(o, DpNoiseMultiplierKey, 0, problems) : null,
             DpRounds = ReadInt(o, DpRoundsKey, d.DpRounds, problems),
             DpPatientGradient = o.TryGetValue(DpPatientGradientKey, out var pg) && pg.ValueKind == JsonValueKind.String ? pg.GetString()! : d.DpPatientGradient,
+            Compress = ReadString(o, CompressKey, problems),
             ProximalMu = typed is FedProxOptions fp ? fp.ProximalMu : 0,
         };
         problems.AddRange(settings.Validate());
@@ -134,6 +157,14 @@ public sealed record ClientTrainingSettings
         BatchSampling = DifferentiallyPrivate ? BatchSampling.Poisson : BatchSampling.Shuffle,
         GroupGradient = DpPatientGradient == "sum" ? GroupGradient.SumOfRows : GroupGradient.MeanOfRows,
     };
+
+    internal static string? ReadString(IReadOnlyDictionary<string, JsonElement> o, string key, List<string> problems)
+    {
+        if (!o.TryGetValue(key, out var v)) return null;
+        if (v.ValueKind == JsonValueKind.String) return v.GetString();
+        problems.Add($"'{key}' is {v.GetRawText()}; expected a string");
+        return null;
+    }
 
     internal static int ReadInt(IReadOnlyDictionary<string, JsonElement> o, string key, int fallback, List<string> problems)
     {

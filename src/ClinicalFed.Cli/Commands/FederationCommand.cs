@@ -94,14 +94,15 @@ internal static class FederationCommand
         var dpRounds = new Option<int?>("--dp-rounds") { Description = "With --dp-epsilon: the rounds each site trains, which its σ is calibrated for (default --rounds; in tree-cyclic a site trains one round in every pass over the sites)." };
         var secure = new Option<bool>("--secure-aggregation") { Description = "Secure aggregation in every round: sites upload only masked updates (keys, sealed shares, masked vector, reveal, each with its own ticket); the aggregator unmasks only their sum." };
         var secThreshold = new Option<int?>("--secagg-threshold") { Description = "With --secure-aggregation: the survivors needed to unmask (default: a strict majority of the round's sites)." };
+        var compress = new Option<string?>("--compress") { Description = "Logistic: the sites upload their deltas compressed: int8, int4 or topk:F (as simulate's --compress; top-k keeps its error-feedback remainder in each site's work folder). Not with --secure-aggregation." };
         var cmd = new Command("create", "Create a federation (no sites yet): model, strategy, the sites' training settings, rounds, quorum, round length.")
-            { federation, task, model, strategy, trees, leaves, treeLr, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description, requireSignatures, dpClip, dpNoise, dpMode, dpDelta, dpTarget, secure, secThreshold, treeDepth, treeFeatures, treeBins, dpEpsilon, dpDeltaRecord, dpRounds };
+            { federation, task, model, strategy, trees, leaves, treeLr, mu, rounds, quorum, roundSeconds, noStatistics, epochs, lr, l2, seed, description, requireSignatures, dpClip, dpNoise, dpMode, dpDelta, dpTarget, secure, secThreshold, treeDepth, treeFeatures, treeBins, dpEpsilon, dpDeltaRecord, dpRounds, compress };
         store.AddTo(cmd);
         cmd.SetAction(pr => RunAsync(async () =>
         {
             string kind = pr.GetValue(model)!;
             // An option of the other model kind would be silently ignored: refuse it, naming it.
-            Option[] otherKind = kind == ModelKinds.Trees ? [epochs, lr, l2, mu] : [trees, leaves, treeLr, treeDepth, treeFeatures, treeBins];
+            Option[] otherKind = kind == ModelKinds.Trees ? [epochs, lr, l2, mu, compress] : [trees, leaves, treeLr, treeDepth, treeFeatures, treeBins];
             var given = otherKind.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
             if (given.Count > 0)
                 throw new ArgumentException($"{string.Join(", ", given)}: not an option of --model {kind} ({(kind == ModelKinds.Trees ? "those set logistic regression's training" : "those set the trees")})");
@@ -126,7 +127,7 @@ internal static class FederationCommand
                 Client = new ClientTrainingSettings
                 {
                     LocalEpochs = pr.GetValue(epochs), LearningRate = pr.GetValue(lr), L2 = pr.GetValue(l2), Seed = pr.GetValue(seed),
-                    DpEpsilon = epsilon, DpDelta = pr.GetValue(dpDeltaRecord), DpRounds = planned,
+                    DpEpsilon = epsilon, DpDelta = pr.GetValue(dpDeltaRecord), DpRounds = planned, Compress = pr.GetValue(compress),
                 },
                 Trees = treeSettings,
                 SiteLevelDp = pr.GetValue(dpClip) is { } clip
@@ -140,7 +141,7 @@ internal static class FederationCommand
                 SecureAggregation = pr.GetValue(secure) ? new SecureAggregationConfig { Threshold = pr.GetValue(secThreshold) } : null,
             });
             Console.WriteLine($"created federation '{config.Federation}': {config.Model.FeatureSpecId} {config.Model.FeatureSpecVersion}, {config.Model.Kind}, {config.Strategy.Name}, {config.Rounds} round(s) of {config.RoundSeconds} s, quorum {config.Quorum}"
-                + (config.SecureAggregation is null ? "" : ", secure aggregation") + (dp ? $", record-level DP (ε = {epsilon} per site)" : "") + (config.SiteLevelDp is null ? "" : $", site-level DP (C = {config.SiteLevelDp.ClipNorm}, z = {config.SiteLevelDp.NoiseMultiplier})"));
+                + (config.SecureAggregation is null ? "" : ", secure aggregation") + (pr.GetValue(compress) is { } c ? $", updates compressed ({c})" : "") + (dp ? $", record-level DP (ε = {epsilon} per site)" : "") + (config.SiteLevelDp is null ? "" : $", site-level DP (C = {config.SiteLevelDp.ClipNorm}, z = {config.SiteLevelDp.NoiseMultiplier})"));
             return 0;
         }));
         return cmd;

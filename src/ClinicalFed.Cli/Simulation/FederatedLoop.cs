@@ -90,7 +90,6 @@ internal static class FederatedLoop
             ? dp.Matrix(s.WithTrainingLabels(a.TrainingLabels(s.TrainY, o.Seed + 7919 * i)))
             : dp.Matrix(s)).ToArray();
         var attackRandom = new Random(o.Seed + 4242);
-        var compressionRandom = new Random(o.Seed + 5151);
         var feedback = sites.ToDictionary(s => s.Name, _ => new Compression.ErrorFeedback(), StringComparer.Ordinal);
         var outcome = new FederationOutcome { Global = LinearWeights.Zeros(d), Privacy = dp, BytesPerSite = sites.ToDictionary(s => s.Name, _ => 0L) };
         var model = new ModelSpec { Kind = ModelKinds.Logistic, Dimension = d + 1, FeatureSpecId = spec.Id, FeatureSpecVersion = spec.Version };
@@ -197,7 +196,7 @@ internal static class FederatedLoop
                     Func<int[], float[]>? refit = compression.RefitEpochs > 0 && r > 0 && !client.DifferentiallyPrivate && siteDp is null && attack is null
                         ? chosen => ClientTraining.RefitCoordinates(fit[site], global, client, r, site, chosen, compression.RefitEpochs)
                         : null;
-                    var payload = feedback[sites[i].Name].Compress(compression, delta, compressionRandom, refit);
+                    var payload = feedback[sites[i].Name].Compress(compression, delta, Compression.UpdateCodec.RoundingRandom(client.Seed, r, i), refit);
                     var decoded = new float[delta.Length];
                     Compression.UpdateCodec.Decode(compression.Encoding, payload, decoded);
                     System.Numerics.Tensors.TensorPrimitives.Add(globalVector, decoded, parameters); // what the aggregator sees

@@ -68,7 +68,8 @@ public sealed partial class SiteAgent
         if (survivors is null)
         {
             if ((await sa.ListMaskedAsync(ct).ConfigureAwait(false)).Contains(site)) return SecureStep.WaitingForSurvivors;
-            var (header, parameters, weight, epochs) = await TrainAsync(manifest, matrix, prepared, ct).ConfigureAwait(false);
+            var (header, parameters, weight, settings, _, _) = await TrainAsync(manifest, matrix, prepared, ct).ConfigureAwait(false);
+            int epochs = settings.LocalEpochs;
             SaveOwnModel(round, parameters, weight);
             if (_siteDp is { } dp)
             {

@@ -50,6 +50,12 @@ public interface ISiteUploader
     Task UploadTreeUpdateAsync(UpdateHeader header, Trees.TreeEnsembleModel ensemble, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Uploads a compressed delta (<c>client_compress</c>): <paramref name="header"/> already names its
+    /// <c>payload_encoding</c>, <c>payload_bytes</c> and hash (<see cref="UpdateFile.Compressed"/>) and is signed.
+    /// </summary>
+    Task UploadCompressedUpdateAsync(UpdateHeader header, byte[] payload, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Uploads one secure-aggregation object of the open round (<paramref name="kind"/> a <c>secagg-</c> ticket kind) to
     /// <paramref name="path"/>; throws <see cref="StoreObjectExistsException"/> when it is already there or its phase closed.
     /// </summary>
@@ -70,6 +76,15 @@ public sealed class DirectStoreUploader(IFederationStore store) : ISiteUploader
         ArgumentNullException.ThrowIfNull(header);
         using var file = new MemoryStream();
         UpdateFile.Write(file, header, ensemble);
+        file.Position = 0;
+        await store.PutUpdateAsync(header.Federation, header.Round, header.Site, file, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task UploadCompressedUpdateAsync(UpdateHeader header, byte[] payload, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(header);
+        using var file = new MemoryStream();
+        UpdateFile.WriteCompressed(file, header, header.PayloadEncoding!, payload);
         file.Position = 0;
         await store.PutUpdateAsync(header.Federation, header.Round, header.Site, file, cancellationToken).ConfigureAwait(false);
     }
@@ -207,7 +222,7 @@ public sealed partial class SiteAgent
                     && _time.GetUtcNow() < manifest.Deadline)
                 {
                     if (_trees) await GrowAndUploadAsync(config, manifest, prepared, cancellationToken).ConfigureAwait(false);
-                    else await TrainAndUploadAsync(manifest, matrix, prepared, cancellationToken).ConfigureAwait(false);
+                    else await TrainAndUploadAsync(config, manifest, matrix, prepared, cancellationToken).ConfigureAwait(false);
                     trained.Add(r);
                     state += ", uploaded";
                 }
@@ -307,14 +322,28 @@ public sealed partial class SiteAgent
         return merged;
     }
 
-    private async Task TrainAndUploadAsync(RoundManifest manifest, FeatureMatrix matrix, PreparedSite prepared, CancellationToken cancellationToken)
+    private async Task TrainAndUploadAsync(FederationConfig config, RoundManifest manifest, FeatureMatrix matrix, PreparedSite prepared, CancellationToken cancellationToken)
     {
-        var (header, parameters, weight, epochs) = await TrainAsync(manifest, matrix, prepared, cancellationToken).ConfigureAwait(false);
+        var local = await TrainAsync(manifest, matrix, prepared, cancellationToken).ConfigureAwait(false);
+        var (header, parameters) = (local.Header, local.Parameters);
         var metrics = header.LocalMetrics;
-        // Every update is signed with the site's key (the header, which binds the payload through its SHA-256).
-        header = Privacy.Signing.UpdateSignature.Sign(header, parameters, _signingKey!);
-        if (!await UploadOnceAsync(manifest.Round, () => _uploader.UploadUpdateAsync(header, parameters, cancellationToken)).ConfigureAwait(false)) return;
-        _log($"round {manifest.Round}: trained {epochs} epoch(s) on {prepared.TrainRows:N0} rows, train loss {metrics.GetValueOrDefault("train_loss"):0.####}, personalization weight {weight:0.##}; uploaded {header.Dimension} parameters");
+        string sent;
+        if (local.Settings.Compression is { } compression)
+        {
+            var upload = CompressedUpdate(config, manifest, local, matrix, compression);
+            if (!await UploadOnceAsync(manifest.Round, () => _uploader.UploadCompressedUpdateAsync(upload.Header, upload.Payload, cancellationToken)).ConfigureAwait(false)) return;
+            SaveRemainder(manifest.Round, upload.Feedback);
+            sent = $"uploaded its delta as {upload.Header.PayloadEncoding}, {upload.Payload.Length:N0} payload bytes against {4L * header.Dimension:N0} as float32";
+        }
+        else
+        {
+            // Every update is signed with the site's key (the header, which binds the payload through its SHA-256).
+            header = Privacy.Signing.UpdateSignature.Sign(header, parameters, _signingKey!);
+            if (!await UploadOnceAsync(manifest.Round, () => _uploader.UploadUpdateAsync(header, parameters, cancellationToken)).ConfigureAwait(false)) return;
+            sent = $"uploaded {header.Dimension} parameters";
+        }
+
+        _log($"round {manifest.Round}: trained {local.Settings.LocalEpochs} epoch(s) on {prepared.TrainRows:N0} rows, train loss {metrics.GetValueOrDefault("train_loss"):0.####}, personalization weight {local.Weight:0.##}; {sent}");
     }
 
     /// <summary>Runs <paramref name="upload"/>; false (logged) when the update is already in the store, from a run before a restart.</summary>
@@ -332,8 +361,11 @@ public sealed partial class SiteAgent
         }
     }
 
+    /// <summary>One round's local training: the unsigned update header, the parameters to send, the personalization weight, and what the round started from.</summary>
+    private sealed record LocalRound(UpdateHeader Header, float[] Parameters, double Weight, ClientTrainingSettings Settings, LinearWeights? Global, int SiteIndex);
+
     /// <summary>One round's local training, exactly as simulate's: the unsigned update header and the parameters to send.</summary>
-    private async Task<(UpdateHeader Header, float[] Parameters, double Weight, int Epochs)> TrainAsync(RoundManifest manifest, FeatureMatrix matrix, PreparedSite prepared, CancellationToken cancellationToken)
+    private async Task<LocalRound> TrainAsync(RoundManifest manifest, FeatureMatrix matrix, PreparedSite prepared, CancellationToken cancellationToken)
     {
         int siteIndex = manifest.Sites.ToList().IndexOf(_o.Site);
         var settings = ClientTrainingSettings.From(manifest.Strategy);
@@ -380,7 +412,7 @@ public sealed partial class SiteAgent
             System.Numerics.Tensors.TensorPrimitives.Add(start, own, parameters);
         }
 
-        return (header, parameters, weight, settings.LocalEpochs);
+        return new LocalRound(header, parameters, weight, settings, global, siteIndex);
     }
 
     private async Task<SiteAgentReport> FinishAsync(FederationConfig config, int lastRound, PreparedSite prepared, List<int> trained, CancellationToken cancellationToken)

@@ -53,6 +53,14 @@ public sealed class TicketUploader : ISiteUploader
         await UploadUpdateFileAsync(header, content, cancellationToken).ConfigureAwait(false);
     }
 
+    public async Task UploadCompressedUpdateAsync(UpdateHeader header, byte[] payload, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(header);
+        using var content = new MemoryStream();
+        UpdateFile.WriteCompressed(content, header, header.PayloadEncoding!, payload);
+        await UploadUpdateFileAsync(header, content, cancellationToken).ConfigureAwait(false);
+    }
+
     private async Task UploadUpdateFileAsync(UpdateHeader header, MemoryStream content, CancellationToken cancellationToken)
     {
         var ticket = await GetTicketAsync(header.Federation, header.Site, TicketKinds.Update, cancellationToken).ConfigureAwait(false);

@@ -144,6 +144,13 @@ public static class UpdateCodec
     /// <summary>Values per quantization chunk (one float32 scale each).</summary>
     public const int Chunk = 4096;
 
+    /// <summary>
+    /// The generator of a site's stochastic rounding in one round, from the federation's training seed, the round and
+    /// the site's position in the round's site list: <c>simulate</c> and the site agent round alike, and a restarted agent
+    /// sends the same bytes. Rounding needs no secrecy (it hides nothing; it only keeps the quantized values unbiased).
+    /// </summary>
+    public static Random RoundingRandom(int seed, int round, int siteIndex) => new(unchecked(seed * 1_000_003 + round * 1_009 + siteIndex));
+
     /// <summary>Compresses <paramref name="delta"/>; <paramref name="random"/> drives stochastic rounding (quantization only).</summary>
     public static byte[] Encode(CompressionSpec spec, ReadOnlySpan<float> delta, Random random)
     {
@@ -402,6 +409,18 @@ public static class UpdateCodec
 public sealed class ErrorFeedback
 {
     private float[]? _residual;
+
+    /// <summary>Error feedback with nothing kept yet.</summary>
+    public ErrorFeedback()
+    {
+    }
+
+    /// <summary>Error feedback that resumes with <paramref name="residual"/> (a site's saved <see cref="Residual"/>; empty: nothing kept).</summary>
+    public ErrorFeedback(ReadOnlySpan<float> residual)
+    {
+        if (!residual.IsEmpty && !System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(residual)) throw new ArgumentException("the remainder holds NaN or infinite values", nameof(residual));
+        _residual = residual.IsEmpty ? null : residual.ToArray();
+    }
 
     /// <summary>The remainder carried to the next round (a copy).</summary>
     public float[] Residual => _residual?.ToArray() ?? [];

@@ -77,6 +77,9 @@ public sealed record FederationConfig
     public RegisteredSite? FindSite(string site) => Sites.FirstOrDefault(s => string.Equals(s.Name, site, StringComparison.Ordinal));
 
     /// <summary>Every problem with this document (empty when valid), each naming its field.</summary>
+    /// <summary>The strategy option with which the sites compress their updates (read by the site agent).</summary>
+    public const string ClientCompressKey = StrategyOptions.ClientPrefix + "compress";
+
     public IReadOnlyList<string> Validate()
     {
         var p = new List<string>();
@@ -133,6 +136,8 @@ public sealed record FederationConfig
             if (Model is not null && Model.Kind != ModelKinds.Logistic) p.Add($"'secure_aggregation' needs float32 parameters (model kind {ModelKinds.Logistic}), not '{Model.Kind}'");
             if (SiteLevelDp is { Mode: not ClinicalFed.Privacy.SiteDpModes.Client })
                 p.Add("'secure_aggregation' with 'site_level_dp' needs 'site_level_dp.mode' client: the aggregator cannot clip what it cannot see, so each site clips its update and adds its share of the noise before masking");
+            if (Strategy is not null && Strategy.Options.ContainsKey(ClientCompressKey))
+                p.Add($"'secure_aggregation' with 'strategy.options.{ClientCompressKey}': masked updates are dense float32 vectors (a mask covers every coordinate), so they cannot be compressed");
         }
 
         if (Model is not null && Strategy is not null)
@@ -144,6 +149,8 @@ public sealed record FederationConfig
                 p.Add($"'strategy.name' is '{Strategy.Name}', which aggregates tree ensembles; a '{ModelKinds.Logistic}' federation needs one of {string.Join(", ", StrategyNames.All)}");
             if (Strategy.Name == StrategyNames.TreeBagging && Rounds != 1)
                 p.Add($"'rounds' is {Rounds}; {StrategyNames.TreeBagging} is one exchange (every site sends its whole ensemble once), so it needs exactly 1 round");
+            if (Model.Kind == ModelKinds.Trees && Strategy.Options.ContainsKey(ClientCompressKey))
+                p.Add($"'strategy.options.{ClientCompressKey}' compresses float32 parameters (model kind {ModelKinds.Logistic}), not '{Model.Kind}'");
             if (Model.Kind == ModelKinds.Trees && SiteLevelDp is not null)
                 p.Add($"'site_level_dp' clips and noises float32 parameters (model kind {ModelKinds.Logistic}), not '{Model.Kind}'");
         }

@@ -88,6 +88,14 @@ internal sealed class RecordingUploader(string site, ISiteUploader inner, Concur
         await inner.UploadTreeUpdateAsync(header, ensemble, cancellationToken);
     }
 
+    public async Task UploadCompressedUpdateAsync(UpdateHeader header, byte[] payload, CancellationToken cancellationToken)
+    {
+        using var file = new MemoryStream();
+        UpdateFile.WriteCompressed(file, header, header.PayloadEncoding!, payload);
+        sent.Enqueue((site, $"update of round {header.Round}", file.ToArray()));
+        await inner.UploadCompressedUpdateAsync(header, payload, cancellationToken);
+    }
+
     public async Task UploadSecAggAsync(string federation, string site1, int round, string kind, string path, byte[] content, CancellationToken cancellationToken)
     {
         sent.Enqueue((site, $"{kind} of round {round}", content));

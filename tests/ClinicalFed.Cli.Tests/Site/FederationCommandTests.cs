@@ -142,4 +142,27 @@ public sealed class FederationCommandTests
         Assert.Contains("'secure_aggregation' needs float32 parameters", secure.Err);
         Assert.Null(await new LocalFolderStore(store).GetFederationAsync("wrong"));
     }
+
+    [Fact]
+    public async Task Create_a_federation_whose_sites_compress_their_updates()
+    {
+        using var tmp = new TempDir();
+        var store = tmp["store"];
+        var created = Cli.Run("federation", "create", "--store", store, "--federation", "slow-links", "--task", "sepsis", "--compress", "topk:0.1:final=int8");
+        Assert.True(created.Exit == 0, created.Err);
+        Assert.Contains("updates compressed (topk:0.1:final=int8)", created.Out);
+        var settings = Learning.ClientTrainingSettings.From((await new LocalFolderStore(store).GetFederationAsync("slow-links"))!.Value.Config.Strategy);
+        Assert.Equal(("topk", 0.1, "int8"), (settings.Compression!.Encoding, settings.Compression.Fraction, settings.Compression.FinalEncoding));
+
+        var bad = Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--compress", "topk:0.1:final=zip", "--secure-aggregation");
+        Assert.Equal(2, bad.Exit);
+        Assert.Contains("'client_compress': --compress topk:0.1:final=zip: 'final=zip'", bad.Err);
+        var masked = Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--compress", "int8", "--secure-aggregation");
+        Assert.NotEqual(0, masked.Exit);
+        Assert.Contains("masked updates are dense float32 vectors", masked.Err);
+        var trees = Cli.Run("federation", "create", "--store", store, "--federation", "wrong", "--task", "sepsis", "--model", "trees", "--compress", "int8");
+        Assert.Equal(2, trees.Exit);
+        Assert.Contains("--compress: not an option of --model trees", trees.Err);
+        Assert.Null(await new LocalFolderStore(store).GetFederationAsync("wrong"));
+    }
 }

@@ -81,6 +81,75 @@ public sealed class SiteAgentTests(ThreeSitesFixture data) : IClassFixture<Three
         Assert.DoesNotContain(logs, line => patientIds.Any(id => line.Contains(id, StringComparison.Ordinal)));
     }
 
+    /// <summary>
+    /// With <c>client_compress</c> topk:0.1 the agents upload compressed deltas (8-bit warm-up, top-k with error feedback
+    /// and refit, 4-bit last round), keep the top-k remainder in their work folders, and the federation's global model
+    /// is the one <c>simulate --compress topk:0.1</c> produces.
+    /// </summary>
+    [Fact]
+    public async Task Agents_with_compressed_updates_reproduce_simulate()
+    {
+        using var tmp = new TempDir();
+        var store = new LocalFolderStore(tmp["store"]);
+        var logs = new ConcurrentQueue<string>();
+        var reports = await FederationHarness.RunAsync(store, data.Sources, tmp.Path, rounds: 3, log: logs.Enqueue,
+            configure: s => s with { Client = s.Client with { Compress = "topk:0.1" } });
+
+        SimulationRunner.Run(new SimulationOptions
+        {
+            Task = "sepsis", Sites = data.Sources, Rounds = 3, OutputDirectory = tmp["sim"], BaselineEpochs = 1, Compress = "topk:0.1", Contribution = "off",
+        });
+        var expected = (await new LocalFolderStore(Path.Combine(tmp["sim"], "store")).GetGlobalModelAsync(SimulationRunner.Federation, 2))!;
+        var actual = (await store.GetGlobalModelAsync(Fed, 2))!;
+        float maxDiff = 0;
+        for (int i = 0; i < expected.Parameters.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(expected.Parameters[i] - actual.Parameters[i]));
+        Assert.True(maxDiff <= 1e-5f, $"max |Δ| = {maxDiff}");
+
+        string[] encodings = ["int8", "topk", "int4"];
+        foreach (var r in reports)
+        {
+            Assert.Equal([0, 1, 2], r.RoundsTrained);
+            for (int round = 0; round < 3; round++)
+            {
+                await using var update = (await store.OpenUpdateAsync(Fed, round, r.Site))!;
+                var header = ClinicalFed.Federation.UpdateFile.ReadHeader(update);
+                Assert.Equal((encodings[round], ParameterKinds.Delta), (header.PayloadEncoding, header.ParameterKind));
+                Assert.True(header.PayloadBytes < 4L * header.Dimension * (round == 0 ? 0.3 : 0.2), $"{r.Site} round {round}: {header.PayloadBytes} bytes");
+            }
+
+            var remainder = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(tmp.Path, "sites", r.Site, Fed + "-compression-remainder.json"))).RootElement;
+            Assert.Equal((r.Site, 2), (remainder.GetProperty("site").GetString(), remainder.GetProperty("round").GetInt32()));
+            Assert.Equal(actual.Parameters.Length, remainder.GetProperty("remainder").GetArrayLength());
+        }
+        Assert.Contains(logs, l => l.Contains("uploaded its delta as topk", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_damaged_compression_remainder_stops_the_agent_naming_the_file_before_it_uploads()
+    {
+        using var tmp = new TempDir();
+        var store = new LocalFolderStore(tmp["store"]);
+        var coordinator = new FederationCoordinator(store);
+        await coordinator.CreateFederationAsync(new FederationSetup { Federation = Fed, Task = "sepsis", Rounds = 1, Quorum = 1, Client = new() { Compress = "topk:0.1" } }.ToConfig(DateTimeOffset.UtcNow));
+        await coordinator.RegisterSiteAsync(Fed, "solo");
+        var options = FederationHarness.Options(data.Sources[0], "solo", tmp.Path);
+        string remainder = Path.Combine(options.WorkDirectory, Fed + "-compression-remainder.json");
+        Directory.CreateDirectory(options.WorkDirectory);
+        File.WriteAllText(remainder, """{"format_version": 1, "federation": "sepsis-study", "site": "other", "round": 0, "remainder": [0]}""");
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var agent = Task.Run(() => new SiteAgent(options, store, new DirectStoreUploader(store)).RunAsync(cts.Token));
+        while (!agent.IsCompleted)
+        {
+            await coordinator.TickAsync(Fed);
+            await Task.WhenAny(agent, Task.Delay(20));
+        }
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => agent);
+        Assert.Contains(remainder, error.Message, StringComparison.Ordinal);
+        Assert.Contains("site 'other''s", error.Message, StringComparison.Ordinal);
+        Assert.Empty(await store.ListUpdatesAsync(Fed, 0));
+    }
+
     [Fact]
     public async Task An_agent_restarted_after_uploading_does_not_upload_twice()
     {
@@ -138,10 +207,11 @@ internal static class FederationHarness
     };
 
     public static async Task<IReadOnlyList<SiteAgentReport>> RunAsync(IFederationStore store, IReadOnlyList<SiteSource> sources, string root, int rounds,
-        Action<string>? log = null, Func<IFederationStore, ISiteUploader>? uploader = null, Func<Task>? tick = null)
+        Action<string>? log = null, Func<IFederationStore, ISiteUploader>? uploader = null, Func<Task>? tick = null, Func<FederationSetup, FederationSetup>? configure = null)
     {
         var coordinator = new FederationCoordinator(store);
-        await coordinator.CreateFederationAsync(new FederationSetup { Federation = "sepsis-study", Task = "sepsis", Rounds = rounds, Quorum = sources.Count }.ToConfig(DateTimeOffset.UtcNow));
+        var setup = new FederationSetup { Federation = "sepsis-study", Task = "sepsis", Rounds = rounds, Quorum = sources.Count };
+        await coordinator.CreateFederationAsync((configure?.Invoke(setup) ?? setup).ToConfig(DateTimeOffset.UtcNow));
         foreach (var s in sources) await coordinator.RegisterSiteAsync("sepsis-study", s.Name);
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
         var agents = sources.Select(s => Task.Run(() =>

@@ -102,6 +102,18 @@ public sealed class UpdateCodecTests
         Assert.Equal([0.5f, 0f], feedback.Residual);
     }
 
+    /// <summary>A site agent saves its remainder between rounds: feedback resumed from it continues exactly.</summary>
+    [Fact]
+    public void Error_feedback_resumes_from_a_saved_remainder()
+    {
+        var spec = new CompressionSpec(UpdatePayloadEncodings.TopK, 0.5) { FeedbackDecay = 1 };
+        var resumed = new ErrorFeedback([0f, 1f]); // what the first round above kept
+        Assert.Equal([0f, 1.5f], Decode(UpdatePayloadEncodings.TopK, resumed.Compress(spec, [0.5f, 0.5f], new Random(1)), 2));
+        Assert.Equal([0.5f, 0f], resumed.Residual);
+        Assert.Empty(new ErrorFeedback([]).Residual);
+        Assert.Throws<ArgumentException>(() => new ErrorFeedback([float.NaN, 0f]));
+    }
+
     [Fact]
     public void Error_feedback_decays_the_remainder_before_adding_it()
     {

@@ -186,6 +186,20 @@ public sealed class FederationCoordinatorTests : IDisposable
         Assert.Empty((Settings(rounds: 1) with { Model = trees, Strategy = new StrategySpec { Name = StrategyNames.TreeBagging } }).Validate());
     }
 
+    /// <summary>Compressed updates (client_compress) need float32 parameters that travel unmasked.</summary>
+    [Fact]
+    public void Compressed_updates_are_refused_for_trees_and_with_secure_aggregation()
+    {
+        var compress = new Dictionary<string, System.Text.Json.JsonElement> { [FederationConfig.ClientCompressKey] = System.Text.Json.JsonSerializer.SerializeToElement("int8") };
+        var compressing = Settings() with { Strategy = new StrategySpec { Name = StrategyNames.FedAvg, Options = compress } };
+        Assert.Empty(compressing.Validate());
+        Assert.Contains((compressing with { SecureAggregation = new SecureAggregationConfig() }).Validate(),
+            p => p.StartsWith("'secure_aggregation' with 'strategy.options.client_compress': masked updates are dense float32 vectors", StringComparison.Ordinal));
+        var trees = new ModelSpec { Kind = ModelKinds.Trees, Dimension = 3, FeatureSpecId = "sepsis-hourly", FeatureSpecVersion = "1.0.0" };
+        Assert.Contains((Settings(rounds: 1) with { Model = trees, Strategy = new StrategySpec { Name = StrategyNames.TreeBagging, Options = compress } }).Validate(),
+            p => p == "'strategy.options.client_compress' compresses float32 parameters (model kind logistic), not 'trees'");
+    }
+
     [Fact]
     public async Task Without_quorum_at_the_deadline_the_next_round_starts_from_the_same_model()
     {
