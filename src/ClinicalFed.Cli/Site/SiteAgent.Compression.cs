@@ -80,12 +80,6 @@ public sealed partial class SiteAgent
         return new ErrorFeedback(state.Remainder);
     }
 
-    private void SaveRemainder(int round, ErrorFeedback feedback)
-    {
-        string path = RemainderPath, tmp = path + ".tmp";
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var state = new RemainderState { Federation = _o.Federation, Site = _o.Site, Round = round, Remainder = feedback.Residual };
-        File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(state));
-        File.Move(tmp, path, overwrite: true);
-    }
+    private void SaveRemainder(int round, ErrorFeedback feedback) => Commands.StatsCommand.WriteAtomically(RemainderPath,
+        JsonSerializer.SerializeToUtf8Bytes(new RemainderState { Federation = _o.Federation, Site = _o.Site, Round = round, Remainder = feedback.Residual }));
 }
