@@ -30,9 +30,10 @@ public sealed class ServerlessFederationTests(AzuriteFixture azurite, ITestOutpu
     private const int Rounds = 3;
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Three_agents_over_azurite_reproduce_simulate(bool secureAggregation)
+    [InlineData(false, null)]
+    [InlineData(true, null)]
+    [InlineData(false, "topk:0.1")]
+    public async Task Three_agents_over_azurite_reproduce_simulate(bool secureAggregation, string? compress)
     {
         var data = SharedData.Find("diabetes130/diabetic_data.csv.gz", output.WriteLine);
         if (data is null) return;
@@ -48,23 +49,39 @@ public sealed class ServerlessFederationTests(AzuriteFixture azurite, ITestOutpu
             var sites = new[] { "ER", "REF", "OTH" }.Select(s => new SiteSource(s, data, s)).ToList();
 
             // Administration through the HTTP functions: the federation document, then the sites' keys.
-            var setup = new FederationSetup { Federation = Fed, Task = "readmission", Rounds = Rounds, Quorum = 3, RoundSeconds = 3600 };
+            var setup = new FederationSetup { Federation = Fed, Task = "readmission", Rounds = Rounds, Quorum = 3, RoundSeconds = 3600, Client = new() { Compress = compress } };
             var config = setup.ToConfig(DateTimeOffset.UtcNow) with { SecureAggregation = secureAggregation ? new SecureAggregationConfig() : null };
             var logs = new ConcurrentQueue<string>();
             var (keys, reports) = await RunFederationAsync(factory, http, readStore, config, sites, root, logs);
 
             // The same federation, simulated in one process.
-            var sim = SimulationRunner.Run(new SimulationOptions { Task = "readmission", Sites = sites, Rounds = Rounds, OutputDirectory = Path.Combine(root, "sim"), BaselineEpochs = 1 });
+            var sim = SimulationRunner.Run(new SimulationOptions
+            {
+                Task = "readmission", Sites = sites, Rounds = Rounds, OutputDirectory = Path.Combine(root, "sim"), BaselineEpochs = 1,
+                Compress = compress, Contribution = compress is null ? null : "off",
+            });
             var expected = (await new LocalFolderStore(Path.Combine(root, "sim", "store")).GetGlobalModelAsync(SimulationRunner.Federation, Rounds - 1))!;
             var actual = (await readStore.GetGlobalModelAsync(Fed, Rounds - 1))!;
             Assert.Equal(expected.Parameters.Length, actual.Parameters.Length);
             float maxDiff = 0;
             for (int i = 0; i < expected.Parameters.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(expected.Parameters[i] - actual.Parameters[i]));
-            output.WriteLine($"max |global(serverless{(secureAggregation ? ", secure" : "")}) - global(simulate)| = {maxDiff:E2}");
+            output.WriteLine($"max |global(serverless{(secureAggregation ? ", secure" : "")}{(compress is null ? "" : ", " + compress)}) - global(simulate)| = {maxDiff:E2}");
             // Secure aggregation sums in fixed point: equal within its error (store-layout.md), not bit for bit.
             Assert.True(maxDiff <= (secureAggregation ? 1e-4f : 1e-5f), $"max |Δ| = {maxDiff}");
             if (secureAggregation)
                 for (int r = 0; r < Rounds; r++) Assert.Empty(await readStore.ListUpdatesAsync(Fed, r)); // only masked vectors were ever stored
+            if (compress is not null)
+            {
+                // What went through the tickets: an 8-bit warm-up, top-k, a 4-bit last round, each a signed delta.
+                string[] encodings = ["int8", "topk", "int4"];
+                for (int r = 0; r < Rounds; r++)
+                    foreach (var site in sites)
+                    {
+                        await using var update = (await readStore.OpenUpdateAsync(Fed, r, site.Name))!;
+                        var header = UpdateFile.ReadHeader(update);
+                        Assert.Equal((encodings[r], ParameterKinds.Delta, true), (header.PayloadEncoding, header.ParameterKind, header.Signature is not null));
+                    }
+            }
 
             foreach (var r in reports)
             {
@@ -86,7 +103,7 @@ public sealed class ServerlessFederationTests(AzuriteFixture azurite, ITestOutpu
             Assert.DoesNotContain(logs, l => keys.Values.Any(k => l.Contains(k, StringComparison.Ordinal)) || l.Contains("sig=", StringComparison.Ordinal));
 
             // The readmission model at the bedside: the README's example body through $readmission-risk.
-            if (!secureAggregation) await ScoresTheReadmissionExample(Path.Combine(root, "sim", "store", "federations", SimulationRunner.Federation, "rounds", (Rounds - 1).ToString("D5")));
+            if (!secureAggregation && compress is null) await ScoresTheReadmissionExample(Path.Combine(root, "sim", "store", "federations", SimulationRunner.Federation, "rounds", (Rounds - 1).ToString("D5")));
         }
         finally
         {
