@@ -76,10 +76,10 @@ public sealed record FederationConfig
 
     public RegisteredSite? FindSite(string site) => Sites.FirstOrDefault(s => string.Equals(s.Name, site, StringComparison.Ordinal));
 
-    /// <summary>Every problem with this document (empty when valid), each naming its field.</summary>
     /// <summary>The strategy option with which the sites compress their updates (read by the site agent).</summary>
     public const string ClientCompressKey = StrategyOptions.ClientPrefix + "compress";
 
+    /// <summary>Every problem with this document (empty when valid), each naming its field.</summary>
     public IReadOnlyList<string> Validate()
     {
         var p = new List<string>();
