@@ -118,7 +118,16 @@ public sealed record SiteAgentReport
     [JsonPropertyName("calibration")] public IReadOnlyDictionary<string, Simulation.CalibrationBin[]> Calibration { get; init; } = new Dictionary<string, Simulation.CalibrationBin[]>();
     /// <summary>What the site's record-level differential privacy spent (its ledger; null without DP).</summary>
     [JsonPropertyName("privacy")] public SitePrivacySpent? Privacy { get; init; }
+    /// <summary>Every update of this site in the store, read back from the headers: what left the site, round by round.</summary>
+    [JsonPropertyName("uploads")] public IReadOnlyList<SiteUpload> Uploads { get; init; } = [];
 }
+
+/// <summary>One update a site sent, as its stored header states it: the payload's encoding and size.</summary>
+public sealed record SiteUpload(
+    [property: JsonPropertyName("round")] int Round,
+    [property: JsonPropertyName("payload_encoding")] string PayloadEncoding,
+    [property: JsonPropertyName("payload_bytes")] long PayloadBytes,
+    [property: JsonPropertyName("float32_bytes")] long? Float32Bytes);
 
 /// <summary>A site's privacy ledger in its report: ε spent of its budget, at δ, over rounds and steps (DP-SGD steps or
 /// the Gaussian queries of private trees).</summary>
@@ -484,11 +493,31 @@ public sealed partial class SiteAgent
                 ? new SitePrivacySpent(Math.Round(ledger.EpsilonSpent, 6), ledger.EpsilonBudget, ledger.Delta, ledger.Rounds, ledger.Steps)
                 : null,
         };
+        report = report with { Uploads = await UploadsAsync(lastRound, cancellationToken).ConfigureAwait(false) };
         var path = Path.Combine(Path.GetFullPath(_o.WorkDirectory), "site-report.json");
         Commands.StatsCommand.WriteAtomically(path, System.Text.Json.JsonSerializer.Serialize(report, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         Commands.StatsCommand.WriteAtomically(Path.ChangeExtension(path, ".html"), SiteReportHtml.Render(report));
         _log($"federation '{f}' completed after round {lastRound}: test AUROC global {Show(auroc.GetValueOrDefault("global"))}, personalized {Show(auroc.GetValueOrDefault("personalized"))}; report {path} and site-report.html");
         return report;
+    }
+
+    /// <summary>This site's update headers in rounds 0 .. <paramref name="lastRound"/> (none under secure aggregation, whose masked vectors are not updates).</summary>
+    private async Task<IReadOnlyList<SiteUpload>> UploadsAsync(int lastRound, CancellationToken cancellationToken)
+    {
+        var uploads = new List<SiteUpload>();
+        for (int r = 0; r <= lastRound; r++)
+        {
+            var stream = await _store.OpenUpdateAsync(_o.Federation, r, _o.Site, cancellationToken).ConfigureAwait(false);
+            if (stream is null) continue;
+            UpdateHeader header;
+            await using (stream.ConfigureAwait(false)) header = UpdateFile.ReadHeader(stream, StoreLayout.Update(_o.Federation, r, _o.Site));
+            long float32 = 4L * header.Dimension;
+            uploads.Add(header.IsPlainFloat32
+                ? new SiteUpload(r, UpdatePayloadEncodings.Float32, float32, float32)
+                : new SiteUpload(r, header.PayloadEncoding!, header.PayloadBytes ?? 0, header.IsTreeEnsemble ? null : float32));
+        }
+
+        return uploads;
     }
 
     private static double? Finite(double x) => double.IsFinite(x) ? x : null;

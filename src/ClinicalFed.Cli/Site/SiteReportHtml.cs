@@ -23,6 +23,15 @@ public static class SiteReportHtml
         if (r.Privacy is { } p)
             sb.Append(FormattableString.Invariant($"<p>Differential privacy, the patient as the unit: ε = {p.EpsilonSpent:0.###} spent of this site's budget of {p.EpsilonBudget:0.###} (δ = {p.Delta:G3}), ") +
                       FormattableString.Invariant($"over {p.Rounds} round(s) and {p.Steps:N0} noisy steps or queries, from the ledger in the work folder.</p>"));
+        if (r.Uploads.Count > 0)
+        {
+            long sent = r.Uploads.Sum(u => u.PayloadBytes);
+            long? dense = r.Uploads.All(u => u.Float32Bytes is not null) ? r.Uploads.Sum(u => u.Float32Bytes!.Value) : null;
+            sb.Append($"<p>What left the site: {r.Uploads.Count} update(s), {sent:N0} payload bytes in all" +
+                      (dense is long d && d > 0 ? FormattableString.Invariant($" ({100.0 * sent / d:0.#} % of the same parameters as float32)") : "") + ": " +
+                      HtmlReport.E(string.Join(", ", r.Uploads.Select(u => $"round {u.Round} {u.PayloadEncoding} {u.PayloadBytes:N0} B"))) + ".</p>");
+        }
+
         sb.Append("<table><tr><th>model</th><th>AUROC</th><th>AUPRC</th></tr>");
         foreach (var name in r.Auroc.Keys)
             sb.Append($"<tr><td>{HtmlReport.E(name)}</td><td>{F(r.Auroc[name])}</td><td>{F(r.Auprc.GetValueOrDefault(name))}</td></tr>");

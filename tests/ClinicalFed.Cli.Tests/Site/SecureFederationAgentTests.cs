@@ -53,6 +53,7 @@ public sealed class SecureFederationAgentTests(ThreeSitesFixture data, ITestOutp
             Assert.Equal([0, 1], r.RoundsTrained);
             Assert.NotNull(r.Auroc.GetValueOrDefault("global"));
             Assert.NotNull(r.Auroc.GetValueOrDefault("personalized"));
+            Assert.Empty(r.Uploads); // masked vectors only: no update of this site is in the store
             // The site made its personalized model itself and left it in its work folder, ready to serve.
             string file = Path.Combine(secure.WorkDirectory(r.Site), SiteAgent.PersonalizedModelFileName);
             var served = Serving.ScoringModel.Load(Path.Combine(tmp["secure/store"], "federations", "study", "rounds", "00001"), null, file);

@@ -70,6 +70,8 @@ public sealed class SiteAgentTests(ThreeSitesFixture data) : IClassFixture<Three
             Assert.NotNull(r.Auroc["personalized"]);
             Assert.NotNull(await store.GetPersonalizedModelAsync(Fed, 2, r.Site));
             Assert.Equal([0, 1, 2], r.AurocPerRound.Select(x => x.Round));
+            Assert.Equal([(0, "float32"), (1, "float32"), (2, "float32")], r.Uploads.Select(u => (u.Round, u.PayloadEncoding)));
+            Assert.All(r.Uploads, u => Assert.Equal(u.Float32Bytes, u.PayloadBytes));
             FederationHarness.AssertSiteReport(Path.Combine(tmp.Path, "sites", r.Site), r);
         }
         var simSite = sim.Sites.Single(s => s.Name == data.Sources[0].Name);
@@ -116,6 +118,12 @@ public sealed class SiteAgentTests(ThreeSitesFixture data) : IClassFixture<Three
                 Assert.Equal((encodings[round], ParameterKinds.Delta), (header.PayloadEncoding, header.ParameterKind));
                 Assert.True(header.PayloadBytes < 4L * header.Dimension * (round == 0 ? 0.3 : 0.2), $"{r.Site} round {round}: {header.PayloadBytes} bytes");
             }
+
+            // The site report says what left the site, round by round.
+            Assert.Equal(encodings, r.Uploads.Select(u => u.PayloadEncoding));
+            Assert.All(r.Uploads.Skip(1), u => Assert.True(u.PayloadBytes < 0.2 * u.Float32Bytes!.Value, $"round {u.Round}: {u.PayloadBytes} of {u.Float32Bytes}"));
+            FederationHarness.AssertSiteReport(Path.Combine(tmp.Path, "sites", r.Site), r);
+            Assert.Contains("What left the site: 3 update(s)", File.ReadAllText(Path.Combine(tmp.Path, "sites", r.Site, "site-report.html")), StringComparison.Ordinal);
 
             var remainder = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(tmp.Path, "sites", r.Site, Fed + "-compression-remainder.json"))).RootElement;
             Assert.Equal((r.Site, 2), (remainder.GetProperty("site").GetString(), remainder.GetProperty("round").GetInt32()));

@@ -114,6 +114,8 @@ public sealed class TreeFederationAgentTests(ThreeSitesFixture data) : IClassFix
             int place = Array.IndexOf(names, r.Site);
             Assert.Equal([place, place + 3], r.RoundsTrained);
             Assert.Equal(5, r.FinalRound);
+            Assert.Equal([(place, "tree-ensemble"), (place + 3, "tree-ensemble")], r.Uploads.Select(u => (u.Round, u.PayloadEncoding)));
+            Assert.All(r.Uploads, u => Assert.True(u.PayloadBytes > 0 && u.Float32Bytes is null));
             FederationHarness.AssertSiteReport(federation.WorkDirectory(r.Site), r);
             var site = prepared[place];
             var probabilities = expected.ScoreRows(site.TestX, d).Select(z => (float)(1 / (1 + Math.Exp(-z)))).ToArray();
