@@ -201,6 +201,8 @@ public sealed class RoundAggregator
                 ParameterKind = header.ParameterKind,
                 UpdateNorm = norm,
                 PayloadSha256 = header.PayloadSha256,
+                PayloadEncoding = header.PayloadEncoding ?? UpdatePayloadEncodings.Float32,
+                PayloadBytes = header.PayloadBytes ?? (header.IsPlainFloat32 ? 4L * header.Dimension : null),
             });
             foreach (var (name, value) in header.LocalMetrics)
             {

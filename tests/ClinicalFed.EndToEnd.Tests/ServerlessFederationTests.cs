@@ -99,6 +99,17 @@ public sealed class ServerlessFederationTests(AzuriteFixture azurite, ITestOutpu
             Assert.Equal(Rounds, status["history"]!.AsArray().Count);
             Assert.All(status["history"]!.AsArray(), h => Assert.Equal(3, h!["accepted"]!.AsArray().Count));
             Assert.Empty(status["rejected"]!.AsArray());
+            // What the sites sent, per round: encodings and payload bytes (compressed rounds far below float32).
+            string[] expectedEncodings = secureAggregation ? ["masked", "masked", "masked"] : compress is null ? ["float32", "float32", "float32"] : ["int8", "topk", "int4"];
+            var history = status["history"]!.AsArray();
+            long float32Round = 3 * 4L * config.Model.Dimension;
+            for (int r = 0; r < Rounds; r++)
+            {
+                Assert.All(history[r]!["payload_encodings"]!.AsObject(), kv => Assert.Equal(expectedEncodings[r], kv.Value!.GetValue<string>()));
+                long bytes = history[r]!["payload_bytes"]!.GetValue<long>();
+                if (compress is null) Assert.Equal(float32Round, bytes);
+                else Assert.InRange(bytes, 1, float32Round * (r == 0 ? 0.3 : 0.2));
+            }
             // No key and no SAS URL in any log line.
             Assert.DoesNotContain(logs, l => keys.Values.Any(k => l.Contains(k, StringComparison.Ordinal)) || l.Contains("sig=", StringComparison.Ordinal));
 

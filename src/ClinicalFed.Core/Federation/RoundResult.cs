@@ -106,6 +106,16 @@ public sealed record AcceptedUpdate
     [JsonPropertyName("update_norm")] public required double UpdateNorm { get; init; }
 
     [JsonPropertyName("payload_sha256")] public required string PayloadSha256 { get; init; }
+
+    /// <summary>The update's <c>payload_encoding</c> (float32, int8, int4, topk, tree-ensemble; masked for a secure round's survivors).</summary>
+    [JsonPropertyName("payload_encoding")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? PayloadEncoding { get; init; }
+
+    /// <summary>Bytes of the update's payload as uploaded (null in results written before this field existed).</summary>
+    [JsonPropertyName("payload_bytes")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public long? PayloadBytes { get; init; }
 }
 
 /// <summary>An update the aggregator refused, and why.</summary>

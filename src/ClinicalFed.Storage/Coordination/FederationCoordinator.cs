@@ -463,6 +463,8 @@ public sealed partial class FederationCoordinator
             {
                 Round = r, Status = result.Status, Accepted = result.Accepted.Select(a => a.Site).ToArray(), Missing = result.Missing,
                 ExampleCount = result.ExampleCount, Metrics = result.Metrics, CompletedAt = result.CompletedAt,
+                PayloadBytes = result.Accepted.All(a => a.PayloadBytes is not null) ? result.Accepted.Sum(a => a.PayloadBytes!.Value) : null,
+                PayloadEncodings = result.Accepted.Where(a => a.PayloadEncoding is not null).ToDictionary(a => a.Site, a => a.PayloadEncoding!, StringComparer.Ordinal),
             });
             rejected.AddRange(result.Rejected.Select(x => new RejectedUpload { Round = r, Site = x.Site, Reason = x.Reason }));
             if (result.GlobalModel is not null) latestGlobal = result.GlobalModel;

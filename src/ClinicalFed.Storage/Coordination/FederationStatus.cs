@@ -85,6 +85,12 @@ public sealed record RoundSummary
 
     [JsonPropertyName("example_count")] public required long ExampleCount { get; init; }
 
+    /// <summary>Payload bytes of the accepted uploads (null when the round's result predates the field).</summary>
+    [JsonPropertyName("payload_bytes")] public long? PayloadBytes { get; init; }
+
+    /// <summary>Each accepted upload's payload encoding, by site (float32, int8, int4, topk, tree-ensemble or masked).</summary>
+    [JsonPropertyName("payload_encodings")] public IReadOnlyDictionary<string, string> PayloadEncodings { get; init; } = new Dictionary<string, string>();
+
     /// <summary>Example-weighted means of the sites' reported local metrics.</summary>
     [JsonPropertyName("metrics")] public required IReadOnlyDictionary<string, double> Metrics { get; init; }
 

@@ -21,6 +21,9 @@ public sealed class SecureRoundAggregator(FederationStore store, TimeProvider? t
     /// <summary>The site name under which the unmasked aggregate enters the strategy.</summary>
     public const string AggregateSite = "secure-aggregate";
 
+    /// <summary>The <c>payload_encoding</c> result.json gives a survivor's masked vector (32-bit ring elements).</summary>
+    public const string MaskedEncoding = "masked";
+
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     public async Task<SecAggSurvivors> CloseMaskingAsync(string federation, int round, CancellationToken ct = default)
@@ -95,7 +98,11 @@ public sealed class SecureRoundAggregator(FederationStore store, TimeProvider? t
         {
             var m = await sa.ReadMaskedAsync(site, ct).ConfigureAwait(false) ?? throw new SecAggException($"the masked update of survivor '{site}' is gone");
             if (unmasker.Add(m.Header, m.Payload) is { } reason) throw new SecAggException($"survivor '{site}': {reason}");
-            accepted.Add(new AcceptedUpdate { Site = site, ExampleCount = m.Header.ExampleCount, ParameterKind = ParameterKinds.Full, UpdateNorm = 0, PayloadSha256 = m.Header.PayloadSha256 });
+            accepted.Add(new AcceptedUpdate
+            {
+                Site = site, ExampleCount = m.Header.ExampleCount, ParameterKind = ParameterKinds.Full, UpdateNorm = 0, PayloadSha256 = m.Header.PayloadSha256,
+                PayloadEncoding = MaskedEncoding, PayloadBytes = 4L * m.Payload.Length,
+            });
             foreach (var (k, v) in m.Header.LocalMetrics)
             {
                 var (s, w) = metricSums.GetValueOrDefault(k);

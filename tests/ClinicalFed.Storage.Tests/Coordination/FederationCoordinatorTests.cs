@@ -79,6 +79,9 @@ public sealed class FederationCoordinatorTests : IDisposable
         Assert.Equal(FederationPhases.Completed, status.Phase);
         Assert.Equal(2, status.History.Count);
         Assert.Equal(GlobalModelPath.Format(F, 1), status.LatestGlobalModel);
+        // Two float32 uploads of 3 parameters per round: 2 × 12 payload bytes.
+        Assert.All(status.History, h => Assert.Equal((24L, "float32", "float32"), (h.PayloadBytes, h.PayloadEncodings["A"], h.PayloadEncodings["B"])));
+        Assert.Equal((12L, "float32"), ((await Store.GetRoundResultAsync(F, 0))!.Accepted[0].PayloadBytes, (await Store.GetRoundResultAsync(F, 0))!.Accepted[0].PayloadEncoding));
     }
 
     [Fact]
