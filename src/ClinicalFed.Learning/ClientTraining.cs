@@ -77,11 +77,8 @@ public sealed record ClientTrainingSettings
         if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) p.Add($"'{LearningRateKey}' is {LearningRate}; it must be a positive number");
         if (!(L2 >= 0) || !double.IsFinite(L2)) p.Add($"'{L2Key}' is {L2}; it must be a non-negative number");
         if (!(ProximalMu >= 0) || !double.IsFinite(ProximalMu)) p.Add($"'proximal_mu' is {ProximalMu}; it must be a non-negative number");
-        if (DpEpsilon is { } eps && (!(eps > 0) || !double.IsFinite(eps))) p.Add($"'{DpEpsilonKey}' is {eps}; it must be a positive number");
-        if (!(DpDelta > 0 && DpDelta < 1)) p.Add($"'{DpDeltaKey}' is {DpDelta}; expected a number in (0, 1)");
+        AddDpBudgetProblems(DpEpsilon, DpDelta, DpNoiseMultiplier, DpRounds, p);
         if (!(DpClipNorm > 0) || !double.IsFinite(DpClipNorm)) p.Add($"'{DpClipNormKey}' is {DpClipNorm}; it must be a positive number");
-        if (DpNoiseMultiplier is { } nm && (!(nm > 0) || !double.IsFinite(nm))) p.Add($"'{DpNoiseMultiplierKey}' is {nm}; it must be a positive number");
-        if (DpRounds is < 1 or > 100_000) p.Add($"'{DpRoundsKey}' is {DpRounds}; expected 1 to 100000");
         if (DpPatientGradient is not ("mean" or "sum")) p.Add($"'{DpPatientGradientKey}' is '{DpPatientGradient}'; expected mean or sum");
         if (Compress is not null)
         {
@@ -106,11 +103,8 @@ public sealed record ClientTrainingSettings
         };
         if (DpEpsilon is { } eps)
         {
-            o[DpEpsilonKey] = JsonSerializer.SerializeToElement(eps);
-            o[DpDeltaKey] = JsonSerializer.SerializeToElement(DpDelta);
+            AddDpBudgetOptions(o, eps, DpDelta, DpNoiseMultiplier, DpRounds);
             o[DpClipNormKey] = JsonSerializer.SerializeToElement(DpClipNorm);
-            o[DpRoundsKey] = JsonSerializer.SerializeToElement(DpRounds);
-            if (DpNoiseMultiplier is { } nm) o[DpNoiseMultiplierKey] = JsonSerializer.SerializeToElement(nm);
             if (DpPatientGradient != "mean") o[DpPatientGradientKey] = JsonSerializer.SerializeToElement(DpPatientGradient);
         }
 
@@ -127,6 +121,7 @@ public sealed record ClientTrainingSettings
         var typed = StrategyFactory.ParseOptions(strategy.Name, strategy.Options);
         var o = strategy.Options;
         var d = new ClientTrainingSettings();
+        var budget = ReadDpBudget(o, d.DpDelta, d.DpRounds, problems);
         var settings = new ClientTrainingSettings
         {
             LocalEpochs = ReadInt(o, LocalEpochsKey, d.LocalEpochs, problems),
@@ -134,11 +129,8 @@ public sealed record ClientTrainingSettings
             LearningRate = ReadDouble(o, LearningRateKey, d.LearningRate, problems),
             L2 = ReadDouble(o, L2Key, d.L2, problems),
             Seed = ReadInt(o, SeedKey, d.Seed, problems),
-            DpEpsilon = o.ContainsKey(DpEpsilonKey) ? ReadDouble(o, DpEpsilonKey, 0, problems) : null,
-            DpDelta = ReadDouble(o, DpDeltaKey, d.DpDelta, problems),
+            DpEpsilon = budget.Epsilon, DpDelta = budget.Delta, DpNoiseMultiplier = budget.NoiseMultiplier, DpRounds = budget.Rounds,
             DpClipNorm = ReadDouble(o, DpClipNormKey, d.DpClipNorm, problems),
-            DpNoiseMultiplier = o.ContainsKey(DpNoiseMultiplierKey) ? ReadDouble(o, DpNoiseMultiplierKey, 0, problems) : null,
-            DpRounds = ReadInt(o, DpRoundsKey, d.DpRounds, problems),
             DpPatientGradient = o.TryGetValue(DpPatientGradientKey, out var pg) && pg.ValueKind == JsonValueKind.String ? pg.GetString()! : d.DpPatientGradient,
             Compress = ReadString(o, CompressKey, problems),
             ProximalMu = typed is FedProxOptions fp ? fp.ProximalMu : 0,
@@ -157,6 +149,32 @@ public sealed record ClientTrainingSettings
         BatchSampling = DifferentiallyPrivate ? BatchSampling.Poisson : BatchSampling.Shuffle,
         GroupGradient = DpPatientGradient == "sum" ? GroupGradient.SumOfRows : GroupGradient.MeanOfRows,
     };
+
+    /// <summary>The problems of the budget keys that logistic regression and trees share (<c>client_dp_epsilon</c>,
+    /// <c>_delta</c>, <c>_noise_multiplier</c>, <c>_rounds</c>), each naming its key.</summary>
+    internal static void AddDpBudgetProblems(double? epsilon, double delta, double? noiseMultiplier, int rounds, List<string> p)
+    {
+        if (epsilon is { } eps && (!(eps > 0) || !double.IsFinite(eps))) p.Add($"'{DpEpsilonKey}' is {eps}; it must be a positive number");
+        if (!(delta > 0 && delta < 1)) p.Add($"'{DpDeltaKey}' is {delta}; expected a number in (0, 1)");
+        if (noiseMultiplier is { } nm && (!(nm > 0) || !double.IsFinite(nm))) p.Add($"'{DpNoiseMultiplierKey}' is {nm}; it must be a positive number");
+        if (rounds is < 1 or > 100_000) p.Add($"'{DpRoundsKey}' is {rounds}; expected 1 to 100000");
+    }
+
+    /// <summary>Writes the shared budget keys (the noise multiplier only when fixed).</summary>
+    internal static void AddDpBudgetOptions(Dictionary<string, JsonElement> o, double epsilon, double delta, double? noiseMultiplier, int rounds)
+    {
+        o[DpEpsilonKey] = JsonSerializer.SerializeToElement(epsilon);
+        o[DpDeltaKey] = JsonSerializer.SerializeToElement(delta);
+        o[DpRoundsKey] = JsonSerializer.SerializeToElement(rounds);
+        if (noiseMultiplier is { } nm) o[DpNoiseMultiplierKey] = JsonSerializer.SerializeToElement(nm);
+    }
+
+    /// <summary>Reads the shared budget keys (ε and σ null when absent).</summary>
+    internal static (double? Epsilon, double Delta, double? NoiseMultiplier, int Rounds) ReadDpBudget(IReadOnlyDictionary<string, JsonElement> o, double delta, int rounds, List<string> problems) => (
+        o.ContainsKey(DpEpsilonKey) ? ReadDouble(o, DpEpsilonKey, 0, problems) : null,
+        ReadDouble(o, DpDeltaKey, delta, problems),
+        o.ContainsKey(DpNoiseMultiplierKey) ? ReadDouble(o, DpNoiseMultiplierKey, 0, problems) : null,
+        ReadInt(o, DpRoundsKey, rounds, problems));
 
     internal static string? ReadString(IReadOnlyDictionary<string, JsonElement> o, string key, List<string> problems)
     {

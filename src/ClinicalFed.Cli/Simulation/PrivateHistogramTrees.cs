@@ -57,7 +57,7 @@ internal sealed class PrivateHistogramTrees
         Guarantee = HistogramPrivacy.Guarantee(NoiseMultiplier, Queries, o.DpDelta);
         if (Guarantee.Epsilon > budget * (1 + 1e-9))
             throw new ArgumentException($"--dp-noise {NoiseMultiplier}: {Queries} queries ({o.Trees} trees of depth {coordinator.MaxDepth}, the cuts and the base score) would spend ε = {Guarantee.Epsilon:G4} at δ = {o.DpDelta}, more than --dp-epsilon {budget}; raise the noise or leave --dp-noise out to calibrate it");
-        TreeFeatures = coordinator.FeaturesPerTree is > 0 and var k && k < features ? k : features;
+        TreeFeatures = coordinator.FeaturesOfTree(features);
         Sensitivity = HistogramPrivacy.Sensitivity(TreeFeatures, o.DpPatientWeight);
         SiteNoise = HistogramPrivacy.SiteNoise(NoiseMultiplier, Sensitivity, sites, o.SecureAggregation);
         _sumNoise = o.SecureAggregation ? NoiseMultiplier * Sensitivity : SiteNoise * Math.Sqrt(sites);
@@ -122,11 +122,14 @@ internal sealed class PrivateHistogramTrees
             Name = names[i], EpsilonSpent = Math.Round(Guarantee.Epsilon, 6), EpsilonBudget = _o.DpEpsilon, Delta = _o.DpDelta,
             NoiseMultiplier = Math.Round(NoiseMultiplier, 6), ClipNorm = _o.DpPatientWeight, SamplingRate = 1, Steps = Queries, Rounds = _o.Rounds, Patients = s.Patients,
         }).ToList(),
-        Notes =
-        [
-            "clip_norm is the patient weight cap W and steps the number of Gaussian queries; sampling_rate 1: every row takes part in every query (no amplification is claimed).",
-            "The local-only, centralized and personalized models are non-private references with the same tree shape: they are trained without noise and never leave the simulation; only the federated model is private.",
-            "The federated statistics agreed before training (imputation medians, standardization means and standard deviations) are shared aggregates outside this guarantee.",
-        ],
+        Notes = Notes("only the federated model is private"),
     };
+
+    /// <summary>The notes of every DP tree report's privacy section; <paramref name="privatePart"/> says what is private.</summary>
+    public static IReadOnlyList<string> Notes(string privatePart) =>
+    [
+        "clip_norm is the patient weight cap W and steps the number of Gaussian queries; sampling_rate 1: every row takes part in every query (no amplification is claimed).",
+        $"The local-only, centralized and personalized models are non-private references with the same tree shape: they are trained without noise and never leave the simulation; {privatePart}.",
+        "The federated statistics agreed before training (imputation medians, standardization means and standard deviations) are shared aggregates outside this guarantee.",
+    ];
 }

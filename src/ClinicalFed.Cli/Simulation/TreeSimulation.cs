@@ -393,11 +393,6 @@ internal static class TreeSimulation
             Name = s.Name, EpsilonSpent = Math.Round(ledgers[i].EpsilonSpent, 6), EpsilonBudget = o.DpEpsilon, Delta = o.DpDelta, NoiseMultiplier = Math.Round(sigma, 6),
             ClipNorm = o.DpPatientWeight, SamplingRate = 1, Steps = ledgers[i].Steps, Rounds = ledgers[i].Rounds, Patients = s.TrainPatients.Distinct().Count(),
         }).ToList(),
-        Notes =
-        [
-            "clip_norm is the patient weight cap W and steps the number of Gaussian queries; sampling_rate 1: every row takes part in every query (no amplification is claimed).",
-            "The local-only, centralized and personalized models are non-private references with the same tree shape: they are trained without noise and never leave the simulation; only what the sites upload is private.",
-            "The federated statistics agreed before training (imputation medians, standardization means and standard deviations) are shared aggregates outside this guarantee.",
-        ],
+        Notes = PrivateHistogramTrees.Notes("only what the sites upload is private"),
     };
 }

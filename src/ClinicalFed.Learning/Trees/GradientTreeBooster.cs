@@ -26,6 +26,10 @@ public sealed record TreeBoostingOptions
     /// <summary>Features each tree may split on, drawn afresh for every tree with <see cref="Seed"/> (0 = all). The draw
     /// depends on the seed and the tree's number only, so every site of a federation draws the same features.</summary>
     public int FeaturesPerTree { get; init; }
+
+    /// <summary>How many features one tree reads out of <paramref name="columns"/>: <see cref="FeaturesPerTree"/>, or
+    /// all of them when it is 0 or not smaller.</summary>
+    public int FeaturesOfTree(int columns) => FeaturesPerTree > 0 && FeaturesPerTree < columns ? FeaturesPerTree : columns;
     /// <summary>The largest |leaf value| before the learning rate (0 = no limit): −G / (H + λ) is clipped to it.</summary>
     public double MaxLeafOutput { get; init; }
     /// <summary>Fraction of rows each tree sees (1 = all); sampled with <see cref="Seed"/>.</summary>
@@ -182,8 +186,8 @@ public static class GradientTreeBooster
     /// <see cref="TreeBoostingOptions.FeaturesPerTree"/> of them without replacement, from the seed and the tree's number.</summary>
     internal static int[]? TreeFeatures(TreeBoostingOptions options, int features, int treeIndex)
     {
-        int k = options.FeaturesPerTree;
-        if (k == 0 || k >= features) return null;
+        int k = options.FeaturesOfTree(features);
+        if (k == features) return null;
         var rng = new Random(MixSeed(options.Seed, treeIndex, 0xFEA7));
         var all = Enumerable.Range(0, features).ToArray();
         for (int i = 0; i < k; i++)

@@ -107,8 +107,7 @@ public static class PrivateTreeBoosting
         var labels = rows is null ? matrix.Labels : rows.Select(r => matrix.Labels[r]).ToArray();
         start ??= BaseModel(d, [NoisyCounts(labels, rowWeights, noiseMultiplier, cap, gaussian)], names);
         var cuts = NoisyCuts([(values, rowWeights)], d, noiseMultiplier, cap, options.MaxBins, gaussian);
-        int k = options.FeaturesPerTree is > 0 and var f && f < d ? f : d;
-        double sd = noiseMultiplier * HistogramPrivacy.Sensitivity(k, cap);
+        double sd = noiseMultiplier * HistogramPrivacy.Sensitivity(options.FeaturesOfTree(d), cap);
         var noisy = UnderNoise(options, sd);
         var site = new HistogramBoostingSite(start, matrix, cuts, noisy, new HistogramNoise(cap, sd, gaussian));
         return new FederatedHistogramBooster(start, [site], cuts, noisy).AddTrees(options.NumberOfTrees);

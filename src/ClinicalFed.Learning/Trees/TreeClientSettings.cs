@@ -79,15 +79,9 @@ public sealed record TreeClientSettings
         if (Depth is < 0 or > 16) p.Add($"'{DepthKey}' is {Depth}; expected 0 (leaves only) to 16");
         if (FeaturesPerTree < 0) p.Add($"'{FeaturesPerTreeKey}' is {FeaturesPerTree}; expected 0 (all) or more");
         if (Bins is < 2 or > TreeBoostingOptions.MaxBinsLimit) p.Add($"'{BinsKey}' is {Bins}; expected 2 to {TreeBoostingOptions.MaxBinsLimit}");
-        if (DpEpsilon is { } eps)
-        {
-            if (!(eps > 0) || !double.IsFinite(eps)) p.Add($"'{ClientTrainingSettings.DpEpsilonKey}' is {eps}; it must be a positive number");
-            if (Depth < 1) p.Add($"'{DepthKey}' is {Depth}; differentially private trees need a depth (each tree costs depth + 1 queries)");
-        }
-        if (!(DpDelta > 0 && DpDelta < 1)) p.Add($"'{ClientTrainingSettings.DpDeltaKey}' is {DpDelta}; expected a number in (0, 1)");
-        if (DpNoiseMultiplier is { } nm && (!(nm > 0) || !double.IsFinite(nm))) p.Add($"'{ClientTrainingSettings.DpNoiseMultiplierKey}' is {nm}; it must be a positive number");
+        if (DpEpsilon is not null && Depth < 1) p.Add($"'{DepthKey}' is {Depth}; differentially private trees need a depth (each tree costs depth + 1 queries)");
+        ClientTrainingSettings.AddDpBudgetProblems(DpEpsilon, DpDelta, DpNoiseMultiplier, DpRounds, p);
         if (!(DpPatientWeight > 0) || !double.IsFinite(DpPatientWeight)) p.Add($"'{DpPatientWeightKey}' is {DpPatientWeight}; it must be a positive number");
-        if (DpRounds is < 1 or > 100_000) p.Add($"'{ClientTrainingSettings.DpRoundsKey}' is {DpRounds}; expected 1 to 100000");
         return p;
     }
 
@@ -108,11 +102,8 @@ public sealed record TreeClientSettings
         if (Bins != TreeBoostingOptions.MaxBinsLimit) o[BinsKey] = JsonSerializer.SerializeToElement(Bins);
         if (DpEpsilon is { } eps)
         {
-            o[ClientTrainingSettings.DpEpsilonKey] = JsonSerializer.SerializeToElement(eps);
-            o[ClientTrainingSettings.DpDeltaKey] = JsonSerializer.SerializeToElement(DpDelta);
+            ClientTrainingSettings.AddDpBudgetOptions(o, eps, DpDelta, DpNoiseMultiplier, DpRounds);
             o[DpPatientWeightKey] = JsonSerializer.SerializeToElement(DpPatientWeight);
-            o[ClientTrainingSettings.DpRoundsKey] = JsonSerializer.SerializeToElement(DpRounds);
-            if (DpNoiseMultiplier is { } nm) o[ClientTrainingSettings.DpNoiseMultiplierKey] = JsonSerializer.SerializeToElement(nm);
         }
         return o;
     }
@@ -124,6 +115,7 @@ public sealed record TreeClientSettings
         var problems = new List<string>();
         var o = strategy.Options;
         var d = new TreeClientSettings();
+        var budget = ClientTrainingSettings.ReadDpBudget(o, d.DpDelta, d.DpRounds, problems);
         var settings = new TreeClientSettings
         {
             Trees = ClientTrainingSettings.ReadInt(o, TreesKey, d.Trees, problems),
@@ -134,11 +126,8 @@ public sealed record TreeClientSettings
             Depth = ClientTrainingSettings.ReadInt(o, DepthKey, d.Depth, problems),
             FeaturesPerTree = ClientTrainingSettings.ReadInt(o, FeaturesPerTreeKey, d.FeaturesPerTree, problems),
             Bins = ClientTrainingSettings.ReadInt(o, BinsKey, d.Bins, problems),
-            DpEpsilon = o.ContainsKey(ClientTrainingSettings.DpEpsilonKey) ? ClientTrainingSettings.ReadDouble(o, ClientTrainingSettings.DpEpsilonKey, 0, problems) : null,
-            DpDelta = ClientTrainingSettings.ReadDouble(o, ClientTrainingSettings.DpDeltaKey, d.DpDelta, problems),
-            DpNoiseMultiplier = o.ContainsKey(ClientTrainingSettings.DpNoiseMultiplierKey) ? ClientTrainingSettings.ReadDouble(o, ClientTrainingSettings.DpNoiseMultiplierKey, 0, problems) : null,
+            DpEpsilon = budget.Epsilon, DpDelta = budget.Delta, DpNoiseMultiplier = budget.NoiseMultiplier, DpRounds = budget.Rounds,
             DpPatientWeight = ClientTrainingSettings.ReadDouble(o, DpPatientWeightKey, d.DpPatientWeight, problems),
-            DpRounds = ClientTrainingSettings.ReadInt(o, ClientTrainingSettings.DpRoundsKey, d.DpRounds, problems),
         };
         problems.AddRange(settings.Validate());
         if (problems.Count > 0) throw new FederationDataException("strategy.options", problems);
